@@ -1,0 +1,100 @@
+# libunblock: make, make test, make bench, make demo, make clean.
+#
+#   BUILD=dir     output directory (default: build)
+#   CC=clang      any C11 compiler with GNU extensions
+#   SAN=address   a sanitizer build (address, thread), in build-$(SAN)
+
+SAN ?=
+BUILD ?= build$(if $(SAN),-$(SAN))
+CC ?= cc
+VERSION := 0.1.0
+SOMAJOR := 0
+
+WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter
+OPT := -O2 -g
+SANFLAGS := $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer $(if $(filter address,$(SAN)),-fsanitize=undefined))
+CFLAGS ?= $(OPT)
+ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -pthread -Iinclude
+LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
+LDLIBS_LIB := -lev -ldl -pthread
+
+LIB_SRCS := $(wildcard runtime/*.c) $(wildcard libunblock/*.c)
+ASM_SRCS := runtime/arch/x86_64/switch.S
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(ASM_SRCS:%.S=$(BUILD)/obj/%.o)
+LIB_REAL := $(BUILD)/libunblock.so.$(VERSION)
+LIB := $(BUILD)/libunblock.so
+
+EXAMPLES := $(BUILD)/examples/sleep
+TEST_SRCS := $(wildcard tests/test_*.c)
+TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+TEST_HELPERS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
+BENCH_SRCS := $(wildcard bench/bench_*.c)
+BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+
+# Programs linked with the library find it in $(BUILD) without installing.
+LINK_UNBLOCK = -L$(BUILD) -lunblock -Wl,-rpath,$(abspath $(BUILD))
+
+.PHONY: all lib examples tests test bench bench-quick demo clean format
+all: lib examples
+
+lib: $(LIB)
+
+include bench/baseline/Makefile.inc
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.S
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIB_REAL): $(LIB_OBJS)
+	$(CC) -shared $(SANFLAGS) -Wl,-soname,libunblock.so.$(SOMAJOR) -Wl,-z,defs \
+	    -o $@ $^ $(LDLIBS_LIB)
+
+$(LIB): $(LIB_REAL)
+	ln -sf libunblock.so.$(VERSION) $(BUILD)/libunblock.so.$(SOMAJOR)
+	ln -sf libunblock.so.$(SOMAJOR) $@
+
+examples: $(EXAMPLES) $(ECHO_CLIENT)
+
+$(BUILD)/examples/%: examples/%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LINK_UNBLOCK)
+
+# Tests: one process each, TAP on stdout, run by prove with a timeout.
+$(BUILD)/tests/%: tests/%.c tests/tap.h $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LINK_UNBLOCK) -lm
+
+# Helpers are ordinary programs that never mention libunblock.
+$(BUILD)/tests/helpers/%: tests/helpers/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $<
+
+tests: $(TESTS) $(TEST_HELPERS) examples
+
+test: tests
+	UNB_BUILD=$(BUILD) prove -f --exec tests/run-test $(TESTS)
+
+$(BUILD)/bench/bench_%: bench/bench_%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LINK_UNBLOCK)
+
+bench: $(BENCHES) $(BASELINE_BINS) examples
+	BUILD=$(BUILD) bench/run
+
+bench-quick: $(BENCHES) $(BASELINE_BINS) examples
+	BUILD=$(BUILD) bench/run --quick
+
+demo: examples
+	$(BUILD)/examples/sleep
+
+format:
+	clang-format -i $(LIB_SRCS) include/*.h runtime/*.h runtime/arch/*/*.h libunblock/*.h tests/*.c tests/*.h examples/*.c bench/*.c
+
+clean:
+	rm -rf build build-*
+
+-include $(LIB_OBJS:.o=.d)

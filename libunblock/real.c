@@ -1,0 +1,30 @@
+/* The real-symbol table (see real.h). */
+#define _GNU_SOURCE
+#include "real.h"
+
+#include <dlfcn.h>
+#include <string.h>
+
+struct unb__real_table unb__real;
+
+void unb__real_resolve(void)
+{
+#define UNB_REAL_LOOKUP(name)                                                  \
+    do {                                                                       \
+        void *sym = dlsym(RTLD_NEXT, #name);                                   \
+        if (!sym)                                                              \
+            unb__die("cannot resolve the real %s(): %s", #name,                \
+                     dlerror() ?: "not found");                                \
+        memcpy(&unb__real.name, &sym, sizeof sym);                             \
+    } while (0);
+    UNB_REAL_SYMBOLS(UNB_REAL_LOOKUP)
+#undef UNB_REAL_LOOKUP
+    atomic_store_explicit(&unb__real.ready, true, memory_order_release);
+}
+
+/* Resolve before main() so that the first hooked call pays nothing. */
+__attribute__((constructor(101))) static void real_init(void)
+{
+    if (!atomic_load_explicit(&unb__real.ready, memory_order_acquire))
+        unb__real_resolve();
+}

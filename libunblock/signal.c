@@ -1,0 +1,120 @@
+/*
+ * sigaction() and signal().
+ *
+ * Two reasons to stand between a program and the kernel here:
+ *
+ *  1. EINTR.  When a program's handler runs, a parked coroutine may have to
+ *     see EINTR, as the thread the kernel interrupted would natively.  We
+ *     install a wrapper that calls the program's handler and then tells
+ *     the runtime (runtime/intr.h picks the coroutine).
+ *  2. Stack overflows.  The runtime's SIGSEGV/SIGBUS handler must stay in
+ *     front; the program's own action is kept beside it and runs for every
+ *     fault that is not a coroutine stack overflow.
+ *
+ * What the program reads back (the old action, sigaction(sig, NULL, &old))
+ * is always what it set, never our wrapper.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+
+#include "../runtime/intr.h"
+#include "../runtime/sched.h"
+#include "../runtime/stack.h"
+#include "real.h"
+
+/* The program's actions for signals whose handler we wrapped. */
+static struct sigaction user_act[NSIG];
+
+static bool is_handler(const struct sigaction *a)
+{
+    return (a->sa_flags & SA_SIGINFO) ||
+           (a->sa_handler != SIG_DFL && a->sa_handler != SIG_IGN);
+}
+
+static void wrapper(int sig, siginfo_t *si, void *uc)
+{
+    struct sigaction *a = &user_act[sig];
+    int flags = a->sa_flags;
+    if (flags & SA_RESETHAND) /* the kernel has just reset it to SIG_DFL */
+        unb__intr_handlers_add(-1, -!(flags & SA_RESTART));
+    if (flags & SA_SIGINFO)
+        a->sa_sigaction(sig, si, uc);
+    else
+        a->sa_handler(sig);
+    int saved = errno;
+    unb__sched_signal_arrived(flags & SA_RESTART);
+    errno = saved;
+}
+
+/* Keeps the runtime's count of installed handlers in step. */
+static void count(const struct sigaction *was, const struct sigaction *now)
+{
+    int any = 0, norestart = 0;
+    if (was && is_handler(was)) {
+        any--;
+        norestart -= !(was->sa_flags & SA_RESTART);
+    }
+    if (now && is_handler(now)) {
+        any++;
+        norestart += !(now->sa_flags & SA_RESTART);
+    }
+    if (any || norestart)
+        unb__intr_handlers_add(any, norestart);
+}
+
+UNB_EXPORT int sigaction(int sig, const struct sigaction *act,
+                         struct sigaction *old)
+{
+    if (sig <= 0 || sig >= NSIG || sig == SIGKILL || sig == SIGSTOP)
+        return UNB_REAL(sigaction)(sig, act, old);
+
+    struct sigaction prev;
+    if (unb__stack_fault_chain_get(sig, &prev)) {
+        /* The runtime's fault handler stays installed; keep theirs here. */
+        if (act)
+            unb__stack_fault_chain_set(sig, act);
+        if (old)
+            *old = prev;
+        return 0;
+    }
+
+    struct sigaction kact, kold;
+    const struct sigaction *pass = act;
+    struct sigaction saved_user = user_act[sig];
+    if (act && is_handler(act)) {
+        user_act[sig] = *act;
+        kact = *act;
+        kact.sa_sigaction = wrapper;
+        kact.sa_flags |= SA_SIGINFO;
+        pass = &kact;
+    }
+    if (UNB_REAL(sigaction)(sig, pass, &kold) != 0) {
+        user_act[sig] = saved_user;
+        return -1;
+    }
+    if (kold.sa_sigaction == wrapper && (kold.sa_flags & SA_SIGINFO))
+        kold = saved_user;
+    if (act)
+        count(&kold, act);
+    if (old)
+        *old = kold;
+    return 0;
+}
+
+UNB_EXPORT sighandler_t signal(int sig, sighandler_t handler)
+{
+    /* glibc's signal() has BSD semantics: restart, no reset, the signal
+     * blocked while its handler runs. */
+    struct sigaction act, old;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = handler;
+    act.sa_flags = SA_RESTART;
+    sigemptyset(&act.sa_mask);
+    if (sig > 0 && sig < NSIG)
+        sigaddset(&act.sa_mask, sig);
+    if (sigaction(sig, &act, &old) != 0)
+        return SIG_ERR;
+    return old.sa_handler;
+}

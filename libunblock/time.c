@@ -1,0 +1,66 @@
+/*
+ * The time family: sleep, usleep, nanosleep, clock_nanosleep.  Inside a
+ * coroutine they park it on a timer (runtime/timer.c) and return what the
+ * native call returns, EINTR and the time left included.  Outside one they
+ * are the real calls.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../runtime/sched.h"
+#include "../runtime/timer.h"
+#include "real.h"
+
+UNB_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
+{
+    if (!unb__sched_current())
+        return UNB_REAL(nanosleep)(req, rem);
+    int rc = unb__sleep(CLOCK_MONOTONIC, 0, req, rem);
+    if (rc == -ENOTSUP)
+        return UNB_REAL(nanosleep)(req, rem);
+    if (rc == 0)
+        return 0;
+    errno = -rc;
+    return -1;
+}
+
+UNB_EXPORT int clock_nanosleep(clockid_t clock, int flags,
+                               const struct timespec *req, struct timespec *rem)
+{
+    if (!unb__sched_current())
+        return UNB_REAL(clock_nanosleep)(clock, flags, req, rem);
+    int rc = unb__sleep(clock, flags, req, rem);
+    if (rc == -ENOTSUP) /* e.g. a CPU-time clock: the kernel decides */
+        return UNB_REAL(clock_nanosleep)(clock, flags, req, rem);
+    return -rc; /* clock_nanosleep returns the error, errno untouched */
+}
+
+UNB_EXPORT int usleep(useconds_t usec)
+{
+    if (!unb__sched_current())
+        return UNB_REAL(usleep)(usec);
+    struct timespec ts = {(time_t)(usec / 1000000), (long)(usec % 1000000) * 1000};
+    int rc = unb__sleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+    if (rc == 0)
+        return 0;
+    errno = -rc;
+    return -1;
+}
+
+UNB_EXPORT unsigned int sleep(unsigned int seconds)
+{
+    if (!unb__sched_current())
+        return UNB_REAL(sleep)(seconds);
+    /* As glibc: on interruption, the whole seconds not slept, the
+     * fraction dropped; errno unchanged on success. */
+    int saved = errno;
+    struct timespec ts = {(time_t)seconds, 0}, rem = {0, 0};
+    if (unb__sleep(CLOCK_MONOTONIC, 0, &ts, &rem) == -EINTR) {
+        errno = EINTR;
+        return (unsigned int)rem.tv_sec;
+    }
+    errno = saved;
+    return 0;
+}

@@ -1,0 +1,56 @@
+/*
+ * Definitions shared by every file of the runtime and the hook layer.
+ */
+#ifndef UNB_COMMON_H
+#define UNB_COMMON_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Marks a symbol that is part of the library's ABI (the API and the hooks). */
+#define UNB_EXPORT __attribute__((visibility("default")))
+
+#define unb_likely(x) __builtin_expect(!!(x), 1)
+#define unb_unlikely(x) __builtin_expect(!!(x), 0)
+
+#define UNB_CACHELINE 64
+#define UNB_ALIGNED_LINE __attribute__((aligned(UNB_CACHELINE)))
+
+/* Thread-local storage that is one %fs-relative load: valid for a library
+ * that is preloaded or linked, which are the two ways libunblock is used. */
+#define UNB_TLS __thread __attribute__((tls_model("initial-exec")))
+
+#define UNB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * Invariant checks.  They stay in release builds: a broken invariant in a
+ * scheduler corrupts memory far from its cause, so we stop at the cause.
+ */
+#define UNB_ASSERT(cond)                                                       \
+    do {                                                                       \
+        if (unb_unlikely(!(cond)))                                             \
+            unb__assert_fail(#cond, __FILE__, __LINE__);                       \
+    } while (0)
+
+__attribute__((noreturn, cold)) void unb__assert_fail(const char *what,
+                                                      const char *file,
+                                                      int line);
+
+/*
+ * Writes a message to stderr with the real write(), in one call, prefixed by
+ * "libunblock: " and followed by a newline.  Async-signal-safe.
+ */
+void unb__say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Like unb__say(), then aborts. */
+__attribute__((noreturn, cold)) void unb__die(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* Pause hint for spin loops. */
+static inline void unb__cpu_relax(void)
+{
+    __builtin_ia32_pause();
+}
+
+#endif

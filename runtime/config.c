@@ -1,0 +1,108 @@
+/* Configuration from the environment (config.h). */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "stack.h"
+
+struct unb__config unb__config = {
+    .workers = 1,
+    .stack_size = UNB_STACK_SIZE_DEFAULT,
+};
+
+bool unb__parse_size(const char *s, size_t *out)
+{
+    if (!s || *s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0)
+        return false;
+    unsigned shift = 0;
+    switch (*end) {
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    default: break;
+    }
+    if (shift && (*end == 'i' || *end == 'I'))
+        end++;
+    if (*end == 'b' || *end == 'B')
+        end++;
+    if (*end != '\0')
+        return false;
+    if (v > (SIZE_MAX >> shift))
+        return false;
+    *out = (size_t)v << shift;
+    return true;
+}
+
+static unsigned cpus_available(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0)
+            return (unsigned)n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+static void load_workers(const char *v)
+{
+    unsigned dflt = cpus_available();
+    if (dflt > UNB_WORKERS_MAX)
+        dflt = UNB_WORKERS_MAX;
+    unb__config.workers = dflt;
+    if (!v)
+        return;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || errno != 0 || n < 1 || n > UNB_WORKERS_MAX) {
+        unb__say("UNBLOCK_WORKERS=%s is not a worker count from 1 to %d; "
+                 "using %u (the CPUs available)",
+                 v, UNB_WORKERS_MAX, dflt);
+        return;
+    }
+    unb__config.workers = (unsigned)n;
+}
+
+static void load_stack_size(const char *v)
+{
+    unb__config.stack_size = UNB_STACK_SIZE_DEFAULT;
+    if (!v)
+        return;
+    size_t n;
+    if (!unb__parse_size(v, &n)) {
+        unb__say("UNBLOCK_STACK_SIZE=%s is not a size (like 256k or 1m); "
+                 "using the default 256k", v);
+        return;
+    }
+    if (n < UNB_STACK_SIZE_MIN || n > UNB_STACK_SIZE_MAX) {
+        unb__say("UNBLOCK_STACK_SIZE=%s is outside 16k to 1g; "
+                 "using the default 256k", v);
+        return;
+    }
+    size_t ps = unb__page_size;
+    unb__config.stack_size = (n + ps - 1) / ps * ps;
+}
+
+void unb__config_load(void)
+{
+    /* In a setuid or otherwise secure-execution process the environment
+     * belongs to someone less trusted than the program: ignore it. */
+    bool secure = getauxval(AT_SECURE) != 0;
+    load_workers(secure ? NULL : getenv("UNBLOCK_WORKERS"));
+    load_stack_size(secure ? NULL : getenv("UNBLOCK_STACK_SIZE"));
+}

@@ -1,0 +1,33 @@
+/*
+ * Configuration from the environment, read once when the runtime starts.
+ * Bad values are reported in one line on stderr and replaced by defaults.
+ */
+#ifndef UNB_CONFIG_H
+#define UNB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define UNB_STACK_SIZE_DEFAULT (256u * 1024)
+#define UNB_STACK_SIZE_MIN (16u * 1024)
+#define UNB_STACK_SIZE_MAX (1024u * 1024 * 1024)
+#define UNB_WORKERS_MAX 1024
+
+struct unb__config {
+    unsigned workers;  /* UNBLOCK_WORKERS */
+    size_t stack_size; /* UNBLOCK_STACK_SIZE, page-rounded */
+};
+
+extern struct unb__config unb__config;
+
+/* Fills unb__config from the environment (ignored in setuid programs). */
+void unb__config_load(void);
+
+/*
+ * Parses a size: digits with an optional k, m or g suffix (powers of 1024,
+ * either case, optionally followed by "b" or "ib").  Returns false for
+ * anything else or on overflow.
+ */
+bool unb__parse_size(const char *s, size_t *out);
+
+#endif

@@ -1,0 +1,157 @@
+/* Interruptible parks and signal delivery to coroutines (intr.h). */
+#include "intr.h"
+
+#include "lock.h"
+
+static struct {
+    struct unb__lock lock;
+    struct unb__intr *head, *tail; /* oldest first */
+    _Atomic int handlers_any;      /* installed program handlers */
+    _Atomic int handlers_norestart;/* of which without SA_RESTART */
+    /* Signal arrivals not yet processed, by kind. */
+    _Atomic uint32_t pending_main, pending_any;
+    _Atomic uint32_t pending_main_norestart, pending_any_norestart;
+    struct unb_coro *main;
+} intr;
+
+void unb__intr_handlers_add(int any, int norestart)
+{
+    atomic_fetch_add(&intr.handlers_any, any);
+    atomic_fetch_add(&intr.handlers_norestart, norestart);
+}
+
+void unb__intr_set_main(struct unb_coro *co)
+{
+    intr.main = co;
+}
+
+void unb__intr_arm(struct unb__intr *it, bool restartable,
+                   void (*cancel)(struct unb__intr *it))
+{
+    it->co = unb__sched_current();
+    it->w = unb__sched_worker();
+    it->cancel = cancel;
+    it->restartable = restartable;
+    it->listed = false;
+    atomic_init(&it->state, UNB_INTR_WAITING);
+    int n = restartable ? atomic_load_explicit(&intr.handlers_norestart,
+                                               memory_order_relaxed)
+                        : atomic_load_explicit(&intr.handlers_any,
+                                               memory_order_relaxed);
+    if (n == 0)
+        return;
+    unb__lock(&intr.lock);
+    it->next = NULL;
+    it->prev = intr.tail;
+    if (intr.tail)
+        intr.tail->next = it;
+    else
+        intr.head = it;
+    intr.tail = it;
+    it->listed = true;
+    unb__unlock(&intr.lock);
+}
+
+static void unlink_locked(struct unb__intr *it)
+{
+    if (it->prev)
+        it->prev->next = it->next;
+    else
+        intr.head = it->next;
+    if (it->next)
+        it->next->prev = it->prev;
+    else
+        intr.tail = it->prev;
+    it->listed = false;
+}
+
+bool unb__intr_complete(struct unb__intr *it)
+{
+    int expect = UNB_INTR_WAITING;
+    return atomic_compare_exchange_strong(&it->state, &expect, UNB_INTR_DONE);
+}
+
+bool unb__intr_disarm(struct unb__intr *it)
+{
+    if (it->listed) { /* racy peek: the interrupter clears it under the lock */
+        unb__lock(&intr.lock);
+        if (it->listed)
+            unlink_locked(it);
+        unb__unlock(&intr.lock);
+    }
+    return atomic_load(&it->state) == UNB_INTR_INTERRUPTED;
+}
+
+/* Runs on the park's worker: stop the watchers and wake the coroutine. */
+static void deliver(struct unb__worker *w, struct unb__msg *m)
+{
+    (void)w;
+    struct unb__intr *it = (struct unb__intr *)((char *)m -
+                                                offsetof(struct unb__intr, msg));
+    it->cancel(it);
+    unb__sched_ready(it->co);
+}
+
+/* Picks and interrupts one listed park: the main coroutine's, or (if
+ * any_allowed) the oldest.  norestart_only: a signal with SA_RESTART,
+ * which interrupts only parks that are not restartable. */
+static void interrupt_one(bool any_allowed, bool restart_handler)
+{
+    struct unb__intr *victim = NULL;
+    unb__lock(&intr.lock);
+    for (struct unb__intr *it = intr.head; it; it = it->next) {
+        if (restart_handler && it->restartable)
+            continue;
+        if (atomic_load(&it->state) != UNB_INTR_WAITING)
+            continue;
+        if (it->co == intr.main && intr.main) {
+            victim = it;
+            break;
+        }
+        if (any_allowed && !victim)
+            victim = it;
+    }
+    if (victim) {
+        int expect = UNB_INTR_WAITING;
+        if (atomic_compare_exchange_strong(&victim->state, &expect,
+                                           UNB_INTR_INTERRUPTED))
+            unlink_locked(victim);
+        else
+            victim = NULL;
+    }
+    unb__unlock(&intr.lock);
+    if (victim) {
+        victim->msg.fn = deliver;
+        unb__worker_post(victim->w, &victim->msg);
+    }
+}
+
+static uint32_t take(_Atomic uint32_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed)
+               ? atomic_exchange(c, 0)
+               : 0;
+}
+
+void unb__intr_process(void)
+{
+    for (uint32_t n = take(&intr.pending_main); n; n--)
+        interrupt_one(false, true);
+    for (uint32_t n = take(&intr.pending_any); n; n--)
+        interrupt_one(true, true);
+    for (uint32_t n = take(&intr.pending_main_norestart); n; n--)
+        interrupt_one(false, false);
+    for (uint32_t n = take(&intr.pending_any_norestart); n; n--)
+        interrupt_one(true, false);
+}
+
+void unb__intr_signal_pending(bool on_idle_worker, bool restart)
+{
+    _Atomic uint32_t *c;
+    if (restart)
+        c = on_idle_worker ? &intr.pending_any : &intr.pending_main;
+    else
+        c = on_idle_worker ? &intr.pending_any_norestart
+                           : &intr.pending_main_norestart;
+    atomic_fetch_add(c, 1);
+}

@@ -1,0 +1,71 @@
+/*
+ * Interruptible parks: how a signal handler's EINTR reaches a parked
+ * coroutine.
+ *
+ * Natively, a signal whose handler runs interrupts one blocked thread: the
+ * kernel prefers the main thread, else any thread not blocking the signal.
+ * That thread's sleep, or its read without SA_RESTART, returns EINTR.
+ * Under the runtime, handlers run on whatever worker the kernel picked,
+ * usually one idle in epoll_wait, so the runtime chooses the coroutine:
+ *
+ *   - the main coroutine (under the preload), if it is parked in an
+ *     interruptible call;
+ *   - otherwise, if the handler ran on a worker that was not running a
+ *     coroutine (so no running "thread" took the signal), the coroutine
+ *     that has been parked longest in an interruptible call;
+ *   - otherwise nobody, as a signal taken by a running thread interrupts
+ *     no blocked one.
+ *
+ * A park is "restartable" when a handler installed with SA_RESTART would
+ * have the kernel restart the call (read, write, accept... on a socket
+ * without a timeout); sleeps and poll are not.  Only parks that some
+ * installed handler could interrupt are listed, so a program without
+ * handlers pays nothing.
+ */
+#ifndef UNB_INTR_H
+#define UNB_INTR_H
+
+#include <stdbool.h>
+
+#include "sched.h"
+
+struct unb__intr {
+    struct unb__intr *prev, *next; /* the global list, under its lock */
+    struct unb_coro *co;
+    struct unb__worker *w;         /* whose loop holds the watchers */
+    /* Stops the park's watchers; runs on w's thread. */
+    void (*cancel)(struct unb__intr *it);
+    struct unb__msg msg;
+    _Atomic int state;             /* UNB_INTR_* */
+    bool listed;
+    bool restartable;
+};
+
+enum { UNB_INTR_WAITING, UNB_INTR_DONE, UNB_INTR_INTERRUPTED };
+
+/* Before parking: makes the park interruptible.  On the worker's thread,
+ * after the watchers are started. */
+void unb__intr_arm(struct unb__intr *it, bool restartable,
+                   void (*cancel)(struct unb__intr *it));
+
+/* From a watcher callback (w's thread): the park completed normally.
+ * Returns true if the caller must ready the coroutine, false if an
+ * interruption already owns the wake-up. */
+bool unb__intr_complete(struct unb__intr *it);
+
+/* After resuming: returns true if the park was interrupted (EINTR). */
+bool unb__intr_disarm(struct unb__intr *it);
+
+/* Counts of installed program handlers, kept by the hook layer. */
+void unb__intr_handlers_add(int any, int norestart);
+
+/* Records a signal arrival (async-signal-safe); see sched.c. */
+void unb__intr_signal_pending(bool on_idle_worker, bool restart);
+
+/* Processes pending signal arrivals; called by workers. */
+void unb__intr_process(void);
+
+/* The coroutine to prefer, as the kernel prefers the main thread. */
+void unb__intr_set_main(struct unb_coro *co);
+
+#endif

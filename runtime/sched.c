@@ -1,0 +1,1070 @@
+/*
+ * The M:N scheduler.
+ *
+ * Concepts
+ * --------
+ * A *coroutine* is a function running on its own mmap'd stack (stack.c).
+ * A *worker* is an OS thread that runs coroutines; there are
+ * UNBLOCK_WORKERS of them, started by the first unb_spawn.  Each worker
+ * owns:
+ *
+ *   - a run queue: a Chase-Lev deque (deque.c) of runnable coroutines.  Only
+ *     the owner pushes; the owner and idle workers take from the top.
+ *   - a libev loop.  A coroutine that waits for a fd or a timer starts a
+ *     watcher on the loop of the worker it is running on, then parks; the
+ *     watcher's callback, run by that worker, makes it runnable again.  A
+ *     loop is only ever touched by its own worker (libev loops are not
+ *     thread-safe); other threads talk to a worker through its mailbox
+ *     (unb__worker_post), which is an ev_async plus a lock-free list.
+ *   - a cache of finished coroutines whose stacks can be reused.
+ *
+ * There is one more queue, the global *inject queue* (a locked list), for
+ * coroutines made runnable by threads that are not workers: a plain thread
+ * calling unb_spawn, a coroutine woken from a foreign thread.
+ *
+ * Switching
+ * ---------
+ * Switches go directly from one coroutine to the next where possible: a
+ * coroutine that parks or yields takes the next coroutine from its own
+ * worker's queue and jumps to it (one switch, about 6 ns).  Only when the
+ * queue is empty, and on every 64th switch, does it jump to the worker's
+ * scheduler context (the OS thread's own stack), which polls the loop,
+ * looks at the inject queue, steals, or sleeps.
+ *
+ * A coroutine that parks must publish itself to its waker (put itself on a
+ * wait list, start a watcher) before it switches away, yet must not be
+ * resumed by another worker until its registers are saved.  So every switch
+ * carries an *after* action that the next context runs on the same thread,
+ * once the parked coroutine is off its stack (Go's gopark unlockf): release
+ * the wait list's lock, push the yielder back on the queue, free the stack
+ * of a finished coroutine.  Invariant: a coroutine is resumed only after
+ * the after action of the switch that suspended it has run.
+ *
+ * Queue order and fairness
+ * ------------------------
+ * The owner takes from the *top* of its own deque, oldest first, with the
+ * same CAS a thief uses.  Rejected: the classic owner LIFO pop.  It keeps
+ * caches warm, but a coroutine that yields is pushed at the bottom and would
+ * be popped straight back (yield would not yield), and two coroutines that
+ * wake each other would starve everything older in the queue.  Go and Tokio
+ * pair LIFO with a FIFO and a cap for the same reason; a FIFO alone costs
+ * one uncontended CAS per switch.  Every 61st scheduler pass the inject
+ * queue is served before the local one, so foreign work cannot starve.
+ *
+ * Stealing and idle workers (the wake protocol)
+ * ---------------------------------------------
+ * A worker with nothing to run becomes *spinning* (looking for work: it
+ * polls its loop without blocking and steals half of a random victim's
+ * queue) if fewer than half of the busy workers are already spinning.
+ * A worker that finds nothing becomes *idle*: it blocks in its loop
+ * (epoll_wait) until I/O, a timer, or a wake-up by ev_async_send.
+ *
+ * Waking costs a syscall (an eventfd write), so it must be rare: a worker
+ * that makes work available wakes an idle worker only if there is an idle
+ * worker and no worker is spinning (Go's wakep).  A burst of a thousand
+ * spawns therefore wakes at most one worker; that worker, once it finds
+ * work, stops spinning and, if more work is visible, wakes the next.  The
+ * protocol that makes this free of lost wake-ups:
+ *
+ *   producer                              worker going idle
+ *   1. push work (deque or inject)        1. join the idle list, nidle++
+ *   2. seq_cst fence                      2. if spinning: nspinning--
+ *   3. if nidle > 0 and nspinning == 0:   3. seq_cst fence
+ *        CAS nspinning 0 -> 1, pop an     4. look at every queue again; if
+ *        idle worker, mark it woken         any has work, leave the idle
+ *        spinning, ev_async_send it         list and go back to work
+ *                                         5. block in ev_run(EVRUN_ONCE)
+ *
+ * The fences order 1 before 3 on both sides, so either the producer sees
+ * the idle worker (and wakes it) or the worker sees the work (and takes
+ * it).  A wake-up sent between 4 and 5 is not lost: libev's async flag
+ * makes the next epoll_wait return at once.  A spinning worker that finds
+ * work decrements nspinning before running it, and wakes another worker if
+ * more work is visible (step 3 skipped waking because it was spinning).
+ *
+ * Polling.  The loop of a busy worker is polled without blocking when its
+ * queue runs dry and at least every 61 switches, but only while some
+ * coroutine waits on it (`waiting`), so pure compute and yield loops make
+ * no syscalls at all.  Callbacks that make coroutines runnable during a
+ * poll do not wake other workers one by one; after the poll, one wakep if
+ * more than one coroutine became runnable.
+ *
+ * Thread-local state
+ * ------------------
+ * The current coroutine and worker are __thread variables of the OS
+ * thread.  A coroutine can resume on another worker, and the compiler may
+ * keep a TLS address in a register across a call, so code that parks reads
+ * them again only through the non-inlined accessors below.
+ */
+#define _GNU_SOURCE
+#include "sched.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <unblock.h>
+
+#include "../libunblock/real.h"
+#include "config.h"
+#include "deque.h"
+#include "intr.h"
+#include "lock.h"
+#include "sanitize.h"
+#include "sys.h"
+
+/* Finished coroutines kept for reuse: per worker, then in a shared pool. */
+#define POOL_WORKER_MAX 1024
+#define POOL_GLOBAL_MAX 1024
+/* Scheduler passes between looks at the inject queue / the loop. */
+#define FAIR_INTERVAL 61
+#define SWITCHES_PER_SCHED_PASS 64
+
+struct unb__worker {
+    struct unb__deque runq;
+    struct unb__ctx sched_ctx;        /* the OS thread's own context */
+    void (*after_fn)(void *);         /* action for the next context */
+    void *after_arg;
+    uint32_t tick;                    /* switches out of coroutines */
+    uint32_t last_poll_tick;
+    uint32_t last_inject_tick;
+    uint32_t rng;                     /* victim selection */
+    int waiting;                      /* coroutines parked on our loop */
+    bool spinning;                    /* counted in rt.nspinning */
+    bool in_poll;                     /* inside ev_run */
+    struct unb_coro *pool;            /* finished coroutines to reuse */
+    unsigned npool;
+    struct ev_loop *loop;
+    ev_async wake;                    /* mailbox and wakep signal */
+    _Atomic(struct unb__msg *) mailbox;
+    /* Under rt.idle_lock: */
+    struct unb__worker *idle_next;
+    bool in_idle_list;
+    bool woken_spinning;              /* popped by wakep; spin on wake */
+    /* Counters: written by the owner only, read by anyone. */
+    _Atomic uint64_t n_switches, n_steals, n_parks, n_wakeups;
+    unsigned id;
+    pthread_t thread;
+    void *altstack;
+    _Atomic uint32_t exited;
+    void *thread_stack_lo; /* the OS thread's stack, for ASan */
+    size_t thread_stack_size;
+#ifdef UNB_TSAN
+    void *tsan_fiber;
+#endif
+} UNB_ALIGNED_LINE;
+
+enum { RT_STOPPED, RT_RUNNING };
+
+static struct {
+    _Atomic int state;
+    _Atomic int stopping;
+    struct unb__lock start_lock;
+    unsigned nworkers;
+    size_t stack_size;
+    struct unb__worker *workers;
+
+    _Atomic uint32_t nspinning UNB_ALIGNED_LINE;
+    _Atomic uint32_t nidle;
+    struct unb__lock idle_lock;
+    struct unb__worker *idle_list;
+
+    struct unb__lock inject_lock UNB_ALIGNED_LINE;
+    _Atomic uint64_t ninject;
+    struct unb_coro *inject_head, *inject_tail;
+
+    struct unb__lock pool_lock UNB_ALIGNED_LINE;
+    struct unb_coro *pool;
+    unsigned npool;
+
+    _Atomic uint64_t spawned UNB_ALIGNED_LINE;
+    _Atomic int64_t alive;
+    _Atomic int64_t peak_alive;
+    _Atomic uint64_t foreign_wakeups;
+} rt;
+
+static UNB_TLS struct unb__worker *tls_worker;
+static UNB_TLS struct unb_coro *tls_cur;
+
+#define STAT_INC(w, field)                                                     \
+    atomic_store_explicit(                                                     \
+        &(w)->field,                                                           \
+        atomic_load_explicit(&(w)->field, memory_order_relaxed) + 1,           \
+        memory_order_relaxed)
+
+/* ---- accessors ---------------------------------------------------------- */
+
+__attribute__((noinline)) struct unb_coro *unb__sched_current(void)
+{
+    struct unb_coro *co = tls_cur;
+    __asm__ volatile("" : "+r"(co)); /* not pure: never merged across calls */
+    return co;
+}
+
+__attribute__((noinline)) struct unb__worker *unb__sched_worker(void)
+{
+    struct unb__worker *w = tls_worker;
+    __asm__ volatile("" : "+r"(w));
+    return w;
+}
+
+const struct unb__stack *unb__sched_current_stack(void)
+{
+    struct unb_coro *co = tls_cur;
+    return co ? &co->stack : NULL;
+}
+
+struct ev_loop *unb__worker_loop(struct unb__worker *w)
+{
+    return w->loop;
+}
+
+void unb__worker_waiting_add(struct unb__worker *w, int delta)
+{
+    w->waiting += delta;
+}
+
+/* ---- switching ---------------------------------------------------------- */
+
+static void run_after(struct unb__worker *w)
+{
+    void (*fn)(void *) = w->after_fn;
+    if (fn) {
+        w->after_fn = NULL;
+        fn(w->after_arg);
+    }
+}
+
+/*
+ * Saves the running context in *from and resumes `to` (a coroutine, or the
+ * worker's scheduler when NULL).  `dying`: the current coroutine will never
+ * be resumed (its stack is about to be freed).
+ */
+static void do_switch(struct unb__worker *w, struct unb__ctx *from,
+                      struct unb_coro *to, bool dying)
+{
+#ifdef UNB_ASAN
+    void *fake_stack = NULL;
+    if (to)
+        __sanitizer_start_switch_fiber(dying ? NULL : &fake_stack, to->stack.lo,
+                                       (size_t)(to->stack.hi - to->stack.lo));
+    else
+        __sanitizer_start_switch_fiber(dying ? NULL : &fake_stack,
+                                       w->thread_stack_lo, w->thread_stack_size);
+#endif
+#ifdef UNB_TSAN
+    __tsan_switch_to_fiber(to ? to->tsan_fiber : w->tsan_fiber, 0);
+#endif
+    (void)dying;
+    unb__ctx_switch(from, to ? &to->ctx : &w->sched_ctx);
+#ifdef UNB_ASAN
+    __sanitizer_finish_switch_fiber(fake_stack, NULL, NULL);
+#endif
+}
+
+/* Owner: the oldest runnable coroutine of w's own queue, or NULL. */
+static struct unb_coro *take_local(struct unb__worker *w)
+{
+    for (;;) {
+        void *co = unb__deque_steal(&w->runq);
+        if (co != UNB_DEQUE_ABORT)
+            return co;
+    }
+}
+
+/*
+ * Leaves the running coroutine `self` for the next runnable one on this
+ * worker, or for the scheduler.  The caller has set w->after_fn.  Returns
+ * when self is resumed, possibly on another worker.
+ */
+static void switch_out(struct unb__worker *w, struct unb_coro *self, bool dying)
+{
+    /* An overflow of a stack without a guard page shows up here at the
+     * latest: the stack pointer is below the stack. */
+    if (unb_unlikely((char *)__builtin_frame_address(0) < self->stack.lo))
+        unb__stack_overflow_die((size_t)(self->stack.hi - self->stack.map));
+
+    struct unb_coro *next = NULL;
+    if (unb_likely(++w->tick % SWITCHES_PER_SCHED_PASS != 0))
+        next = take_local(w);
+    tls_cur = next;
+    if (next)
+        STAT_INC(w, n_switches);
+    do_switch(w, &self->ctx, next, dying);
+    run_after(unb__sched_worker());
+}
+
+void unb__sched_park(void (*after)(void *), void *arg)
+{
+    struct unb__worker *w = unb__sched_worker();
+    struct unb_coro *self = tls_cur;
+    UNB_ASSERT(w && self);
+    w->after_fn = after;
+    w->after_arg = arg;
+    STAT_INC(w, n_parks);
+    switch_out(w, self, false);
+}
+
+/* ---- making work available ---------------------------------------------- */
+
+static void wakep(void);
+
+static void inject(struct unb_coro *co)
+{
+    co->next = NULL;
+    unb__lock(&rt.inject_lock);
+    if (rt.inject_tail)
+        rt.inject_tail->next = co;
+    else
+        rt.inject_head = co;
+    rt.inject_tail = co;
+    atomic_fetch_add_explicit(&rt.ninject, 1, memory_order_relaxed);
+    unb__unlock(&rt.inject_lock);
+}
+
+/* Takes one coroutine from the inject queue, moving up to a fair share of
+ * the rest to w's queue. */
+static struct unb_coro *take_inject(struct unb__worker *w)
+{
+    if (atomic_load_explicit(&rt.ninject, memory_order_relaxed) == 0)
+        return NULL;
+    unb__lock(&rt.inject_lock);
+    uint64_t n = atomic_load_explicit(&rt.ninject, memory_order_relaxed);
+    uint64_t want = n / rt.nworkers + 1;
+    if (want > 128)
+        want = 128;
+    struct unb_coro *first = rt.inject_head, *co = first;
+    uint64_t took = 0;
+    while (co && took < want) {
+        struct unb_coro *next = co->next;
+        if (took > 0 && unb__deque_push(&w->runq, co) != 0)
+            break;
+        took++;
+        co = next;
+    }
+    rt.inject_head = co;
+    if (!co)
+        rt.inject_tail = NULL;
+    atomic_fetch_sub_explicit(&rt.ninject, took, memory_order_relaxed);
+    unb__unlock(&rt.inject_lock);
+    return first && took ? first : NULL;
+}
+
+void unb__sched_ready(struct unb_coro *co)
+{
+    struct unb__worker *w = unb__sched_worker();
+    if (unb_unlikely(!w || unb__deque_push(&w->runq, co) != 0)) {
+        inject(co);
+    } else if (w->in_poll) {
+        return; /* one wakep after the poll, not one per callback */
+    }
+    wakep();
+}
+
+/* Is there work anywhere?  Racy; used after the idle-side fence. */
+static bool work_visible(void)
+{
+    if (atomic_load_explicit(&rt.ninject, memory_order_relaxed) != 0)
+        return true;
+    for (unsigned i = 0; i < rt.nworkers; i++)
+        if (unb__deque_size(&rt.workers[i].runq) > 0)
+            return true;
+    return false;
+}
+
+/* Wakes an idle worker to spin, if there is one and nobody spins. */
+static void wakep(void)
+{
+    atomic_thread_fence(memory_order_seq_cst); /* producer step 2 */
+    if (atomic_load_explicit(&rt.nidle, memory_order_relaxed) == 0 ||
+        atomic_load_explicit(&rt.nspinning, memory_order_relaxed) != 0)
+        return;
+    uint32_t zero = 0;
+    if (!atomic_compare_exchange_strong(&rt.nspinning, &zero, 1))
+        return;
+    unb__lock(&rt.idle_lock);
+    struct unb__worker *v = rt.idle_list;
+    if (v) {
+        rt.idle_list = v->idle_next;
+        v->in_idle_list = false;
+        v->woken_spinning = true;
+        atomic_fetch_sub(&rt.nidle, 1);
+    }
+    unb__unlock(&rt.idle_lock);
+    if (!v) {
+        atomic_fetch_sub(&rt.nspinning, 1);
+        return;
+    }
+    struct unb__worker *self = unb__sched_worker();
+    if (self)
+        STAT_INC(self, n_wakeups);
+    else
+        atomic_fetch_add_explicit(&rt.foreign_wakeups, 1, memory_order_relaxed);
+    ev_async_send(v->loop, &v->wake);
+}
+
+/* ---- the mailbox ---------------------------------------------------------- */
+
+void unb__worker_post(struct unb__worker *w, struct unb__msg *m)
+{
+    struct unb__msg *head = atomic_load_explicit(&w->mailbox, memory_order_relaxed);
+    do
+        m->next = head;
+    while (!atomic_compare_exchange_weak_explicit(
+        &w->mailbox, &head, m, memory_order_release, memory_order_relaxed));
+    ev_async_send(w->loop, &w->wake);
+}
+
+static void drain_mailbox(struct unb__worker *w)
+{
+    if (atomic_load_explicit(&w->mailbox, memory_order_relaxed) == NULL)
+        return;
+    struct unb__msg *m =
+        atomic_exchange_explicit(&w->mailbox, NULL, memory_order_acquire);
+    /* Posted newest first: reverse to run them in order. */
+    struct unb__msg *fifo = NULL;
+    while (m) {
+        struct unb__msg *next = m->next;
+        m->next = fifo;
+        fifo = m;
+        m = next;
+    }
+    while (fifo) {
+        struct unb__msg *next = fifo->next;
+        fifo->fn(w, fifo);
+        fifo = next;
+    }
+}
+
+static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)loop;
+    (void)revents;
+    drain_mailbox(a->data);
+    unb__intr_process();
+}
+
+void unb__sched_signal_arrived(bool restart)
+{
+    struct unb__worker *w = tls_worker;
+    unb__intr_signal_pending(w && !tls_cur, restart);
+    if (atomic_load_explicit(&rt.state, memory_order_acquire) != RT_RUNNING)
+        return;
+    if (!w)
+        w = &rt.workers[0];
+    ev_async_send(w->loop, &w->wake);
+}
+
+/* ---- finding work --------------------------------------------------------- */
+
+static void poll_loop(struct unb__worker *w, bool block)
+{
+    w->in_poll = true;
+    ev_run(w->loop, block ? EVRUN_ONCE : EVRUN_NOWAIT);
+    w->in_poll = false;
+    w->last_poll_tick = w->tick;
+    if (unb__deque_size(&w->runq) > 1)
+        wakep();
+}
+
+/* Steals about half of v's queue into w's; returns one coroutine to run. */
+static struct unb_coro *steal_from(struct unb__worker *w, struct unb__worker *v)
+{
+    int64_t n = unb__deque_size(&v->runq);
+    if (n <= 0)
+        return NULL;
+    int64_t want = (n + 1) / 2;
+    struct unb_coro *first = NULL;
+    for (int64_t i = 0; i < want; i++) {
+        void *co = unb__deque_steal(&v->runq);
+        if (co == UNB_DEQUE_EMPTY)
+            break;
+        if (co == UNB_DEQUE_ABORT)
+            continue;
+        STAT_INC(w, n_steals);
+        if (!first)
+            first = co;
+        else if (unb__deque_push(&w->runq, co) != 0)
+            inject(co);
+    }
+    return first;
+}
+
+static uint32_t next_rand(struct unb__worker *w)
+{
+    /* xorshift32 */
+    uint32_t x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return w->rng = x;
+}
+
+static struct unb_coro *try_steal(struct unb__worker *w)
+{
+    if (rt.nworkers < 2)
+        return NULL;
+    if (!w->spinning) {
+        uint32_t busy = rt.nworkers - atomic_load(&rt.nidle);
+        if (2 * atomic_load(&rt.nspinning) >= busy)
+            return NULL;
+        w->spinning = true;
+        atomic_fetch_add(&rt.nspinning, 1);
+    }
+    for (int round = 0; round < 4; round++) {
+        unsigned start = next_rand(w) % rt.nworkers;
+        for (unsigned i = 0; i < rt.nworkers; i++) {
+            struct unb__worker *v = &rt.workers[(start + i) % rt.nworkers];
+            if (v == w)
+                continue;
+            struct unb_coro *co = steal_from(w, v);
+            if (co)
+                return co;
+        }
+        struct unb_coro *co = take_inject(w);
+        if (co)
+            return co;
+        unb__cpu_relax();
+    }
+    return NULL;
+}
+
+static void stop_spinning(struct unb__worker *w)
+{
+    w->spinning = false;
+    if (atomic_fetch_sub(&rt.nspinning, 1) == 1 && work_visible())
+        wakep();
+}
+
+/* Leaves the idle list after a wake-up; takes over the spinning state a
+ * wakep gave us. */
+static void leave_idle(struct unb__worker *w)
+{
+    unb__lock(&rt.idle_lock);
+    if (w->in_idle_list) {
+        struct unb__worker **p = &rt.idle_list;
+        while (*p != w)
+            p = &(*p)->idle_next;
+        *p = w->idle_next;
+        w->in_idle_list = false;
+        atomic_fetch_sub(&rt.nidle, 1);
+    } else if (w->woken_spinning) {
+        w->woken_spinning = false;
+        w->spinning = true;
+    }
+    unb__unlock(&rt.idle_lock);
+}
+
+static void go_idle(struct unb__worker *w)
+{
+    unb__lock(&rt.idle_lock);
+    w->idle_next = rt.idle_list;
+    rt.idle_list = w;
+    w->in_idle_list = true;
+    atomic_fetch_add(&rt.nidle, 1);
+    unb__unlock(&rt.idle_lock);
+    if (w->spinning) {
+        w->spinning = false;
+        atomic_fetch_sub(&rt.nspinning, 1);
+    }
+    atomic_thread_fence(memory_order_seq_cst); /* idle step 3 */
+    if (!work_visible() && !atomic_load(&rt.stopping))
+        poll_loop(w, true);
+    leave_idle(w);
+}
+
+/* The next coroutine for w to run, or NULL when the runtime stops. */
+static struct unb_coro *find_runnable(struct unb__worker *w)
+{
+    for (;;) {
+        if (unb_unlikely(atomic_load_explicit(&rt.stopping, memory_order_relaxed)))
+            return NULL;
+        drain_mailbox(w);
+        unb__intr_process();
+        struct unb_coro *co = NULL;
+        if (w->waiting > 0 && w->tick - w->last_poll_tick >= FAIR_INTERVAL)
+            poll_loop(w, false);
+        if (w->tick - w->last_inject_tick >= FAIR_INTERVAL) {
+            w->last_inject_tick = w->tick;
+            co = take_inject(w);
+        }
+        if (!co)
+            co = take_local(w);
+        if (!co)
+            co = take_inject(w);
+        if (!co && w->waiting > 0 && w->last_poll_tick != w->tick) {
+            poll_loop(w, false);
+            co = take_local(w);
+        }
+        if (!co)
+            co = try_steal(w);
+        if (co) {
+            if (w->spinning)
+                stop_spinning(w);
+            return co;
+        }
+        go_idle(w);
+    }
+}
+
+static void run(struct unb__worker *w, struct unb_coro *co)
+{
+    tls_cur = co;
+    STAT_INC(w, n_switches);
+    do_switch(w, &w->sched_ctx, co, false);
+    /* Back on the scheduler's stack: someone switched to us. */
+    run_after(w);
+}
+
+/* ---- coroutines: birth, reuse, death ---------------------------------- */
+
+static size_t coro_header_size(void)
+{
+    return (sizeof(struct unb_coro) + 63) & ~(size_t)63;
+}
+
+/* A coroutine shell (stack + header) from the caches, or a new mapping. */
+static struct unb_coro *coro_alloc(struct unb__worker *w, int *err)
+{
+    struct unb_coro *co = NULL;
+    if (w && w->pool) {
+        co = w->pool;
+        w->pool = co->next;
+        w->npool--;
+        return co;
+    }
+    if (rt.pool) { /* racy peek; checked again under the lock */
+        unb__lock(&rt.pool_lock);
+        co = rt.pool;
+        if (co) {
+            rt.pool = co->next;
+            rt.npool--;
+        }
+        unb__unlock(&rt.pool_lock);
+        if (co)
+            return co;
+    }
+    struct unb__stack st;
+    int rc = unb__stack_map(rt.stack_size, &st);
+    if (rc != 0) {
+        *err = -rc;
+        return NULL;
+    }
+    co = (struct unb_coro *)(st.hi - coro_header_size());
+    co->stack = st;
+    return co;
+}
+
+/* Returns a finished, released coroutine's shell to a cache or unmaps it.
+ * Must not run on co's own stack. */
+static void coro_free(struct unb_coro *co)
+{
+#ifdef UNB_TSAN
+    __tsan_destroy_fiber(co->tsan_fiber);
+#endif
+#ifdef UNB_ASAN
+    /* The next user of this stack must not inherit its poison. */
+    __asan_unpoison_memory_region(co->stack.lo,
+                                  (size_t)((char *)co - co->stack.lo));
+#endif
+    atomic_fetch_sub_explicit(&rt.alive, 1, memory_order_relaxed);
+    struct unb__worker *w = unb__sched_worker();
+    if (w && w->npool < POOL_WORKER_MAX) {
+        co->next = w->pool;
+        w->pool = co;
+        w->npool++;
+        return;
+    }
+    unb__lock(&rt.pool_lock);
+    if (rt.npool < POOL_GLOBAL_MAX) {
+        co->next = rt.pool;
+        rt.pool = co;
+        rt.npool++;
+        co = NULL;
+    }
+    unb__unlock(&rt.pool_lock);
+    if (co) {
+        struct unb__stack st = co->stack; /* co lives in the mapping */
+        unb__stack_unmap(&st);
+    }
+}
+
+/* After action of a finishing coroutine: it is off its stack now. */
+static void finish_exit(void *arg)
+{
+    struct unb_coro *co = arg;
+    unb__spin_lock(&co->lock);
+    co->done = 1;
+    struct unb__waiter *joiner = co->joiner;
+    bool release = co->detached;
+    unb__spin_unlock(&co->lock);
+    if (joiner)
+        unb__waiter_wake(joiner);
+    else if (release)
+        coro_free(co);
+}
+
+static void coro_main(struct unb__ctx *from, void *arg)
+{
+    (void)from;
+    struct unb_coro *co = arg;
+#ifdef UNB_ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    run_after(unb__sched_worker());
+    co->result = co->fn(co->arg);
+
+    struct unb__worker *w = unb__sched_worker();
+    w->after_fn = finish_exit;
+    w->after_arg = co;
+    switch_out(w, co, true);
+    unb__die("a finished coroutine was resumed");
+}
+
+int unb__sched_spawn(void *(*fn)(void *), void *arg, struct unb_coro **out)
+{
+    int rc = unb__sched_start();
+    if (rc != 0)
+        return rc;
+    struct unb__worker *w = unb__sched_worker();
+    int err = EAGAIN;
+    struct unb_coro *co = coro_alloc(w, &err);
+    if (!co)
+        return -err;
+    co->fn = fn;
+    co->arg = arg;
+    co->result = NULL;
+    co->joiner = NULL;
+    co->next = NULL;
+    atomic_init(&co->lock, 0);
+    co->done = 0;
+    co->detached = 0;
+    co->id = atomic_fetch_add_explicit(&rt.spawned, 1, memory_order_relaxed) + 1;
+#ifdef UNB_TSAN
+    co->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    unb__ctx_make(&co->ctx, co, coro_main, co);
+
+    int64_t alive = atomic_fetch_add_explicit(&rt.alive, 1, memory_order_relaxed) + 1;
+    int64_t peak = atomic_load_explicit(&rt.peak_alive, memory_order_relaxed);
+    while (alive > peak &&
+           !atomic_compare_exchange_weak_explicit(&rt.peak_alive, &peak, alive,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+    *out = co;
+    unb__sched_ready(co);
+    return 0;
+}
+
+/* Releases the handle of a finished coroutine (join or detach). */
+static void release_done(struct unb_coro *co)
+{
+    coro_free(co);
+}
+
+static void unlock_spin(void *lock)
+{
+    unb__spin_unlock(lock);
+}
+
+int unb__sched_join(struct unb_coro *co, void **result)
+{
+    if (co == tls_cur)
+        return -EDEADLK;
+    unb__spin_lock(&co->lock);
+    if (co->detached || co->joiner) {
+        unb__spin_unlock(&co->lock);
+        return -EINVAL;
+    }
+    if (!co->done) {
+        struct unb__waiter wt;
+        unb__waiter_init(&wt);
+        co->joiner = &wt;
+        unb__waiter_wait(&wt, &co->lock);
+    } else {
+        unb__spin_unlock(&co->lock);
+    }
+    if (result)
+        *result = co->result;
+    release_done(co);
+    return 0;
+}
+
+int unb__sched_detach(struct unb_coro *co)
+{
+    unb__spin_lock(&co->lock);
+    if (co->detached || co->joiner) {
+        unb__spin_unlock(&co->lock);
+        return -EINVAL;
+    }
+    co->detached = 1;
+    bool done = co->done;
+    unb__spin_unlock(&co->lock);
+    if (done)
+        release_done(co);
+    return 0;
+}
+
+static void requeue(void *arg)
+{
+    struct unb_coro *co = arg;
+    struct unb__worker *w = tls_worker;
+    if (unb__deque_push(&w->runq, co) != 0)
+        inject(co);
+}
+
+void unb__sched_yield(void)
+{
+    struct unb__worker *w = unb__sched_worker();
+    struct unb_coro *self = tls_cur;
+    w->after_fn = requeue;
+    w->after_arg = self;
+    switch_out(w, self, false);
+}
+
+/* ---- waiters ---------------------------------------------------------- */
+
+void unb__waiter_init(struct unb__waiter *wt)
+{
+    wt->co = unb__sched_current();
+    atomic_init(&wt->woken, 0);
+}
+
+void unb__waiter_wait(struct unb__waiter *wt, _Atomic uint8_t *lock)
+{
+    if (wt->co) {
+        unb__sched_park(unlock_spin, lock);
+        return;
+    }
+    unb__spin_unlock(lock);
+    while (!atomic_load_explicit(&wt->woken, memory_order_acquire))
+        unb__futex_wait(&wt->woken, 0, NULL);
+}
+
+void unb__waiter_wake(struct unb__waiter *wt)
+{
+    struct unb_coro *co = wt->co;
+    if (co) {
+        unb__sched_ready(co);
+        return;
+    }
+    atomic_store_explicit(&wt->woken, 1, memory_order_release);
+    unb__futex_wake(&wt->woken, 1);
+}
+
+/* ---- workers ---------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+    struct unb__worker *w = arg;
+    tls_worker = w;
+    if (unb__stack_altstack(&w->altstack) != 0)
+        w->altstack = NULL; /* overflows then die without the message */
+#ifdef UNB_ASAN
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &w->thread_stack_lo, &w->thread_stack_size);
+        pthread_attr_destroy(&attr);
+    }
+#endif
+#ifdef UNB_TSAN
+    w->tsan_fiber = __tsan_get_current_fiber();
+#endif
+    struct unb_coro *co;
+    while ((co = find_runnable(w)) != NULL)
+        run(w, co);
+    unb__stack_altstack_free(w->altstack);
+    w->altstack = NULL;
+    tls_worker = NULL;
+    atomic_store_explicit(&w->exited, 1, memory_order_release);
+    unb__futex_wake(&w->exited, 1);
+    return NULL;
+}
+
+static int worker_init(struct unb__worker *w, unsigned id)
+{
+    memset(w, 0, sizeof *w);
+    w->id = id;
+    w->rng = 0x9e3779b9u * (id + 1);
+    if (unb__deque_init(&w->runq, 8) != 0)
+        return -ENOMEM;
+    w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV | EVFLAG_NOSIGMASK);
+    if (!w->loop)
+        w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV | EVFLAG_NOSIGMASK);
+    if (!w->loop) {
+        unb__deque_fini(&w->runq);
+        return -EAGAIN;
+    }
+    ev_async_init(&w->wake, on_wake);
+    w->wake.data = w;
+    ev_async_start(w->loop, &w->wake);
+    return 0;
+}
+
+static void worker_fini(struct unb__worker *w)
+{
+    ev_async_stop(w->loop, &w->wake);
+    ev_loop_destroy(w->loop);
+    unb__deque_fini(&w->runq);
+    while (w->pool) {
+        struct unb_coro *co = w->pool;
+        w->pool = co->next;
+        struct unb__stack st = co->stack;
+        unb__stack_unmap(&st);
+    }
+}
+
+static void rt_exit(void);
+
+static int start_locked(void)
+{
+    unb__real_resolve();
+    unb__stack_init();
+    unb__config_load();
+    unb__stack_install_fault_handler();
+    rt.stack_size = unb__config.stack_size;
+    rt.nworkers = unb__config.workers;
+
+    struct unb__worker *ws =
+        aligned_alloc(UNB_CACHELINE, sizeof *ws * rt.nworkers);
+    if (!ws)
+        return -EAGAIN;
+    unsigned n;
+    int rc = 0;
+    for (n = 0; n < rt.nworkers; n++)
+        if ((rc = worker_init(&ws[n], n)) != 0)
+            break;
+    if (rc != 0) {
+        while (n--)
+            worker_fini(&ws[n]);
+        free(ws);
+        return rc;
+    }
+    rt.workers = ws;
+    atomic_store(&rt.stopping, 0);
+
+    /* Workers start with every signal blocked while we create them, then
+     * restore the creator's mask, as a thread inherits its creator's. */
+    for (n = 0; n < rt.nworkers; n++) {
+        int e = UNB_REAL(pthread_create)(&ws[n].thread, NULL, worker_main, &ws[n]);
+        if (e != 0) {
+            /* Run with the workers we have; zero is an error. */
+            if (n == 0) {
+                for (unsigned i = 0; i < rt.nworkers; i++)
+                    worker_fini(&ws[i]);
+                free(ws);
+                rt.workers = NULL;
+                return -EAGAIN;
+            }
+            unb__say("could start only %u of %u workers: %s", n, rt.nworkers,
+                     strerror(e));
+            for (unsigned i = n; i < rt.nworkers; i++)
+                worker_fini(&ws[i]);
+            rt.nworkers = n;
+            break;
+        }
+    }
+    static bool atexit_done;
+    if (!atexit_done) {
+        atexit_done = true;
+        atexit(rt_exit);
+    }
+    return 0;
+}
+
+int unb__sched_start(void)
+{
+    if (unb_likely(atomic_load_explicit(&rt.state, memory_order_acquire) ==
+                   RT_RUNNING))
+        return 0;
+    unb__lock(&rt.start_lock);
+    int rc = 0;
+    if (atomic_load(&rt.state) != RT_RUNNING) {
+        rc = start_locked();
+        if (rc == 0)
+            atomic_store_explicit(&rt.state, RT_RUNNING, memory_order_release);
+    }
+    unb__unlock(&rt.start_lock);
+    return rc;
+}
+
+/*
+ * At exit: stop the workers that are idle and wait briefly for them.  A
+ * worker busy in a coroutine (or the worker exit() was called on) cannot
+ * be stopped; then nothing is freed and the process exits around it, as
+ * it would around a running thread.
+ */
+static void rt_exit(void)
+{
+    unb__lock(&rt.start_lock);
+    if (atomic_load(&rt.state) != RT_RUNNING) {
+        unb__unlock(&rt.start_lock);
+        return;
+    }
+    atomic_store(&rt.stopping, 1);
+    for (unsigned i = 0; i < rt.nworkers; i++)
+        ev_async_send(rt.workers[i].loop, &rt.workers[i].wake);
+    bool all = true;
+    struct unb__worker *self = unb__sched_worker();
+    for (unsigned i = 0; i < rt.nworkers; i++) {
+        struct unb__worker *w = &rt.workers[i];
+        if (w == self) {
+            all = false;
+            continue;
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        for (int tries = 0; tries < 20 && !atomic_load(&w->exited); tries++)
+            unb__futex_wait(&w->exited, 0, &ts);
+        if (!atomic_load(&w->exited))
+            all = false;
+    }
+    if (all) {
+        for (unsigned i = 0; i < rt.nworkers; i++) {
+            UNB_REAL(pthread_join)(rt.workers[i].thread, NULL);
+            worker_fini(&rt.workers[i]);
+        }
+        free(rt.workers);
+        rt.workers = NULL;
+        rt.nworkers = 0;
+        while (rt.pool) {
+            struct unb_coro *co = rt.pool;
+            rt.pool = co->next;
+            struct unb__stack st = co->stack;
+            unb__stack_unmap(&st);
+        }
+        rt.npool = 0;
+        atomic_store(&rt.nidle, 0);
+        atomic_store(&rt.nspinning, 0);
+        rt.idle_list = NULL;
+        atomic_store(&rt.state, RT_STOPPED);
+    }
+    atomic_store(&rt.stopping, 0);
+    unb__unlock(&rt.start_lock);
+}
+
+/* ---- statistics ------------------------------------------------------- */
+
+void unb__sched_stats(struct unb_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->spawned = atomic_load(&rt.spawned);
+    int64_t alive = atomic_load(&rt.alive);
+    st->alive = alive > 0 ? (uint64_t)alive : 0;
+    st->peak_alive = (uint64_t)atomic_load(&rt.peak_alive);
+    st->wakeups = atomic_load(&rt.foreign_wakeups);
+    st->stacks_mapped = unb__stack_count();
+    st->stacks_unguarded = unb__stack_count_unguarded();
+    if (atomic_load_explicit(&rt.state, memory_order_acquire) != RT_RUNNING)
+        return;
+    st->workers = rt.nworkers;
+    for (unsigned i = 0; i < rt.nworkers; i++) {
+        struct unb__worker *w = &rt.workers[i];
+        st->switches += atomic_load_explicit(&w->n_switches, memory_order_relaxed);
+        st->steals += atomic_load_explicit(&w->n_steals, memory_order_relaxed);
+        st->parks += atomic_load_explicit(&w->n_parks, memory_order_relaxed);
+        st->wakeups += atomic_load_explicit(&w->n_wakeups, memory_order_relaxed);
+    }
+}

@@ -1,0 +1,146 @@
+/*
+ * Sleeping coroutines (timer.h).
+ *
+ * A sleep starts an ev_timer (relative and monotonic deadlines) or an
+ * ev_periodic (absolute CLOCK_REALTIME deadlines, which must follow clock
+ * changes) on the loop of the worker it runs on, then parks.  libev fires
+ * a timer only once its time has strictly passed, and we refresh the
+ * loop's notion of now before starting it, so a sleep never ends early.
+ */
+#define _GNU_SOURCE
+#include "timer.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "intr.h"
+#include "sched.h"
+
+struct sleeper {
+    union {
+        ev_timer timer;
+        ev_periodic periodic;
+    } u;
+    bool periodic;
+    struct unb__intr it;
+};
+
+#define NSEC 1000000000L
+
+static void fired(struct sleeper *s)
+{
+    unb__worker_waiting_add(s->it.w, -1);
+    if (unb__intr_complete(&s->it))
+        unb__sched_ready(s->it.co);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    fired((struct sleeper *)((char *)t - offsetof(struct sleeper, u.timer)));
+}
+
+static void on_periodic(struct ev_loop *loop, ev_periodic *p, int revents)
+{
+    (void)loop;
+    (void)revents;
+    fired((struct sleeper *)((char *)p - offsetof(struct sleeper, u.periodic)));
+}
+
+/* Interruption: stop the watcher (we are on its loop's thread). */
+static void cancel(struct unb__intr *it)
+{
+    struct sleeper *s = (struct sleeper *)((char *)it - offsetof(struct sleeper, it));
+    struct ev_loop *loop = unb__worker_loop(it->w);
+    if (s->periodic)
+        ev_periodic_stop(loop, &s->u.periodic);
+    else
+        ev_timer_stop(loop, &s->u.timer);
+    unb__worker_waiting_add(it->w, -1);
+}
+
+static double ts_to_double(const struct timespec *ts)
+{
+    return (double)ts->tv_sec + (double)ts->tv_nsec * 1e-9;
+}
+
+static struct timespec ts_sub(struct timespec a, struct timespec b)
+{
+    struct timespec d = {a.tv_sec - b.tv_sec, a.tv_nsec - b.tv_nsec};
+    if (d.tv_nsec < 0) {
+        d.tv_sec--;
+        d.tv_nsec += NSEC;
+    }
+    if (d.tv_sec < 0)
+        d = (struct timespec){0, 0};
+    return d;
+}
+
+static struct timespec ts_add(struct timespec a, struct timespec b)
+{
+    struct timespec s = {a.tv_sec + b.tv_sec, a.tv_nsec + b.tv_nsec};
+    if (s.tv_nsec >= NSEC) {
+        s.tv_sec++;
+        s.tv_nsec -= NSEC;
+    }
+    return s;
+}
+
+int unb__sleep(clockid_t clock, int flags, const struct timespec *req,
+               struct timespec *rem)
+{
+    if (!req)
+        return -EFAULT;
+    if (req->tv_nsec < 0 || req->tv_nsec >= NSEC || req->tv_sec < 0)
+        return -EINVAL;
+    bool abs = flags & TIMER_ABSTIME;
+    clockid_t base; /* the clock the deadline is measured on */
+    switch (clock) {
+    case CLOCK_REALTIME:
+        base = abs ? CLOCK_REALTIME : CLOCK_MONOTONIC;
+        break;
+    case CLOCK_MONOTONIC:
+    case CLOCK_BOOTTIME:
+        base = CLOCK_MONOTONIC;
+        break;
+    default:
+        return -ENOTSUP;
+    }
+
+    /* The deadline on `base`, to compute what is left on interruption. */
+    struct timespec now, deadline;
+    clock_gettime(abs ? clock : base, &now);
+    deadline = abs ? *req : ts_add(now, *req);
+    struct timespec delay = ts_sub(deadline, now);
+    if (delay.tv_sec == 0 && delay.tv_nsec == 0) {
+        unb__sched_yield(); /* a zero sleep still lets others run */
+        return 0;
+    }
+
+    struct sleeper s;
+    struct unb__worker *w = unb__sched_worker();
+    struct ev_loop *loop = unb__worker_loop(w);
+    s.periodic = abs && clock == CLOCK_REALTIME;
+    if (s.periodic) {
+        ev_periodic_init(&s.u.periodic, on_periodic, ts_to_double(&deadline), 0, 0);
+        ev_periodic_start(loop, &s.u.periodic);
+    } else {
+        /* The loop's clock must not lag ours, or the timer fires early. */
+        ev_now_update(loop);
+        ev_timer_init(&s.u.timer, on_timer, ts_to_double(&delay), 0.);
+        ev_timer_start(loop, &s.u.timer);
+    }
+    unb__worker_waiting_add(w, 1);
+    unb__intr_arm(&s.it, false, cancel);
+    unb__sched_park(NULL, NULL);
+
+    if (!unb__intr_disarm(&s.it))
+        return 0;
+    if (rem && !abs) {
+        clock_gettime(base, &now);
+        *rem = ts_sub(deadline, now);
+    }
+    return -EINTR;
+}

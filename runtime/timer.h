@@ -1,0 +1,18 @@
+/* Sleeping coroutines on libev timers. */
+#ifndef UNB_TIMER_H
+#define UNB_TIMER_H
+
+#include <time.h>
+
+/*
+ * Parks the calling coroutine until `req` has passed on `clock`, or until
+ * the absolute time `req` if flags has TIMER_ABSTIME.  Returns 0;
+ * -EINTR when a signal handler interrupted the sleep (*rem, if not NULL
+ * and the sleep was relative, gets the time left); -EINVAL for a bad
+ * timespec; -EFAULT for a NULL req; -ENOTSUP for a clock the runtime
+ * cannot wait on (the caller then makes the native call).
+ */
+int unb__sleep(clockid_t clock, int flags, const struct timespec *req,
+               struct timespec *rem);
+
+#endif

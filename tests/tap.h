@@ -1,0 +1,124 @@
+/*
+ * A small TAP producer for the test programs: each check prints "ok N -
+ * name" or "not ok N - name" with the expected and actual values, and
+ * done_testing() prints the plan.  Header-only; one test program each.
+ */
+#ifndef UNB_TAP_H
+#define UNB_TAP_H
+
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int tap_n, tap_failed;
+
+static void tap_result(int pass, const char *fmt, va_list ap)
+{
+    printf("%sok %d - ", pass ? "" : "not ", ++tap_n);
+    vprintf(fmt, ap);
+    printf("\n");
+    fflush(stdout);
+    if (!pass)
+        tap_failed++;
+}
+
+/* ok(cond, name...): passes if cond is true. */
+static inline int ok(int pass, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static inline int ok(int pass, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    tap_result(pass, fmt, ap);
+    va_end(ap);
+    return pass;
+}
+
+/* is_int(got, want, name...): passes if got == want; shows both if not. */
+#define is_int(got, want, ...)                                                 \
+    tap_is_int((long long)(got), (long long)(want), #got, __VA_ARGS__)
+static inline int tap_is_int(long long got, long long want, const char *expr,
+                             const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static inline int tap_is_int(long long got, long long want, const char *expr,
+                             const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    tap_result(got == want, fmt, ap);
+    va_end(ap);
+    if (got != want)
+        printf("#   %s\n#        got: %lld\n#   expected: %lld\n", expr, got, want);
+    return got == want;
+}
+
+/* cmp_ok(got, op, bound, name...): a numeric comparison, e.g. "<=". */
+#define cmp_ok(got, op, bound, ...)                                            \
+    tap_cmp((double)(got), #op, (double)(bound), ((got)op(bound)), #got,      \
+            __VA_ARGS__)
+static inline int tap_cmp(double got, const char *op, double bound, int pass,
+                          const char *expr, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+static inline int tap_cmp(double got, const char *op, double bound, int pass,
+                          const char *expr, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    tap_result(pass, fmt, ap);
+    va_end(ap);
+    if (!pass)
+        printf("#   %s = %g, expected %s %g\n", expr, got, op, bound);
+    return pass;
+}
+
+/* is_str(got, want, name...) */
+#define is_str(got, want, ...) tap_is_str((got), (want), __VA_ARGS__)
+static inline int tap_is_str(const char *got, const char *want,
+                             const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline int tap_is_str(const char *got, const char *want,
+                             const char *fmt, ...)
+{
+    int pass = got && want && strcmp(got, want) == 0;
+    va_list ap;
+    va_start(ap, fmt);
+    tap_result(pass, fmt, ap);
+    va_end(ap);
+    if (!pass)
+        printf("#        got: \"%s\"\n#   expected: \"%s\"\n", got ? got : "(null)",
+               want ? want : "(null)");
+    return pass;
+}
+
+static inline void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline void diag(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("# ");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    fflush(stdout);
+}
+
+/* Stops the test at once: a precondition failed. */
+#define BAIL(...)                                                              \
+    do {                                                                       \
+        printf("Bail out! ");                                                  \
+        printf(__VA_ARGS__);                                                   \
+        printf("\n");                                                          \
+        exit(255);                                                             \
+    } while (0)
+
+static inline int done_testing(void)
+{
+    printf("1..%d\n", tap_n);
+    fflush(stdout);
+    return tap_failed ? 1 : 0;
+}
+
+#endif
