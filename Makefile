@@ -34,8 +34,14 @@ BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 # Programs linked with the library find it in $(BUILD) without installing.
 LINK_UNBLOCK = -L$(BUILD) -lunblock -Wl,-rpath,$(abspath $(BUILD))
 
-.PHONY: all lib examples tests test bench bench-quick demo clean format
+.PHONY: all lib examples tests test bench bench-quick demo clean format deps deps-bench
 all: lib examples
+
+# On a fresh machine, `make test` and `make demo` install what they need.
+deps:
+	@tools/install-deps test
+deps-bench:
+	@tools/install-deps bench
 
 lib: $(LIB)
 
@@ -68,6 +74,16 @@ $(BUILD)/tests/%: tests/%.c tests/tap.h $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LINK_UNBLOCK) -lm
 
+# Unit tests of internal pieces build those sources in directly.
+UNIT_CTX_SRCS := runtime/ctx.c runtime/arch/x86_64/switch.S
+UNIT_DEQUE_SRCS := runtime/deque.c
+$(BUILD)/tests/test_ctx: tests/test_ctx.c tests/tap.h $(UNIT_CTX_SRCS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests -Iruntime -o $@ $< $(UNIT_CTX_SRCS)
+$(BUILD)/tests/test_deque: tests/test_deque.c tests/tap.h $(UNIT_DEQUE_SRCS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests -Iruntime -o $@ $< $(UNIT_DEQUE_SRCS)
+
 # Helpers are ordinary programs that never mention libunblock.
 $(BUILD)/tests/helpers/%: tests/helpers/%.c
 	@mkdir -p $(@D)
@@ -75,20 +91,29 @@ $(BUILD)/tests/helpers/%: tests/helpers/%.c
 
 tests: $(TESTS) $(TEST_HELPERS) examples
 
-test: tests
+test: deps
+	$(MAKE) tests
 	UNB_BUILD=$(BUILD) prove -f --exec tests/run-test $(TESTS)
 
 $(BUILD)/bench/bench_%: bench/bench_%.c $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LINK_UNBLOCK)
 
-bench: $(BENCHES) $(BASELINE_BINS) examples
+# The raw switch benchmark measures the assembly itself.
+$(BUILD)/bench/bench_switch: bench/bench_switch.c $(UNIT_CTX_SRCS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Iruntime -o $@ $< $(UNIT_CTX_SRCS)
+
+bench: deps-bench
+	$(MAKE) $(BENCHES) $(BASELINE_BINS) examples
 	BUILD=$(BUILD) bench/run
 
-bench-quick: $(BENCHES) $(BASELINE_BINS) examples
+bench-quick: deps-bench
+	$(MAKE) $(BENCHES) $(BASELINE_BINS) examples
 	BUILD=$(BUILD) bench/run --quick
 
-demo: examples
+demo: deps
+	$(MAKE) examples
 	$(BUILD)/examples/sleep
 
 format:

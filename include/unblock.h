@@ -66,16 +66,16 @@ unb_coro_t *unb_self(void);
  * few events for work in flight.
  */
 typedef struct unb_stats {
-    uint64_t workers;         /* worker threads running coroutines */
-    uint64_t spawned;         /* coroutines created */
-    uint64_t alive;           /* coroutines created and not yet finished */
-    uint64_t peak_alive;      /* the largest value of alive so far */
-    uint64_t switches;        /* context switches into coroutines */
-    uint64_t steals;          /* coroutines taken from another worker's queue */
-    uint64_t parks;           /* times a coroutine parked (waited) */
-    uint64_t wakeups;         /* times an idle worker was woken by another */
-    uint64_t stacks_mapped;   /* coroutine stacks currently mapped */
-    uint64_t stacks_unguarded;/* of those, stacks without a guard page */
+    uint64_t workers;          /* worker threads running coroutines */
+    uint64_t spawned;          /* coroutines created */
+    uint64_t alive;            /* coroutines created and not yet finished */
+    uint64_t peak_alive;       /* the largest value of alive so far */
+    uint64_t switches;         /* context switches into coroutines */
+    uint64_t steals;           /* coroutines taken from another worker's queue */
+    uint64_t parks;            /* times a coroutine parked (waited) */
+    uint64_t wakeups;          /* times an idle worker was woken by another */
+    uint64_t stacks_mapped;    /* coroutine stacks currently mapped */
+    uint64_t stacks_unguarded; /* of those, stacks without a guard page */
 } unb_stats_t;
 
 /* Fills *st.  Returns 0, or EINVAL if st is NULL. */

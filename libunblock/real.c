@@ -9,13 +9,13 @@ struct unb__real_table unb__real;
 
 void unb__real_resolve(void)
 {
-#define UNB_REAL_LOOKUP(name)                                                  \
-    do {                                                                       \
-        void *sym = dlsym(RTLD_NEXT, #name);                                   \
-        if (!sym)                                                              \
-            unb__die("cannot resolve the real %s(): %s", #name,                \
-                     dlerror() ?: "not found");                                \
-        memcpy(&unb__real.name, &sym, sizeof sym);                             \
+#define UNB_REAL_LOOKUP(name)                                                          \
+    do {                                                                               \
+        void *sym = dlsym(RTLD_NEXT, #name);                                           \
+        if (!sym)                                                                      \
+            unb__die("cannot resolve the real %s(): %s", #name,                        \
+                     dlerror() ?: "not found");                                        \
+        memcpy(&unb__real.name, &sym, sizeof sym);                                     \
     } while (0);
     UNB_REAL_SYMBOLS(UNB_REAL_LOOKUP)
 #undef UNB_REAL_LOOKUP

@@ -20,17 +20,17 @@
 #include "../runtime/common.h"
 
 /* X(name): one entry per function; its type is that of libc's declaration. */
-#define UNB_REAL_SYMBOLS(X)                                                    \
-    X(read)                                                                    \
-    X(write)                                                                   \
-    X(close)                                                                   \
-    X(nanosleep)                                                               \
-    X(clock_nanosleep)                                                         \
-    X(usleep)                                                                  \
-    X(sleep)                                                                   \
-    X(sigaction)                                                               \
-    X(signal)                                                                  \
-    X(pthread_create)                                                          \
+#define UNB_REAL_SYMBOLS(X)                                                            \
+    X(read)                                                                            \
+    X(write)                                                                           \
+    X(close)                                                                           \
+    X(nanosleep)                                                                       \
+    X(clock_nanosleep)                                                                 \
+    X(usleep)                                                                          \
+    X(sleep)                                                                           \
+    X(sigaction)                                                                       \
+    X(signal)                                                                          \
+    X(pthread_create)                                                                  \
     X(pthread_join)
 
 struct unb__real_table {
@@ -46,11 +46,10 @@ extern struct unb__real_table unb__real;
 void unb__real_resolve(void);
 
 /* The real `name`: one predictable branch once the table is filled. */
-#define UNB_REAL(name)                                                         \
-    ((unb_likely(atomic_load_explicit(&unb__real.ready,                        \
-                                      memory_order_acquire))                   \
-          ? (void)0                                                            \
-          : unb__real_resolve()),                                              \
+#define UNB_REAL(name)                                                                 \
+    ((unb_likely(atomic_load_explicit(&unb__real.ready, memory_order_acquire))         \
+          ? (void)0                                                                    \
+          : unb__real_resolve()),                                                      \
      unb__real.name)
 
 #endif

@@ -64,8 +64,7 @@ static void count(const struct sigaction *was, const struct sigaction *now)
         unb__intr_handlers_add(any, norestart);
 }
 
-UNB_EXPORT int sigaction(int sig, const struct sigaction *act,
-                         struct sigaction *old)
+UNB_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     if (sig <= 0 || sig >= NSIG || sig == SIGKILL || sig == SIGSTOP)
         return UNB_REAL(sigaction)(sig, act, old);

@@ -26,8 +26,8 @@ UNB_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
     return -1;
 }
 
-UNB_EXPORT int clock_nanosleep(clockid_t clock, int flags,
-                               const struct timespec *req, struct timespec *rem)
+UNB_EXPORT int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req,
+                               struct timespec *rem)
 {
     if (!unb__sched_current())
         return UNB_REAL(clock_nanosleep)(clock, flags, req, rem);

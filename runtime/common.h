@@ -27,15 +27,14 @@
  * Invariant checks.  They stay in release builds: a broken invariant in a
  * scheduler corrupts memory far from its cause, so we stop at the cause.
  */
-#define UNB_ASSERT(cond)                                                       \
-    do {                                                                       \
-        if (unb_unlikely(!(cond)))                                             \
-            unb__assert_fail(#cond, __FILE__, __LINE__);                       \
+#define UNB_ASSERT(cond)                                                               \
+    do {                                                                               \
+        if (unb_unlikely(!(cond)))                                                     \
+            unb__assert_fail(#cond, __FILE__, __LINE__);                               \
     } while (0)
 
 __attribute__((noreturn, cold)) void unb__assert_fail(const char *what,
-                                                      const char *file,
-                                                      int line);
+                                                      const char *file, int line);
 
 /*
  * Writes a message to stderr with the real write(), in one call, prefixed by

@@ -29,9 +29,21 @@ bool unb__parse_size(const char *s, size_t *out)
         return false;
     unsigned shift = 0;
     switch (*end) {
-    case 'k': case 'K': shift = 10; end++; break;
-    case 'm': case 'M': shift = 20; end++; break;
-    case 'g': case 'G': shift = 30; end++; break;
+    case 'k':
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        end++;
+        break;
     default: break;
     }
     if (shift && (*end == 'i' || *end == 'I'))
@@ -86,12 +98,14 @@ static void load_stack_size(const char *v)
     size_t n;
     if (!unb__parse_size(v, &n)) {
         unb__say("UNBLOCK_STACK_SIZE=%s is not a size (like 256k or 1m); "
-                 "using the default 256k", v);
+                 "using the default 256k",
+                 v);
         return;
     }
     if (n < UNB_STACK_SIZE_MIN || n > UNB_STACK_SIZE_MAX) {
         unb__say("UNBLOCK_STACK_SIZE=%s is outside 16k to 1g; "
-                 "using the default 256k", v);
+                 "using the default 256k",
+                 v);
         return;
     }
     size_t ps = unb__page_size;

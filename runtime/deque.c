@@ -9,8 +9,8 @@
 #include <stdlib.h>
 
 struct unb__deque_buf {
-    int64_t mask;                     /* capacity - 1; capacity a power of 2 */
-    struct unb__deque_buf *next;      /* retired-list link */
+    int64_t mask;                /* capacity - 1; capacity a power of 2 */
+    struct unb__deque_buf *next; /* retired-list link */
     _Atomic(void *) slot[];
 };
 
@@ -48,9 +48,8 @@ void unb__deque_fini(struct unb__deque *q)
 }
 
 /* Owner only: doubles the buffer, copying items top..bottom-1. */
-static struct unb__deque_buf *grow(struct unb__deque *q,
-                                   struct unb__deque_buf *old, int64_t t,
-                                   int64_t b)
+static struct unb__deque_buf *grow(struct unb__deque *q, struct unb__deque_buf *old,
+                                   int64_t t, int64_t b)
 {
     struct unb__deque_buf *nb = buf_new((old->mask + 1) * 2);
     if (!nb)
@@ -98,9 +97,8 @@ void *unb__deque_steal(struct unb__deque *q)
     /* Lê et al. use consume here; acquire is what compilers give for it. */
     struct unb__deque_buf *a = atomic_load_explicit(&q->buf, memory_order_acquire);
     void *item = atomic_load_explicit(&a->slot[t & a->mask], memory_order_relaxed);
-    if (!atomic_compare_exchange_strong_explicit(&q->top, &t, t + 1,
-                                                 memory_order_seq_cst,
-                                                 memory_order_relaxed))
+    if (!atomic_compare_exchange_strong_explicit(
+            &q->top, &t, t + 1, memory_order_seq_cst, memory_order_relaxed))
         return UNB_DEQUE_ABORT;
     return item;
 }

@@ -5,9 +5,9 @@
 
 static struct {
     struct unb__lock lock;
-    struct unb__intr *head, *tail; /* oldest first */
-    _Atomic int handlers_any;      /* installed program handlers */
-    _Atomic int handlers_norestart;/* of which without SA_RESTART */
+    struct unb__intr *head, *tail;  /* oldest first */
+    _Atomic int handlers_any;       /* installed program handlers */
+    _Atomic int handlers_norestart; /* of which without SA_RESTART */
     /* Signal arrivals not yet processed, by kind. */
     _Atomic uint32_t pending_main, pending_any;
     _Atomic uint32_t pending_main_norestart, pending_any_norestart;
@@ -34,10 +34,9 @@ void unb__intr_arm(struct unb__intr *it, bool restartable,
     it->restartable = restartable;
     it->listed = false;
     atomic_init(&it->state, UNB_INTR_WAITING);
-    int n = restartable ? atomic_load_explicit(&intr.handlers_norestart,
-                                               memory_order_relaxed)
-                        : atomic_load_explicit(&intr.handlers_any,
-                                               memory_order_relaxed);
+    int n = restartable
+                ? atomic_load_explicit(&intr.handlers_norestart, memory_order_relaxed)
+                : atomic_load_explicit(&intr.handlers_any, memory_order_relaxed);
     if (n == 0)
         return;
     unb__lock(&intr.lock);
@@ -86,8 +85,8 @@ bool unb__intr_disarm(struct unb__intr *it)
 static void deliver(struct unb__worker *w, struct unb__msg *m)
 {
     (void)w;
-    struct unb__intr *it = (struct unb__intr *)((char *)m -
-                                                offsetof(struct unb__intr, msg));
+    struct unb__intr *it =
+        (struct unb__intr *)((char *)m - offsetof(struct unb__intr, msg));
     it->cancel(it);
     unb__sched_ready(it->co);
 }
@@ -128,9 +127,7 @@ static void interrupt_one(bool any_allowed, bool restart_handler)
 
 static uint32_t take(_Atomic uint32_t *c)
 {
-    return atomic_load_explicit(c, memory_order_relaxed)
-               ? atomic_exchange(c, 0)
-               : 0;
+    return atomic_load_explicit(c, memory_order_relaxed) ? atomic_exchange(c, 0) : 0;
 }
 
 void unb__intr_process(void)
@@ -151,7 +148,6 @@ void unb__intr_signal_pending(bool on_idle_worker, bool restart)
     if (restart)
         c = on_idle_worker ? &intr.pending_any : &intr.pending_main;
     else
-        c = on_idle_worker ? &intr.pending_any_norestart
-                           : &intr.pending_main_norestart;
+        c = on_idle_worker ? &intr.pending_any_norestart : &intr.pending_main_norestart;
     atomic_fetch_add(c, 1);
 }

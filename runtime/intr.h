@@ -32,11 +32,11 @@
 struct unb__intr {
     struct unb__intr *prev, *next; /* the global list, under its lock */
     struct unb_coro *co;
-    struct unb__worker *w;         /* whose loop holds the watchers */
+    struct unb__worker *w; /* whose loop holds the watchers */
     /* Stops the park's watchers; runs on w's thread. */
     void (*cancel)(struct unb__intr *it);
     struct unb__msg msg;
-    _Atomic int state;             /* UNB_INTR_* */
+    _Atomic int state; /* UNB_INTR_* */
     bool listed;
     bool restartable;
 };

@@ -7,9 +7,8 @@ void unb__lock_slow(struct unb__lock *l)
     for (int i = 0; i < 100; i++) {
         uint32_t expect = 0;
         if (atomic_load_explicit(&l->state, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_weak_explicit(&l->state, &expect, 1,
-                                                  memory_order_acquire,
-                                                  memory_order_relaxed))
+            atomic_compare_exchange_weak_explicit(
+                &l->state, &expect, 1, memory_order_acquire, memory_order_relaxed))
             return;
         unb__cpu_relax();
     }

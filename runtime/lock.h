@@ -17,7 +17,10 @@ struct unb__lock {
     _Atomic uint32_t state;
 };
 
-#define UNB_LOCK_INIT {0}
+#define UNB_LOCK_INIT                                                                  \
+    {                                                                                  \
+        0                                                                              \
+    }
 
 void unb__lock_slow(struct unb__lock *l);
 
@@ -32,8 +35,7 @@ static inline void unb__lock(struct unb__lock *l)
 
 static inline void unb__unlock(struct unb__lock *l)
 {
-    if (unb_unlikely(atomic_exchange_explicit(&l->state, 0,
-                                              memory_order_release) == 2))
+    if (unb_unlikely(atomic_exchange_explicit(&l->state, 0, memory_order_release) == 2))
         unb__futex_wake(&l->state, 1);
 }
 

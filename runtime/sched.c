@@ -124,25 +124,25 @@
 
 struct unb__worker {
     struct unb__deque runq;
-    struct unb__ctx sched_ctx;        /* the OS thread's own context */
-    void (*after_fn)(void *);         /* action for the next context */
+    struct unb__ctx sched_ctx; /* the OS thread's own context */
+    void (*after_fn)(void *);  /* action for the next context */
     void *after_arg;
-    uint32_t tick;                    /* switches out of coroutines */
+    uint32_t tick; /* switches out of coroutines */
     uint32_t last_poll_tick;
     uint32_t last_inject_tick;
-    uint32_t rng;                     /* victim selection */
-    int waiting;                      /* coroutines parked on our loop */
-    bool spinning;                    /* counted in rt.nspinning */
-    bool in_poll;                     /* inside ev_run */
-    struct unb_coro *pool;            /* finished coroutines to reuse */
+    uint32_t rng;          /* victim selection */
+    int waiting;           /* coroutines parked on our loop */
+    bool spinning;         /* counted in rt.nspinning */
+    bool in_poll;          /* inside ev_run */
+    struct unb_coro *pool; /* finished coroutines to reuse */
     unsigned npool;
     struct ev_loop *loop;
-    ev_async wake;                    /* mailbox and wakep signal */
+    ev_async wake; /* mailbox and wakep signal */
     _Atomic(struct unb__msg *) mailbox;
     /* Under rt.idle_lock: */
     struct unb__worker *idle_next;
     bool in_idle_list;
-    bool woken_spinning;              /* popped by wakep; spin on wake */
+    bool woken_spinning; /* popped by wakep; spin on wake */
     /* Counters: written by the owner only, read by anyone. */
     _Atomic uint64_t n_switches, n_steals, n_parks, n_wakeups;
     unsigned id;
@@ -188,11 +188,10 @@ static struct {
 static UNB_TLS struct unb__worker *tls_worker;
 static UNB_TLS struct unb_coro *tls_cur;
 
-#define STAT_INC(w, field)                                                     \
-    atomic_store_explicit(                                                     \
-        &(w)->field,                                                           \
-        atomic_load_explicit(&(w)->field, memory_order_relaxed) + 1,           \
-        memory_order_relaxed)
+#define STAT_INC(w, field)                                                             \
+    atomic_store_explicit(&(w)->field,                                                 \
+                          atomic_load_explicit(&(w)->field, memory_order_relaxed) + 1, \
+                          memory_order_relaxed)
 
 /* ---- accessors ---------------------------------------------------------- */
 
@@ -242,8 +241,8 @@ static void run_after(struct unb__worker *w)
  * worker's scheduler when NULL).  `dying`: the current coroutine will never
  * be resumed (its stack is about to be freed).
  */
-static void do_switch(struct unb__worker *w, struct unb__ctx *from,
-                      struct unb_coro *to, bool dying)
+static void do_switch(struct unb__worker *w, struct unb__ctx *from, struct unb_coro *to,
+                      bool dying)
 {
 #ifdef UNB_ASAN
     void *fake_stack = NULL;
@@ -251,8 +250,8 @@ static void do_switch(struct unb__worker *w, struct unb__ctx *from,
         __sanitizer_start_switch_fiber(dying ? NULL : &fake_stack, to->stack.lo,
                                        (size_t)(to->stack.hi - to->stack.lo));
     else
-        __sanitizer_start_switch_fiber(dying ? NULL : &fake_stack,
-                                       w->thread_stack_lo, w->thread_stack_size);
+        __sanitizer_start_switch_fiber(dying ? NULL : &fake_stack, w->thread_stack_lo,
+                                       w->thread_stack_size);
 #endif
 #ifdef UNB_TSAN
     __tsan_switch_to_fiber(to ? to->tsan_fiber : w->tsan_fiber, 0);
@@ -666,8 +665,7 @@ static void coro_free(struct unb_coro *co)
 #endif
 #ifdef UNB_ASAN
     /* The next user of this stack must not inherit its poison. */
-    __asan_unpoison_memory_region(co->stack.lo,
-                                  (size_t)((char *)co - co->stack.lo));
+    __asan_unpoison_memory_region(co->stack.lo, (size_t)((char *)co - co->stack.lo));
 #endif
     atomic_fetch_sub_explicit(&rt.alive, 1, memory_order_relaxed);
     struct unb__worker *w = unb__sched_worker();
@@ -749,10 +747,9 @@ int unb__sched_spawn(void *(*fn)(void *), void *arg, struct unb_coro **out)
 
     int64_t alive = atomic_fetch_add_explicit(&rt.alive, 1, memory_order_relaxed) + 1;
     int64_t peak = atomic_load_explicit(&rt.peak_alive, memory_order_relaxed);
-    while (alive > peak &&
-           !atomic_compare_exchange_weak_explicit(&rt.peak_alive, &peak, alive,
-                                                  memory_order_relaxed,
-                                                  memory_order_relaxed))
+    while (alive > peak && !atomic_compare_exchange_weak_explicit(
+                               &rt.peak_alive, &peak, alive, memory_order_relaxed,
+                               memory_order_relaxed))
         ;
     *out = co;
     unb__sched_ready(co);
@@ -928,8 +925,7 @@ static int start_locked(void)
     rt.stack_size = unb__config.stack_size;
     rt.nworkers = unb__config.workers;
 
-    struct unb__worker *ws =
-        aligned_alloc(UNB_CACHELINE, sizeof *ws * rt.nworkers);
+    struct unb__worker *ws = aligned_alloc(UNB_CACHELINE, sizeof *ws * rt.nworkers);
     if (!ws)
         return -EAGAIN;
     unsigned n;
@@ -977,8 +973,7 @@ static int start_locked(void)
 
 int unb__sched_start(void)
 {
-    if (unb_likely(atomic_load_explicit(&rt.state, memory_order_acquire) ==
-                   RT_RUNNING))
+    if (unb_likely(atomic_load_explicit(&rt.state, memory_order_acquire) == RT_RUNNING))
         return 0;
     unb__lock(&rt.start_lock);
     int rc = 0;

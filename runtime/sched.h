@@ -21,9 +21,9 @@ struct unb__worker;
  * mapping, so one mmap holds both and a pooled stack is a pooled coroutine.
  */
 struct unb_coro {
-    struct unb__ctx ctx;        /* registers while not running */
-    struct unb_coro *next;      /* intrusive link: inject queue, pool */
-    void *(*fn)(void *);        /* entry and its argument */
+    struct unb__ctx ctx;   /* registers while not running */
+    struct unb_coro *next; /* intrusive link: inject queue, pool */
+    void *(*fn)(void *);   /* entry and its argument */
     void *arg;
     void *result;               /* fn's return value, once done */
     struct unb__stack stack;    /* the mapping this struct lives in */

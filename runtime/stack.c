@@ -175,8 +175,7 @@ void unb__stack_overflow_die(size_t size)
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGSEGV);
-    unb__sys6(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&set, 0, sizeof(long) * 1,
-              0, 0);
+    unb__sys6(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&set, 0, sizeof(long) * 1, 0, 0);
     unb__sys3(SYS_tgkill, unb__sys3(SYS_getpid, 0, 0, 0),
               unb__sys3(SYS_gettid, 0, 0, 0), SIGSEGV);
     for (;;)

@@ -24,8 +24,7 @@ static inline long unb__sys3(long n, long a, long b, long c)
     return ret;
 }
 
-static inline long unb__sys6(long n, long a, long b, long c, long d, long e,
-                             long f)
+static inline long unb__sys6(long n, long a, long b, long c, long d, long e, long f)
 {
     long ret;
     register long r10 __asm__("r10") = d;
@@ -33,8 +32,7 @@ static inline long unb__sys6(long n, long a, long b, long c, long d, long e,
     register long r9 __asm__("r9") = f;
     __asm__ volatile("syscall"
                      : "=a"(ret)
-                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8),
-                       "r"(r9)
+                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
                      : "rcx", "r11", "memory");
     return ret;
 }

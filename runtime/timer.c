@@ -98,15 +98,10 @@ int unb__sleep(clockid_t clock, int flags, const struct timespec *req,
     bool abs = flags & TIMER_ABSTIME;
     clockid_t base; /* the clock the deadline is measured on */
     switch (clock) {
-    case CLOCK_REALTIME:
-        base = abs ? CLOCK_REALTIME : CLOCK_MONOTONIC;
-        break;
+    case CLOCK_REALTIME: base = abs ? CLOCK_REALTIME : CLOCK_MONOTONIC; break;
     case CLOCK_MONOTONIC:
-    case CLOCK_BOOTTIME:
-        base = CLOCK_MONOTONIC;
-        break;
-    default:
-        return -ENOTSUP;
+    case CLOCK_BOOTTIME: base = CLOCK_MONOTONIC; break;
+    default: return -ENOTSUP;
     }
 
     /* The deadline on `base`, to compute what is left on interruption. */
