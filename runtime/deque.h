@@ -19,7 +19,16 @@
 
 #include "common.h"
 
-struct unb__deque_buf;
+struct unb__deque_buf {
+    int64_t mask;                /* capacity - 1; capacity a power of 2 */
+    struct unb__deque_buf *next; /* retired-list link */
+    _Atomic(void *) slot[];
+};
+
+static inline void *unb__deque_buf_slot(struct unb__deque_buf *a, int64_t i)
+{
+    return atomic_load_explicit(&a->slot[i & a->mask], memory_order_relaxed);
+}
 
 struct unb__deque {
     _Atomic int64_t top UNB_ALIGNED_LINE;    /* next to steal; thieves CAS it */
@@ -42,6 +51,23 @@ int unb__deque_push(struct unb__deque *q, void *item);
 
 /* Any thread: the oldest item, UNB_DEQUE_EMPTY, or UNB_DEQUE_ABORT. */
 void *unb__deque_steal(struct unb__deque *q);
+
+/*
+ * The oldest item or UNB_DEQUE_EMPTY, for an owner that knows no other
+ * thread takes from this deque (a runtime with one worker has no thieves):
+ * the same as steal, without the CAS.
+ */
+static inline void *unb__deque_take_alone(struct unb__deque *q)
+{
+    int64_t t = atomic_load_explicit(&q->top, memory_order_relaxed);
+    int64_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed);
+    if (t >= b)
+        return UNB_DEQUE_EMPTY;
+    struct unb__deque_buf *a = atomic_load_explicit(&q->buf, memory_order_relaxed);
+    void *item = unb__deque_buf_slot(a, t);
+    atomic_store_explicit(&q->top, t + 1, memory_order_release);
+    return item;
+}
 
 /* A racy estimate of the number of items; exact for the owner when no
  * thief is active. */

@@ -49,18 +49,41 @@ struct unb__waiter {
     _Atomic uint32_t woken; /* thread waiters: 0 until woken */
 };
 
-/* The coroutine running on this thread, or NULL.  A TLS load. */
-struct unb_coro *unb__sched_current(void);
+/*
+ * Thread-local state.  The current coroutine and worker belong to the OS
+ * thread, and a coroutine may resume on another thread after a park, but
+ * the compiler assumes a thread's TLS address never changes within a
+ * function and may keep it in a register across the switch.  So reads
+ * that may follow a park go through UNB_TLS_FRESH: an asm load the compiler
+ * can neither merge nor move (one GOT load and one %fs-relative load, as
+ * the initial-exec model does anyway).
+ */
+extern UNB_TLS struct unb__worker *unb__tls_worker;
+extern UNB_TLS struct unb_coro *unb__tls_cur;
+
+#define UNB_TLS_FRESH(var)                                                               \
+    ({                                                                                   \
+        __typeof__(var) v_;                                                              \
+        __asm__ volatile("movq " #var "@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0"       \
+                         : "=r"(v_));                                                    \
+        v_;                                                                              \
+    })
+
+/* The coroutine running on this thread, or NULL. */
+static inline struct unb_coro *unb__sched_current(void)
+{
+    return UNB_TLS_FRESH(unb__tls_cur);
+}
+
+/* The worker the calling thread runs, or NULL.  Its loop and queue may be
+ * touched only until the caller next parks. */
+static inline struct unb__worker *unb__sched_worker(void)
+{
+    return UNB_TLS_FRESH(unb__tls_worker);
+}
 
 /* The stack of the running coroutine, or NULL; async-signal-safe. */
 const struct unb__stack *unb__sched_current_stack(void);
-
-/*
- * The worker the calling thread runs, or NULL.  Re-read it after any park:
- * a coroutine may resume on another worker.  Never inlined, so the compiler
- * cannot keep a TLS address across a switch.
- */
-struct unb__worker *unb__sched_worker(void);
 
 /* The worker's libev loop: only its own thread may touch it. */
 struct ev_loop *unb__worker_loop(struct unb__worker *w);

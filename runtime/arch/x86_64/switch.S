@@ -42,8 +42,15 @@ unb__ctx_switch:
     movq    UNB_CTX_R13(%rsi), %r13
     movq    UNB_CTX_R14(%rsi), %r14
     movq    UNB_CTX_R15(%rsi), %r15
-    ldmxcsr UNB_CTX_MXCSR(%rsi)
+    movl    UNB_CTX_MXCSR(%rsi), %eax   /* loading MXCSR and the x87 word */
+    cmpl    UNB_CTX_MXCSR(%rdi), %eax   /* stalls the pipeline: skip the   */
+    je      1f                          /* loads when they would not change */
+    ldmxcsr UNB_CTX_MXCSR(%rsi)         /* anything, which is nearly always */
+1:  movzwl  UNB_CTX_FPUCW(%rsi), %eax
+    cmpw    UNB_CTX_FPUCW(%rdi), %ax
+    je      2f
     fldcw   UNB_CTX_FPUCW(%rsi)
+2:
     movq    UNB_CTX_RSP(%rsi), %rsp     /* from here on we are on `to`'s stack */
     movq    %rdi, %rax                  /* tell the resumed side who switched  */
     jmpq    *UNB_CTX_RIP(%rsi)          /* resume: a jump, not a ret           */
