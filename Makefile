@@ -79,10 +79,10 @@ UNIT_CTX_SRCS := runtime/ctx.c runtime/arch/x86_64/switch.S
 UNIT_DEQUE_SRCS := runtime/deque.c
 $(BUILD)/tests/test_ctx: tests/test_ctx.c tests/tap.h $(UNIT_CTX_SRCS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests -Iruntime -o $@ $< $(UNIT_CTX_SRCS)
+	$(CC) $(ALL_CFLAGS) -Itests -iquote runtime -o $@ $< $(UNIT_CTX_SRCS)
 $(BUILD)/tests/test_deque: tests/test_deque.c tests/tap.h $(UNIT_DEQUE_SRCS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests -Iruntime -o $@ $< $(UNIT_DEQUE_SRCS)
+	$(CC) $(ALL_CFLAGS) -Itests -iquote runtime -o $@ $< $(UNIT_DEQUE_SRCS)
 
 # Helpers are ordinary programs that never mention libunblock.
 $(BUILD)/tests/helpers/%: tests/helpers/%.c
@@ -102,7 +102,7 @@ $(BUILD)/bench/bench_%: bench/bench_%.c $(LIB)
 # The raw switch benchmark measures the assembly itself.
 $(BUILD)/bench/bench_switch: bench/bench_switch.c $(UNIT_CTX_SRCS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Iruntime -o $@ $< $(UNIT_CTX_SRCS)
+	$(CC) $(ALL_CFLAGS) -iquote runtime -o $@ $< $(UNIT_CTX_SRCS)
 
 bench: deps-bench
 	$(MAKE) $(BENCHES) $(BASELINE_BINS) examples

@@ -33,6 +33,13 @@ static bool is_handler(const struct sigaction *a)
            (a->sa_handler != SIG_DFL && a->sa_handler != SIG_IGN);
 }
 
+/* Faults are synchronous: they interrupt no parked call, and the runtime's
+ * fault handler chains to the program's own action directly. */
+static bool wrap(int sig, const struct sigaction *a)
+{
+    return sig != SIGSEGV && sig != SIGBUS && is_handler(a);
+}
+
 static void wrapper(int sig, siginfo_t *si, void *uc)
 {
     struct sigaction *a = &user_act[sig];
@@ -49,14 +56,14 @@ static void wrapper(int sig, siginfo_t *si, void *uc)
 }
 
 /* Keeps the runtime's count of installed handlers in step. */
-static void count(const struct sigaction *was, const struct sigaction *now)
+static void count(int sig, const struct sigaction *was, const struct sigaction *now)
 {
     int any = 0, norestart = 0;
-    if (was && is_handler(was)) {
+    if (was && wrap(sig, was)) {
         any--;
         norestart -= !(was->sa_flags & SA_RESTART);
     }
-    if (now && is_handler(now)) {
+    if (now && wrap(sig, now)) {
         any++;
         norestart += !(now->sa_flags & SA_RESTART);
     }
@@ -82,7 +89,7 @@ UNB_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction 
     struct sigaction kact, kold;
     const struct sigaction *pass = act;
     struct sigaction saved_user = user_act[sig];
-    if (act && is_handler(act)) {
+    if (act && wrap(sig, act)) {
         user_act[sig] = *act;
         kact = *act;
         kact.sa_sigaction = wrapper;
@@ -96,7 +103,7 @@ UNB_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction 
     if (kold.sa_sigaction == wrapper && (kold.sa_flags & SA_SIGINFO))
         kold = saved_user;
     if (act)
-        count(&kold, act);
+        count(sig, &kold, act);
     if (old)
         *old = kold;
     return 0;
