@@ -61,6 +61,16 @@ void unb_yield(void);
 unb_coro_t *unb_self(void);
 
 /*
+ * Waits until fd is ready for `events` (POLLIN or POLLOUT, from <poll.h>)
+ * or timeout_ms passes (negative: no timeout).  In a coroutine it parks;
+ * on a plain thread it blocks in poll().  Returns 1 when ready (an error or
+ * hang-up on the fd counts as ready: the next call reports it), 0 on
+ * timeout, -1 with errno: EINVAL for other events, EBADF if fd is not open
+ * or is closed while waiting, EINTR if a signal handler interrupted it.
+ */
+int unb_wait_fd(int fd, int events, int timeout_ms);
+
+/*
  * Counters of the runtime since it started.  Reading them is cheap and safe
  * from any thread; each field is exact for finished work and may lag by a
  * few events for work in flight.

@@ -3,12 +3,22 @@
 #include "real.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <string.h>
 
 struct unb__real_table unb__real;
+intptr_t unb__errno_offset;
+
+static void errno_init(void)
+{
+    char *tp;
+    __asm__ volatile("movq %%fs:0, %0" : "=r"(tp));
+    unb__errno_offset = (char *)&errno - tp;
+}
 
 void unb__real_resolve(void)
 {
+    errno_init();
 #define UNB_REAL_LOOKUP(name)                                                          \
     do {                                                                               \
         void *sym = dlsym(RTLD_NEXT, #name);                                           \

@@ -10,7 +10,13 @@
 #ifndef UNB_REAL_H
 #define UNB_REAL_H
 
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -20,17 +26,39 @@
 #include "../runtime/common.h"
 
 /* X(name): one entry per function; its type is that of libc's declaration. */
-#define UNB_REAL_SYMBOLS(X)                                                            \
-    X(read)                                                                            \
-    X(write)                                                                           \
-    X(close)                                                                           \
-    X(nanosleep)                                                                       \
-    X(clock_nanosleep)                                                                 \
-    X(usleep)                                                                          \
-    X(sleep)                                                                           \
-    X(sigaction)                                                                       \
-    X(signal)                                                                          \
-    X(pthread_create)                                                                  \
+#define UNB_REAL_SYMBOLS(X)  \
+    X(read)                  \
+    X(write)                 \
+    X(readv)                 \
+    X(writev)                \
+    X(recv)                  \
+    X(send)                  \
+    X(recvfrom)              \
+    X(sendto)                \
+    X(recvmsg)               \
+    X(sendmsg)               \
+    X(accept)                \
+    X(accept4)               \
+    X(connect)               \
+    X(socket)                \
+    X(socketpair)            \
+    X(setsockopt)            \
+    X(pipe)                  \
+    X(pipe2)                 \
+    X(dup2)                  \
+    X(dup3)                  \
+    X(fcntl)                 \
+    X(fcntl64)               \
+    X(ioctl)                 \
+    X(poll)                  \
+    X(close)                 \
+    X(nanosleep)             \
+    X(clock_nanosleep)       \
+    X(usleep)                \
+    X(sleep)                 \
+    X(sigaction)             \
+    X(signal)                \
+    X(pthread_create)        \
     X(pthread_join)
 
 struct unb__real_table {

@@ -22,7 +22,7 @@ UNB_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
         return UNB_REAL(nanosleep)(req, rem);
     if (rc == 0)
         return 0;
-    errno = -rc;
+    unb_errno = -rc;
     return -1;
 }
 
@@ -45,7 +45,7 @@ UNB_EXPORT int usleep(useconds_t usec)
     int rc = unb__sleep(CLOCK_MONOTONIC, 0, &ts, NULL);
     if (rc == 0)
         return 0;
-    errno = -rc;
+    unb_errno = -rc;
     return -1;
 }
 
@@ -55,12 +55,12 @@ UNB_EXPORT unsigned int sleep(unsigned int seconds)
         return UNB_REAL(sleep)(seconds);
     /* As glibc: on interruption, the whole seconds not slept, the
      * fraction dropped; errno unchanged on success. */
-    int saved = errno;
+    int saved = unb_errno;
     struct timespec ts = {(time_t)seconds, 0}, rem = {0, 0};
     if (unb__sleep(CLOCK_MONOTONIC, 0, &ts, &rem) == -EINTR) {
-        errno = EINTR;
+        unb_errno = EINTR;
         return (unsigned int)rem.tv_sec;
     }
-    errno = saved;
+    unb_errno = saved;
     return 0;
 }

@@ -4,22 +4,26 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <sched.h>
+#include <sys/stat.h>
 
 #include <unblock.h>
 #include "common.h"
 #include "sched.h"
+#include "fd.h"
+#include "../libunblock/real.h"
 
 UNB_EXPORT unb_coro_t *unb_spawn(void *(*fn)(void *), void *arg)
 {
     if (!fn) {
-        errno = EINVAL;
+        unb_errno = EINVAL;
         return NULL;
     }
     struct unb_coro *co;
     int rc = unb__sched_spawn(fn, arg, &co);
     if (rc != 0) {
-        errno = -rc;
+        unb_errno = -rc;
         return NULL;
     }
     return co;
@@ -58,4 +62,35 @@ UNB_EXPORT int unb_stats(unb_stats_t *st)
         return EINVAL;
     unb__sched_stats(st);
     return 0;
+}
+
+UNB_EXPORT int unb_wait_fd(int fd, int events, int timeout_ms)
+{
+    if (events != POLLIN && events != POLLOUT) {
+        unb_errno = EINVAL;
+        return -1;
+    }
+    if (!unb__sched_current()) {
+        struct pollfd p = {.fd = fd, .events = (short)events};
+        int r = UNB_REAL(poll)(&p, 1, timeout_ms < 0 ? -1 : timeout_ms);
+        if (r > 0 && (p.revents & POLLNVAL)) {
+            unb_errno = EBADF;
+            return -1;
+        }
+        return r;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -1; /* EBADF */
+    if (!S_ISSOCK(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode))
+        return 1; /* files are always ready, as poll() says */
+    int64_t deadline =
+        timeout_ms < 0 ? 0 : unb__now_ns() + (int64_t)timeout_ms * 1000000 + 1;
+    int rc = unb__fd_wait(fd, events == POLLIN ? EV_READ : EV_WRITE, deadline, false);
+    if (rc == 0)
+        return 1;
+    if (rc == -ETIMEDOUT)
+        return 0;
+    unb_errno = -rc;
+    return -1;
 }

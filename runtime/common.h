@@ -61,6 +61,24 @@ static inline void unb__fence(void)
 #endif
 }
 
+/*
+ * errno of the thread we are running on *now*.  glibc declares
+ * __errno_location() const, so the compiler may compute errno's address
+ * once per function and reuse it after a park, when the coroutine may be
+ * running on another thread.  Code that can park uses `unb_errno`, never
+ * `errno`.  The offset of errno from the thread pointer is the same in
+ * every thread (glibc's TLS block is static), so a fresh read is one
+ * %fs load and an add.
+ */
+extern intptr_t unb__errno_offset;
+static inline int *unb__errno_fresh(void)
+{
+    char *tp;
+    __asm__ volatile("movq %%fs:0, %0" : "=r"(tp));
+    return (int *)(tp + unb__errno_offset);
+}
+#define unb_errno (*unb__errno_fresh())
+
 /* Pause hint for spin loops. */
 static inline void unb__cpu_relax(void)
 {

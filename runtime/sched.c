@@ -109,6 +109,16 @@
  * thread.  A coroutine can resume on another worker, and the compiler may
  * keep a TLS address in a register across a call, so code that parks reads
  * them again only through UNB_TLS_FRESH (sched.h).
+ *
+ * errno is per thread, so each coroutine keeps its own: switch_out saves
+ * it before a switch and restores it after, through a fresh TLS address
+ * (unb_errno, common.h), on whatever thread the coroutine resumes on.  A
+ * coroutine starts with errno 0, as a thread does.  What remains: code
+ * compiled into the program may keep errno's address (glibc declares
+ * __errno_location const) or a __thread variable's address across a call
+ * that parks; if the coroutine moved to another worker meanwhile, that
+ * address is the old worker's.  Coroutines move only when stolen from a
+ * queue, or when they park on a fd homed on another worker (fd.h).
  */
 #define _GNU_SOURCE
 #include "sched.h"
@@ -300,7 +310,11 @@ static void switch_out(struct unb__worker *w, struct unb_coro *self, bool dying)
     tls_cur = next;
     if (next)
         STAT_INC(w, n_switches);
+    /* errno is per thread; give each coroutine its own, as it would have
+     * had as a thread, on whichever thread it resumes. */
+    self->saved_errno = unb_errno;
     do_switch(w, &self->ctx, next, dying);
+    unb_errno = self->saved_errno;
     run_after(unb__sched_worker());
 }
 
@@ -423,6 +437,33 @@ void unb__worker_post(struct unb__worker *w, struct unb__msg *m)
     while (!atomic_compare_exchange_weak_explicit(
         &w->mailbox, &head, m, memory_order_release, memory_order_relaxed));
     ev_async_send(w->loop, &w->wake);
+}
+
+struct migration {
+    struct unb__msg msg; /* first: the message is the migration */
+    struct unb_coro *co;
+    struct unb__worker *to;
+};
+
+static void migrate_arrive(struct unb__worker *w, struct unb__msg *m)
+{
+    (void)w;
+    struct unb_coro *co = ((struct migration *)m)->co;
+    /* The mailbox runs in the scheduler: queue it here, no wakep needed. */
+    if (unb__deque_push(&w->runq, co) != 0)
+        inject(co);
+}
+
+static void migrate_leave(void *arg)
+{
+    struct migration *mg = arg;
+    unb__worker_post(mg->to, &mg->msg);
+}
+
+void unb__sched_migrate(struct unb__worker *to)
+{
+    struct migration mg = {.msg = {.fn = migrate_arrive}, .co = tls_cur, .to = to};
+    unb__sched_park(migrate_leave, &mg);
 }
 
 static void drain_mailbox(struct unb__worker *w)
@@ -779,6 +820,7 @@ static void coro_main(struct unb__ctx *from, void *arg)
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
     run_after(unb__sched_worker());
+    unb_errno = 0; /* as in a new thread */
     co->result = co->fn(co->arg);
 
     struct unb__worker *w = unb__sched_worker();

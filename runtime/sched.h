@@ -32,6 +32,7 @@ struct unb_coro {
     _Atomic uint8_t lock;       /* guards done/detached/joiner */
     uint8_t done;               /* fn returned and the stack is free */
     uint8_t detached;           /* unb_detach was called */
+    int saved_errno;            /* errno while switched out */
 #ifdef UNB_ASAN
     void *asan_fake_stack;
 #endif
@@ -131,6 +132,13 @@ struct unb__msg {
 };
 
 void unb__worker_post(struct unb__worker *w, struct unb__msg *m);
+
+/*
+ * Moves the calling coroutine to worker `to`: it parks and is made
+ * runnable by `to`'s own thread, so that it can then touch `to`'s loop.
+ * Costs a mailbox message (a syscall only if `to` sleeps).
+ */
+void unb__sched_migrate(struct unb__worker *to);
 
 /* The machinery behind the public API (api.c); negative errno returns. */
 int unb__sched_spawn(void *(*fn)(void *), void *arg, struct unb_coro **out);

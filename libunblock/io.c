@@ -1,0 +1,466 @@
+/*
+ * The read and write families: read, write, readv, writev, recv, send,
+ * recvfrom, sendto, recvmsg, sendmsg, and the fortified __*_chk variants.
+ *
+ * Inside a coroutine, on a socket or pipe the program did not make
+ * non-blocking itself, a call that would block parks the coroutine
+ * (runtime/fd.c) and returns what the blocking call would have returned:
+ *
+ *   - reads return as soon as any data is there (a short read is fine);
+ *     recv with MSG_WAITALL keeps going until the length, EOF or an error;
+ *   - writes keep going until everything is written, as a blocking write
+ *     does; a signal or a timeout after partial progress returns the count
+ *     written so far, an error after partial progress likewise (the error
+ *     shows on the next call, as natively);
+ *   - SO_RCVTIMEO/SO_SNDTIMEO end the wait with EAGAIN;
+ *   - EINTR where the blocking call would give it (runtime/intr.h).
+ *
+ * Syscall economy.  Sockets are non-blocking in the kernel, so a call is
+ * tried first and parks only on EAGAIN; and the fd's readiness hint lets a
+ * read that follows a short read (the socket is then most likely drained)
+ * park at once instead of paying for an EAGAIN first.  The park costs no
+ * syscall: the watcher stays started across parks.  An echo round trip is
+ * then one read and one write plus a share of one epoll_wait.
+ *
+ * Pipes stay blocking in the kernel (a child process may share them), so
+ * a coroutine waits for readiness first (poll with a zero timeout, then a
+ * park), and then makes the call.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "../runtime/fd.h"
+#include "../runtime/sched.h"
+#include "io.h"
+#include "real.h"
+
+/* ---- classification ------------------------------------------------- */
+
+struct unb__fd *unb__io_classify(int fd)
+{
+    struct unb__fd *e = unb__fd_get(fd);
+    if (!e)
+        return NULL;
+    if (unb_likely(e->kind != UNB_FD_UNKNOWN))
+        return e->kind == UNB_FD_NATIVE ? NULL : e;
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return NULL; /* EBADF and friends: the native call reports them */
+    int fl = UNB_REAL(fcntl)(fd, F_GETFL);
+    if (fl < 0)
+        return NULL;
+    if (S_ISSOCK(st.st_mode)) {
+        e->user_nonblock = (fl & O_NONBLOCK) != 0;
+        if (!e->user_nonblock && UNB_REAL(fcntl)(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+            return NULL;
+        e->sys_nonblock = 1;
+        e->kind = UNB_FD_SOCKET;
+    } else if (S_ISFIFO(st.st_mode)) {
+        e->user_nonblock = (fl & O_NONBLOCK) != 0;
+        e->kind = UNB_FD_PIPE;
+    } else {
+        e->kind = UNB_FD_NATIVE;
+        return NULL;
+    }
+    return e;
+}
+
+int64_t unb__io_deadline(const struct unb__fd *e, int dir)
+{
+    int64_t t = dir ? e->sndtimeo_ns : e->rcvtimeo_ns;
+    return t ? unb__now_ns() + t : 0;
+}
+
+/* Waits until a pipe is ready without blocking the worker: 0, or -1 with
+ * errno. */
+static int pipe_ready(int fd, struct unb__fd *e, int dir, int64_t deadline)
+{
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = dir ? POLLOUT : POLLIN};
+        int r = UNB_REAL(poll)(&p, 1, 0);
+        if (r != 0)
+            return r < 0 ? -1 : 0; /* ready, hung up, or an error: call */
+        int rc = unb__fd_wait(fd, dir ? EV_WRITE : EV_READ, deadline, !deadline);
+        if (rc != 0) {
+            unb_errno = rc == -ETIMEDOUT ? EAGAIN : -rc;
+            return -1;
+        }
+        (void)e;
+    }
+}
+
+int unb__io_park(int fd, struct unb__fd *e, int dir, int64_t deadline)
+{
+    atomic_store_explicit(dir ? &e->wr_ready : &e->rd_ready, 0, memory_order_relaxed);
+    int rc = unb__fd_wait(fd, dir ? EV_WRITE : EV_READ, deadline, !deadline);
+    if (rc == 0)
+        return 0;
+    unb_errno = rc == -ETIMEDOUT ? EAGAIN : -rc;
+    return -1;
+}
+
+/*
+ * The read engine: op(fd, ctx) makes one non-blocking attempt.  `want` is
+ * the size asked for (a shorter result clears the readiness hint).
+ */
+ssize_t unb__io_read(int fd, struct unb__fd *e, ssize_t (*op)(int, void *), void *ctx,
+                     size_t want)
+{
+    int64_t deadline = unb__io_deadline(e, 0);
+    for (;;) {
+        if (e->kind == UNB_FD_PIPE) {
+            if (pipe_ready(fd, e, 0, deadline) != 0)
+                return -1;
+            return op(fd, ctx);
+        }
+        if (atomic_load_explicit(&e->rd_ready, memory_order_relaxed)) {
+            ssize_t n = op(fd, ctx);
+            if (n >= 0) {
+                if ((size_t)n < want)
+                    atomic_store_explicit(&e->rd_ready, 0, memory_order_relaxed);
+                return n;
+            }
+            if (unb_errno != EAGAIN && unb_errno != EWOULDBLOCK)
+                return -1;
+        }
+        if (unb__io_park(fd, e, 0, deadline) != 0)
+            return -1;
+    }
+}
+
+/*
+ * The write engine: op(fd, ctx, done) writes from offset `done` of the
+ * caller's data; the engine loops until `want` bytes are written.
+ */
+ssize_t unb__io_write(int fd, struct unb__fd *e, ssize_t (*op)(int, void *, size_t),
+                      void *ctx, size_t want)
+{
+    int64_t deadline = unb__io_deadline(e, 1);
+    size_t done = 0;
+    for (;;) {
+        if (e->kind == UNB_FD_PIPE && pipe_ready(fd, e, 1, deadline) != 0)
+            return done ? (ssize_t)done : -1;
+        ssize_t n = op(fd, ctx, done);
+        if (n >= 0) {
+            done += (size_t)n;
+            if (done >= want || e->kind == UNB_FD_PIPE)
+                return (ssize_t)done;
+            continue;
+        }
+        if (unb_errno != EAGAIN && unb_errno != EWOULDBLOCK)
+            return done ? (ssize_t)done : -1;
+        if (e->kind == UNB_FD_PIPE)
+            continue;
+        int saved = unb_errno;
+        if (unb__io_park(fd, e, 1, deadline) != 0) {
+            if (!done)
+                return -1;
+            unb_errno = saved;
+            return (ssize_t)done;
+        }
+    }
+}
+
+/* Is this call one for the runtime to park?  Returns the entry, or NULL
+ * for the native call. */
+static inline struct unb__fd *parkable(int fd)
+{
+    if (!unb__sched_current())
+        return NULL;
+    struct unb__fd *e = unb__io_classify(fd);
+    return e && !e->user_nonblock ? e : NULL;
+}
+
+/*
+ * Outside a coroutine, a socket the runtime made non-blocking must still
+ * block for a program that never asked otherwise (a plain thread using a
+ * socket a coroutine created).  Called only after an EAGAIN.
+ */
+int unb__io_block_outside(int fd, int dir)
+{
+    struct unb__fd *e = unb__fd_peek(fd);
+    if (!e || e->kind != UNB_FD_SOCKET || e->user_nonblock || !e->sys_nonblock)
+        return 0;
+    struct pollfd p = {.fd = fd, .events = dir ? POLLOUT : POLLIN};
+    int64_t t = dir ? e->sndtimeo_ns : e->rcvtimeo_ns;
+    int r = UNB_REAL(poll)(&p, 1, t ? (int)((t + 999999) / 1000000) : -1);
+    if (r == 0) {
+        unb_errno = EAGAIN;
+        return 0;
+    }
+    return r > 0;
+}
+
+/* ---- read family ------------------------------------------------------ */
+
+struct rd {
+    void *buf;
+    size_t len;
+    int flags;
+    struct sockaddr *addr;
+    socklen_t *addrlen;
+    const struct iovec *iov;
+    int iovcnt;
+    struct msghdr *msg;
+};
+
+static ssize_t op_read(int fd, void *c)
+{
+    struct rd *r = c;
+    return UNB_REAL(read)(fd, r->buf, r->len);
+}
+
+static ssize_t op_readv(int fd, void *c)
+{
+    struct rd *r = c;
+    return UNB_REAL(readv)(fd, r->iov, r->iovcnt);
+}
+
+static ssize_t op_recvfrom(int fd, void *c)
+{
+    struct rd *r = c;
+    return UNB_REAL(recvfrom)(fd, r->buf, r->len, r->flags, r->addr, r->addrlen);
+}
+
+static ssize_t op_recvmsg(int fd, void *c)
+{
+    struct rd *r = c;
+    return UNB_REAL(recvmsg)(fd, r->msg, r->flags);
+}
+
+static size_t iov_total(const struct iovec *iov, int n)
+{
+    size_t t = 0;
+    for (int i = 0; i < n; i++)
+        t += iov[i].iov_len;
+    return t;
+}
+
+#define RETRY_OUTSIDE(fd, dir, call)                                                     \
+    do {                                                                                 \
+        ssize_t n_;                                                                      \
+        while ((n_ = (call)) < 0 && (unb_errno == EAGAIN || unb_errno == EWOULDBLOCK) &&         \
+               unb__io_block_outside(fd, dir))                                           \
+            ;                                                                            \
+        return n_;                                                                       \
+    } while (0)
+
+UNB_EXPORT ssize_t read(int fd, void *buf, size_t len)
+{
+    struct unb__fd *e = parkable(fd);
+    if (!e)
+        RETRY_OUTSIDE(fd, 0, UNB_REAL(read)(fd, buf, len));
+    struct rd r = {.buf = buf, .len = len};
+    return unb__io_read(fd, e, op_read, &r, len);
+}
+
+UNB_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+{
+    struct unb__fd *e = parkable(fd);
+    if (!e)
+        RETRY_OUTSIDE(fd, 0, UNB_REAL(readv)(fd, iov, iovcnt));
+    if (iovcnt < 0 || iovcnt > IOV_MAX)
+        return UNB_REAL(readv)(fd, iov, iovcnt); /* EINVAL */
+    struct rd r = {.iov = iov, .iovcnt = iovcnt};
+    return unb__io_read(fd, e, op_readv, &r, iov_total(iov, iovcnt));
+}
+
+UNB_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
+                            struct sockaddr *addr, socklen_t *addrlen)
+{
+    struct unb__fd *e = flags & MSG_DONTWAIT ? NULL : parkable(fd);
+    if (!e)
+        RETRY_OUTSIDE(fd, 0, UNB_REAL(recvfrom)(fd, buf, len, flags, addr, addrlen));
+    struct rd r = {.buf = buf, .len = len, .flags = flags, .addr = addr, .addrlen = addrlen};
+    if (!(flags & MSG_WAITALL) || e->kind != UNB_FD_SOCKET)
+        return unb__io_read(fd, e, op_recvfrom, &r, len);
+    /* MSG_WAITALL: the kernel cannot wait on a non-blocking socket. */
+    size_t got = 0;
+    while (got < len) {
+        r.buf = (char *)buf + got;
+        r.len = len - got;
+        ssize_t n = unb__io_read(fd, e, op_recvfrom, &r, r.len);
+        if (n <= 0)
+            return got ? (ssize_t)got : n;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+UNB_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+    return recvfrom(fd, buf, len, flags, NULL, NULL);
+}
+
+UNB_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    struct unb__fd *e = flags & MSG_DONTWAIT ? NULL : parkable(fd);
+    if (!e)
+        RETRY_OUTSIDE(fd, 0, UNB_REAL(recvmsg)(fd, msg, flags));
+    struct rd r = {.msg = msg, .flags = flags};
+    size_t want = msg && msg->msg_iovlen <= IOV_MAX
+                      ? iov_total(msg->msg_iov, (int)msg->msg_iovlen)
+                      : 0;
+    return unb__io_read(fd, e, op_recvmsg, &r, want);
+}
+
+/* ---- write family ----------------------------------------------------- */
+
+struct wr {
+    const void *buf;
+    size_t len;
+    int flags;
+    const struct sockaddr *addr;
+    socklen_t addrlen;
+    const struct iovec *iov;
+    int iovcnt;
+    const struct msghdr *msg;
+};
+
+static ssize_t op_write(int fd, void *c, size_t done)
+{
+    struct wr *w = c;
+    return UNB_REAL(write)(fd, (const char *)w->buf + done, w->len - done);
+}
+
+static ssize_t op_sendto(int fd, void *c, size_t done)
+{
+    struct wr *w = c;
+    return UNB_REAL(sendto)(fd, (const char *)w->buf + done, w->len - done, w->flags,
+                            w->addr, w->addrlen);
+}
+
+/*
+ * Vectored writes resume after partial progress on a copy of the vector
+ * advanced past what was written (only when that happens).
+ */
+static ssize_t writev_from(int fd, const struct msghdr *msg, int flags, size_t done,
+                           bool is_msg)
+{
+    const struct iovec *iov = msg->msg_iov;
+    int n = (int)msg->msg_iovlen;
+    if (done == 0) {
+        if (is_msg)
+            return UNB_REAL(sendmsg)(fd, msg, flags);
+        return UNB_REAL(writev)(fd, iov, n);
+    }
+    int i = 0;
+    while (i < n && done >= iov[i].iov_len)
+        done -= iov[i++].iov_len;
+    struct iovec small[8];
+    struct iovec *rest = n - i <= 8 ? small : malloc(sizeof *rest * (size_t)(n - i));
+    if (!rest) {
+        unb_errno = ENOMEM;
+        return -1;
+    }
+    memcpy(rest, iov + i, sizeof *rest * (size_t)(n - i));
+    if (n > i) {
+        rest[0].iov_base = (char *)rest[0].iov_base + done;
+        rest[0].iov_len -= done;
+    }
+    ssize_t r;
+    if (is_msg) {
+        struct msghdr m = *msg;
+        m.msg_iov = rest;
+        m.msg_iovlen = (size_t)(n - i);
+        m.msg_control = NULL; /* ancillary data went with the first part */
+        m.msg_controllen = 0;
+        r = UNB_REAL(sendmsg)(fd, &m, flags);
+    } else {
+        r = UNB_REAL(writev)(fd, rest, n - i);
+    }
+    if (rest != small) {
+        int saved = unb_errno;
+        free(rest);
+        unb_errno = saved;
+    }
+    return r;
+}
+
+static ssize_t op_writev(int fd, void *c, size_t done)
+{
+    struct wr *w = c;
+    struct msghdr m = {.msg_iov = (struct iovec *)w->iov, .msg_iovlen = (size_t)w->iovcnt};
+    return writev_from(fd, &m, 0, done, false);
+}
+
+static ssize_t op_sendmsg(int fd, void *c, size_t done)
+{
+    struct wr *w = c;
+    return writev_from(fd, w->msg, w->flags, done, true);
+}
+
+UNB_EXPORT ssize_t write(int fd, const void *buf, size_t len)
+{
+    struct unb__fd *e = parkable(fd);
+    if (!e)
+        RETRY_OUTSIDE(fd, 1, UNB_REAL(write)(fd, buf, len));
+    struct wr w = {.buf = buf, .len = len};
+    return unb__io_write(fd, e, op_write, &w, len);
+}
+
+UNB_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
+                          const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct unb__fd *e = flags & MSG_DONTWAIT ? NULL : parkable(fd);
+    if (!e)
+        RETRY_OUTSIDE(fd, 1, UNB_REAL(sendto)(fd, buf, len, flags, addr, addrlen));
+    struct wr w = {.buf = buf, .len = len, .flags = flags, .addr = addr, .addrlen = addrlen};
+    return unb__io_write(fd, e, op_sendto, &w, len);
+}
+
+UNB_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+    return sendto(fd, buf, len, flags, NULL, 0);
+}
+
+UNB_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    struct unb__fd *e = parkable(fd);
+    if (!e || iovcnt < 0 || iovcnt > IOV_MAX)
+        RETRY_OUTSIDE(fd, 1, UNB_REAL(writev)(fd, iov, iovcnt));
+    struct wr w = {.iov = iov, .iovcnt = iovcnt};
+    return unb__io_write(fd, e, op_writev, &w, iov_total(iov, iovcnt));
+}
+
+UNB_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    struct unb__fd *e = flags & MSG_DONTWAIT ? NULL : parkable(fd);
+    if (!e || !msg || msg->msg_iovlen > IOV_MAX)
+        RETRY_OUTSIDE(fd, 1, UNB_REAL(sendmsg)(fd, msg, flags));
+    struct wr w = {.msg = msg, .flags = flags};
+    return unb__io_write(fd, e, op_sendmsg, &w, iov_total(msg->msg_iov, (int)msg->msg_iovlen));
+}
+
+/* ---- fortified variants ------------------------------------------------ */
+
+extern void __chk_fail(void) __attribute__((noreturn));
+
+UNB_EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
+{
+    if (len > buflen)
+        __chk_fail();
+    return read(fd, buf, len);
+}
+
+UNB_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
+{
+    if (len > buflen)
+        __chk_fail();
+    return recvfrom(fd, buf, len, flags, NULL, NULL);
+}
+
+UNB_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
+                                  struct sockaddr *addr, socklen_t *addrlen)
+{
+    if (len > buflen)
+        __chk_fail();
+    return recvfrom(fd, buf, len, flags, addr, addrlen);
+}

@@ -1,0 +1,314 @@
+/* Per-fd state and parking on fds (fd.h). */
+#define _GNU_SOURCE
+#include "fd.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "intr.h"
+#include "lock.h"
+#include "sched.h"
+
+#define PAGE_SHIFT 10
+#define PAGE_ENTRIES (1 << PAGE_SHIFT)
+#define FD_LIMIT_MAX (1 << 24)
+
+static struct {
+    _Atomic(struct unb__fd *) *pages; /* PAGE_ENTRIES entries each */
+    unsigned npages;
+    struct unb__lock lock;            /* for allocating pages */
+} table;
+
+int64_t unb__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static bool table_init(void)
+{
+    if (table.pages)
+        return true;
+    unb__lock(&table.lock);
+    if (!table.pages) {
+        struct rlimit rl;
+        uint64_t max = FD_LIMIT_MAX;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY &&
+            rl.rlim_max < max)
+            max = rl.rlim_max;
+        unsigned n = (unsigned)((max + PAGE_ENTRIES - 1) >> PAGE_SHIFT);
+        _Atomic(struct unb__fd *) *p = calloc(n ? n : 1, sizeof *p);
+        if (p) {
+            table.npages = n;
+            table.pages = p;
+        }
+    }
+    unb__unlock(&table.lock);
+    return table.pages != NULL;
+}
+
+struct unb__fd *unb__fd_peek(int fd)
+{
+    if (fd < 0 || !table.pages || (unsigned)fd >> PAGE_SHIFT >= table.npages)
+        return NULL;
+    struct unb__fd *page = atomic_load_explicit(&table.pages[fd >> PAGE_SHIFT],
+                                                memory_order_acquire);
+    return page ? &page[fd & (PAGE_ENTRIES - 1)] : NULL;
+}
+
+static void entry_init(struct unb__fd *e)
+{
+    memset(e, 0, sizeof *e);
+    atomic_init(&e->rd_ready, 1); /* unknown: try the call first */
+    atomic_init(&e->wr_ready, 1);
+}
+
+struct unb__fd *unb__fd_get(int fd)
+{
+    struct unb__fd *e = unb__fd_peek(fd);
+    if (unb_likely(e))
+        return e;
+    if (fd < 0 || !table_init() || (unsigned)fd >> PAGE_SHIFT >= table.npages)
+        return NULL;
+    unb__lock(&table.lock);
+    struct unb__fd *page = atomic_load(&table.pages[fd >> PAGE_SHIFT]);
+    if (!page) {
+        page = malloc(sizeof *page * PAGE_ENTRIES);
+        if (page) {
+            for (int i = 0; i < PAGE_ENTRIES; i++)
+                entry_init(&page[i]);
+            atomic_store_explicit(&table.pages[fd >> PAGE_SHIFT], page,
+                                  memory_order_release);
+        }
+    }
+    unb__unlock(&table.lock);
+    return page ? &page[fd & (PAGE_ENTRIES - 1)] : NULL;
+}
+
+/* ---- poll descriptors ------------------------------------------------- */
+
+struct waiter {
+    struct waiter *next;
+    struct unb__pd *pd;
+    struct unb__worker *home;
+    int dir;    /* 0 read, 1 write */
+    int result; /* 0 ready, or a negative errno */
+    bool live;  /* queued, counted in `waiting`, maybe timed */
+    bool timed;
+    ev_timer timer;
+    struct unb__intr it;
+};
+
+struct unb__pd {
+    struct unb__worker *home; /* the only thread that touches the rest */
+    struct unb__fd *e;        /* for the readiness hints */
+    ev_io io[2];              /* read and write watchers, on home's loop */
+    struct waiter *q[2];      /* parked coroutines, by direction */
+    struct unb__msg close_msg;
+};
+
+static void on_io(struct ev_loop *loop, ev_io *io, int revents);
+
+static struct unb__pd *pd_new(struct unb__fd *e, int fd, struct unb__worker *home)
+{
+    struct unb__pd *pd = calloc(1, sizeof *pd);
+    if (!pd)
+        return NULL;
+    pd->home = home;
+    pd->e = e;
+    ev_io_init(&pd->io[0], on_io, fd, EV_READ);
+    ev_io_init(&pd->io[1], on_io, fd, EV_WRITE);
+    pd->io[0].data = pd->io[1].data = pd;
+    return pd;
+}
+
+/* Home thread: takes w off its queue and its timer, once. */
+static void teardown(struct waiter *w)
+{
+    if (!w->live)
+        return;
+    w->live = false;
+    struct waiter **p = &w->pd->q[w->dir];
+    while (*p && *p != w)
+        p = &(*p)->next;
+    if (*p)
+        *p = w->next;
+    if (w->timed)
+        ev_timer_stop(unb__worker_loop(w->home), &w->timer);
+    unb__worker_waiting_add(w->home, -1);
+}
+
+/* Home thread: ends w's park with `result` unless an interruption owns it
+ * (then its cancel() delivers EINTR). */
+static void finish(struct waiter *w, int result)
+{
+    bool mine = unb__intr_complete(&w->it);
+    teardown(w);
+    if (mine) {
+        w->result = result;
+        unb__sched_ready(w->it.co);
+    }
+}
+
+static void on_io(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)revents;
+    struct unb__pd *pd = io->data;
+    int dir = io == &pd->io[1];
+    if (!pd->q[dir]) {
+        /* Ready with nobody waiting: remember it, and stop watching so a
+         * level-triggered fd cannot keep the loop busy. */
+        atomic_store_explicit(dir ? &pd->e->wr_ready : &pd->e->rd_ready, 1,
+                              memory_order_relaxed);
+        ev_io_stop(loop, io);
+        return;
+    }
+    while (pd->q[dir])
+        finish(pd->q[dir], 0);
+    /* Writes rarely wait: stop the write watcher rather than have it fire
+     * on every poll.  The read watcher stays, ready for the next park. */
+    if (dir)
+        ev_io_stop(loop, io);
+}
+
+static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct waiter *w = (struct waiter *)((char *)t - offsetof(struct waiter, timer));
+    w->timed = false; /* a fired timer is already stopped */
+    finish(w, -ETIMEDOUT);
+}
+
+/* Interruption (intr.c), on the home thread. */
+static void cancel(struct unb__intr *it)
+{
+    struct waiter *w = (struct waiter *)((char *)it - offsetof(struct waiter, it));
+    teardown(w);
+    w->result = -EINTR;
+}
+
+/* Home thread: the fd was closed; wake everyone with EBADF and free. */
+static void pd_close(struct unb__pd *pd)
+{
+    struct ev_loop *loop = unb__worker_loop(pd->home);
+    for (int d = 0; d < 2; d++) {
+        ev_io_stop(loop, &pd->io[d]);
+        while (pd->q[d])
+            finish(pd->q[d], -EBADF);
+    }
+    free(pd);
+}
+
+static void pd_close_msg(struct unb__worker *w, struct unb__msg *m)
+{
+    (void)w;
+    pd_close((struct unb__pd *)((char *)m - offsetof(struct unb__pd, close_msg)));
+}
+
+static void unlock_spin(void *lock)
+{
+    unb__spin_unlock(lock);
+}
+
+int unb__fd_wait(int fd, int events, int64_t deadline_ns, bool restartable)
+{
+    struct unb__fd *e = unb__fd_get(fd);
+    if (!e)
+        return -ENOMEM;
+    int dir = events == EV_WRITE;
+    uint32_t gen = atomic_load(&e->gen);
+    for (;;) {
+        struct unb__worker *me = unb__sched_worker();
+        unb__spin_lock(&e->lock);
+        if (atomic_load(&e->gen) != gen) { /* closed while we moved */
+            unb__spin_unlock(&e->lock);
+            return -EBADF;
+        }
+        struct unb__pd *pd = e->pd;
+        if (!pd) {
+            pd = pd_new(e, fd, me);
+            if (!pd) {
+                unb__spin_unlock(&e->lock);
+                return -ENOMEM;
+            }
+            e->pd = pd;
+        }
+        if (pd->home != me) {
+            struct unb__worker *home = pd->home;
+            unb__spin_unlock(&e->lock);
+            unb__sched_migrate(home);
+            continue;
+        }
+
+        struct ev_loop *loop = unb__worker_loop(me);
+        struct waiter w = {.pd = pd, .home = me, .dir = dir, .live = true};
+        w.next = pd->q[dir];
+        pd->q[dir] = &w;
+        if (!ev_is_active(&pd->io[dir]))
+            ev_io_start(loop, &pd->io[dir]);
+        if (deadline_ns) {
+            int64_t left = deadline_ns - unb__now_ns();
+            ev_now_update(loop);
+            ev_timer_init(&w.timer, on_timeout, left > 0 ? (double)left * 1e-9 : 0.,
+                          0.);
+            ev_timer_start(loop, &w.timer);
+            w.timed = true;
+        }
+        unb__worker_waiting_add(me, 1);
+        unb__intr_arm(&w.it, restartable, cancel);
+        unb__sched_park(unlock_spin, &e->lock);
+        if (unb__intr_disarm(&w.it))
+            return -EINTR;
+        if (w.result == 0)
+            atomic_store_explicit(dir ? &e->wr_ready : &e->rd_ready, 1,
+                                  memory_order_relaxed);
+        return w.result;
+    }
+}
+
+static struct unb__pd *detach(struct unb__fd *e)
+{
+    unb__spin_lock(&e->lock);
+    struct unb__pd *pd = e->pd;
+    e->pd = NULL;
+    atomic_fetch_add(&e->gen, 1);
+    unb__spin_unlock(&e->lock);
+    return pd;
+}
+
+void unb__fd_closing(int fd)
+{
+    struct unb__fd *e = unb__fd_peek(fd);
+    if (!e)
+        return;
+    struct unb__pd *pd = detach(e);
+    e->kind = UNB_FD_UNKNOWN;
+    e->user_nonblock = e->sys_nonblock = 0;
+    e->rcvtimeo_ns = e->sndtimeo_ns = 0;
+    atomic_store(&e->rd_ready, 1);
+    atomic_store(&e->wr_ready, 1);
+    if (!pd)
+        return;
+    if (pd->home == unb__sched_worker()) {
+        pd_close(pd);
+    } else {
+        pd->close_msg.fn = pd_close_msg;
+        unb__worker_post(pd->home, &pd->close_msg);
+    }
+}
+
+void unb__fd_reset(int fd, enum unb__fd_kind kind, bool user_nonblock, bool sys_nonblock)
+{
+    unb__fd_closing(fd); /* whatever was there before is gone */
+    struct unb__fd *e = unb__fd_get(fd);
+    if (!e)
+        return;
+    e->kind = (uint8_t)kind;
+    e->user_nonblock = user_nonblock;
+    e->sys_nonblock = sys_nonblock;
+}
