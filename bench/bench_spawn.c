@@ -29,9 +29,9 @@
 
 struct run {
     long total;
-    int err;       /* errno of a failed spawn or join, or 0 */
-    long bad;      /* batch * BATCH + index of a wrong result, or -1 */
-    double ns;     /* ns per coroutine */
+    int err;   /* errno of a failed spawn or join, or 0 */
+    long bad;  /* batch * BATCH + index of a wrong result, or -1 */
+    double ns; /* ns per coroutine */
 };
 
 static long results[BATCH];
@@ -108,8 +108,7 @@ int main(int argc, char **argv)
         char *end;
         errno = 0;
         total = strtol(argv[1], &end, 10);
-        if (errno || *end || end == argv[1] || total < 1 ||
-            total / BATCH > INT32_MAX) {
+        if (errno || *end || end == argv[1] || total < 1 || total / BATCH > INT32_MAX) {
             fprintf(stderr, "bench_spawn: bad coroutine count '%s'\n", argv[1]);
             return 2;
         }
@@ -132,8 +131,10 @@ int main(int argc, char **argv)
         }
         if (r.bad >= 0) {
             long b = r.bad / BATCH, idx = r.bad % BATCH;
-            fprintf(stderr, "bench_spawn: verification failed: batch %ld index %ld: "
-                    "got %ld want %ld\n", b, idx, results[idx], work(b, idx));
+            fprintf(stderr,
+                    "bench_spawn: verification failed: batch %ld index %ld: "
+                    "got %ld want %ld\n",
+                    b, idx, results[idx], work(b, idx));
             return 1;
         }
         if (i == 0 || r.ns < best)

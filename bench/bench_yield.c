@@ -115,7 +115,8 @@ int main(int argc, char **argv)
     unb_stats_t st;
     unb_stats(&st);
     if (st.workers != 1)
-        fprintf(stderr, "bench_yield: warning: %llu workers (UNBLOCK_WORKERS=%s), "
+        fprintf(stderr,
+                "bench_yield: warning: %llu workers (UNBLOCK_WORKERS=%s), "
                 "not the single worker this benchmark is meant for\n",
                 (unsigned long long)st.workers, given ? given : "1");
     printf("unb_yield %.2f ns/yield\n", best);
