@@ -24,7 +24,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(ASM_SRCS:%.S=$(BUILD)/obj/%.o)
 LIB_REAL := $(BUILD)/libunblock.so.$(VERSION)
 LIB := $(BUILD)/libunblock.so
 
-EXAMPLES := $(BUILD)/examples/sleep
+EXAMPLES := $(BUILD)/examples/sleep $(BUILD)/examples/echo_server
 TEST_SRCS := $(wildcard tests/test_*.c)
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
@@ -63,7 +63,12 @@ $(LIB): $(LIB_REAL)
 	ln -sf libunblock.so.$(VERSION) $(BUILD)/libunblock.so.$(SOMAJOR)
 	ln -sf libunblock.so.$(SOMAJOR) $@
 
-examples: $(EXAMPLES) $(ECHO_CLIENT)
+examples: $(EXAMPLES) $(ECHO_CLIENT) $(BUILD)/examples/echo_threads
+
+# An ordinary pthread program: built without any reference to libunblock.
+$(BUILD)/examples/echo_threads: examples/echo_threads.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $<
 
 $(BUILD)/examples/%: examples/%.c $(LIB)
 	@mkdir -p $(@D)
@@ -115,6 +120,7 @@ bench-quick: deps-bench
 demo: deps
 	$(MAKE) examples
 	$(BUILD)/examples/sleep
+	BUILD=$(BUILD) tools/echo-demo
 
 format:
 	clang-format -i $(LIB_SRCS) include/*.h runtime/*.h runtime/arch/*/*.h libunblock/*.h tests/*.c tests/*.h examples/*.c bench/*.c
