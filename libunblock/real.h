@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <signal.h>
@@ -51,6 +52,9 @@
     X(fcntl64)               \
     X(ioctl)                 \
     X(poll)                  \
+    X(ppoll)                 \
+    X(select)                \
+    X(pselect)               \
     X(close)                 \
     X(nanosleep)             \
     X(clock_nanosleep)       \

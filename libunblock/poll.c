@@ -1,0 +1,271 @@
+/*
+ * poll, ppoll, select, pselect.
+ *
+ * Inside a coroutine, a wait that would block parks the coroutine: the
+ * runtime first asks the kernel with a zero timeout; if nothing is ready,
+ * it starts a libev watcher per fd (and a timer) on the current worker's
+ * loop, parks until one fires, and asks the kernel again for the exact
+ * revents.  The answer is always the kernel's own, so results, POLLNVAL and
+ * errors are native.  EINTR: these calls are never restarted, so any
+ * program handler interrupts them (runtime/intr.h).
+ *
+ * A per-call watcher costs an epoll_ctl per fd per blocking call; programs
+ * that poll one fd at a time in a loop are better served by plain blocking
+ * reads, which park for free.  ppoll and pselect with a signal mask are
+ * passed to the kernel unchanged (they block the worker): the mask would
+ * have to apply to the coroutine alone.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+
+#include "../runtime/fd.h"
+#include "../runtime/intr.h"
+#include "../runtime/sched.h"
+#include "real.h"
+
+struct pollwait;
+
+struct pw {
+    ev_io io;
+    struct pollwait *pwait;
+};
+
+struct pollwait {
+    struct unb__worker *w;
+    struct pw *ws;
+    nfds_t n;
+    bool timed, done;
+    ev_timer timer;
+    struct unb__intr it;
+};
+
+/* Stops every watcher; on the worker's thread, once. */
+static void stop_all(struct pollwait *p)
+{
+    if (p->done)
+        return;
+    p->done = true;
+    struct ev_loop *loop = unb__worker_loop(p->w);
+    for (nfds_t i = 0; i < p->n; i++)
+        if (ev_is_active(&p->ws[i].io))
+            ev_io_stop(loop, &p->ws[i].io);
+    if (p->timed)
+        ev_timer_stop(loop, &p->timer);
+    unb__worker_waiting_add(p->w, -1);
+}
+
+static void wake(struct pollwait *p)
+{
+    bool mine = unb__intr_complete(&p->it);
+    stop_all(p);
+    if (mine)
+        unb__sched_ready(p->it.co);
+}
+
+static void on_fd(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    wake(((struct pw *)io)->pwait);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct pollwait *p = (struct pollwait *)((char *)t - offsetof(struct pollwait, timer));
+    p->timed = false;
+    wake(p);
+}
+
+static void cancel(struct unb__intr *it)
+{
+    stop_all((struct pollwait *)((char *)it - offsetof(struct pollwait, it)));
+}
+
+/* Parks until one of fds may be ready or the deadline (ns, 0: none)
+ * passes.  0, or -EINTR / -ENOMEM. */
+static int park_on(struct pollfd *fds, nfds_t n, int64_t deadline)
+{
+    struct pw small[8];
+    struct pw *ws = n <= 8 ? small : malloc(sizeof *ws * n);
+    if (!ws)
+        return -ENOMEM;
+    struct pollwait p = {.w = unb__sched_worker(), .ws = ws, .n = n};
+    struct ev_loop *loop = unb__worker_loop(p.w);
+    for (nfds_t i = 0; i < n; i++) {
+        int ev = (fds[i].events & (POLLIN | POLLPRI | POLLRDHUP) ? EV_READ : 0) |
+                 (fds[i].events & POLLOUT ? EV_WRITE : 0);
+        ws[i].pwait = &p;
+        ev_io_init(&ws[i].io, on_fd, fds[i].fd, ev ? ev : EV_READ);
+        if (fds[i].fd >= 0 && ev)
+            ev_io_start(loop, &ws[i].io);
+    }
+    if (deadline) {
+        int64_t left = deadline - unb__now_ns();
+        ev_now_update(loop);
+        ev_timer_init(&p.timer, on_timer, left > 0 ? (double)left * 1e-9 : 0., 0.);
+        ev_timer_start(loop, &p.timer);
+        p.timed = true;
+    }
+    unb__worker_waiting_add(p.w, 1);
+    unb__intr_arm(&p.it, false, cancel);
+    unb__sched_park(NULL, NULL);
+    bool intr = unb__intr_disarm(&p.it);
+    if (ws != small)
+        free(ws);
+    return intr ? -EINTR : 0;
+}
+
+/* poll() for a coroutine; deadline in ns (0: none), block: may park. */
+static int co_poll(struct pollfd *fds, nfds_t n, int64_t deadline, bool block)
+{
+    for (;;) {
+        int r = UNB_REAL(poll)(fds, n, 0);
+        if (r != 0 || !block)
+            return r;
+        if (deadline && unb__now_ns() >= deadline)
+            return 0;
+        int rc = park_on(fds, n, deadline);
+        if (rc != 0) {
+            unb_errno = -rc;
+            return -1;
+        }
+    }
+}
+
+static int64_t deadline_ms(int timeout)
+{
+    return timeout > 0 ? unb__now_ns() + (int64_t)timeout * 1000000 : 0;
+}
+
+UNB_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    if (!unb__sched_current() || timeout == 0)
+        return UNB_REAL(poll)(fds, n, timeout);
+    return co_poll(fds, n, deadline_ms(timeout), true);
+}
+
+UNB_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
+{
+    extern void __chk_fail(void) __attribute__((noreturn));
+    if (fdslen / sizeof *fds < n)
+        __chk_fail();
+    return poll(fds, n, timeout);
+}
+
+UNB_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
+                     const sigset_t *mask)
+{
+    if (!unb__sched_current() || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0))
+        return UNB_REAL(ppoll)(fds, n, ts, mask);
+    if (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000)) {
+        unb_errno = EINVAL;
+        return -1;
+    }
+    int64_t deadline =
+        ts ? unb__now_ns() + (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec : 0;
+    return co_poll(fds, n, deadline, true);
+}
+
+/* select via poll: builds the pollfd array, maps revents back. */
+static int co_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, int64_t deadline,
+                     bool block)
+{
+    if (nfds < 0 || nfds > FD_SETSIZE) {
+        unb_errno = EINVAL;
+        return -1;
+    }
+    struct pollfd small[64];
+    struct pollfd *p = small;
+    int n = 0;
+    for (int fd = 0; fd < nfds; fd++)
+        n += (rd && FD_ISSET(fd, rd)) || (wr && FD_ISSET(fd, wr)) || (ex && FD_ISSET(fd, ex));
+    if (n > 64 && !(p = malloc(sizeof *p * (size_t)n))) {
+        unb_errno = ENOMEM;
+        return -1;
+    }
+    int k = 0;
+    for (int fd = 0; fd < nfds; fd++) {
+        short ev = (short)((rd && FD_ISSET(fd, rd) ? POLLIN : 0) |
+                           (wr && FD_ISSET(fd, wr) ? POLLOUT : 0) |
+                           (ex && FD_ISSET(fd, ex) ? POLLPRI : 0));
+        if (ev)
+            p[k++] = (struct pollfd){.fd = fd, .events = ev};
+    }
+    int r = co_poll(p, (nfds_t)n, deadline, block);
+    int count = 0;
+    if (r >= 0) {
+        for (int i = 0; i < n; i++)
+            if (p[i].revents & POLLNVAL) {
+                r = -1;
+                unb_errno = EBADF;
+            }
+    }
+    if (r >= 0) {
+        if (rd)
+            FD_ZERO(rd);
+        if (wr)
+            FD_ZERO(wr);
+        if (ex)
+            FD_ZERO(ex);
+        for (int i = 0; i < n; i++) {
+            short re = p[i].revents;
+            if (rd && (p[i].events & POLLIN) && (re & (POLLIN | POLLHUP | POLLERR))) {
+                FD_SET(p[i].fd, rd);
+                count++;
+            }
+            if (wr && (p[i].events & POLLOUT) && (re & (POLLOUT | POLLERR))) {
+                FD_SET(p[i].fd, wr);
+                count++;
+            }
+            if (ex && (p[i].events & POLLPRI) && (re & POLLPRI)) {
+                FD_SET(p[i].fd, ex);
+                count++;
+            }
+        }
+    }
+    if (p != small)
+        free(p);
+    return r < 0 ? -1 : count;
+}
+
+UNB_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
+{
+    if (!unb__sched_current() || (tv && tv->tv_sec == 0 && tv->tv_usec == 0))
+        return UNB_REAL(select)(nfds, rd, wr, ex, tv);
+    if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0 || tv->tv_usec >= 1000000)) {
+        unb_errno = EINVAL;
+        return -1;
+    }
+    int64_t deadline = tv ? unb__now_ns() + (int64_t)tv->tv_sec * 1000000000 +
+                                (int64_t)tv->tv_usec * 1000
+                          : 0;
+    int r = co_select(nfds, rd, wr, ex, deadline, true);
+    if (tv) { /* Linux reports the time left */
+        int64_t left = deadline - unb__now_ns();
+        if (left < 0)
+            left = 0;
+        tv->tv_sec = left / 1000000000;
+        tv->tv_usec = (left % 1000000000) / 1000;
+    }
+    return r;
+}
+
+UNB_EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
+                       const struct timespec *ts, const sigset_t *mask)
+{
+    if (!unb__sched_current() || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0))
+        return UNB_REAL(pselect)(nfds, rd, wr, ex, ts, mask);
+    if (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000)) {
+        unb_errno = EINVAL;
+        return -1;
+    }
+    int64_t deadline =
+        ts ? unb__now_ns() + (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec : 0;
+    return co_select(nfds, rd, wr, ex, deadline, true);
+}
