@@ -149,6 +149,7 @@
 #define SWITCHES_PER_SCHED_PASS 64
 /* How long a spinning worker looks for work before it sleeps. */
 #define SPIN_NS 20000
+#define SPIN_ROUNDS 64
 
 struct unb__worker {
     struct unb__deque runq;
@@ -572,15 +573,12 @@ static struct unb_coro *try_steal(struct unb__worker *w)
     /* Spin for a while before giving up: a wake-up costs the waker a
      * syscall and us a trip through epoll_wait, so bridging a gap of a few
      * microseconds between two pieces of work is cheaper than sleeping. */
-    uint64_t deadline = 0;
+    uint64_t deadline = now_ns() + SPIN_NS;
     for (int round = 0;; round++) {
-        if (round >= 4) {
-            uint64_t now = now_ns();
-            if (!deadline)
-                deadline = now + SPIN_NS;
-            else if (now >= deadline)
-                break;
-        }
+        /* Both a time and a count of rounds: a spinner that the kernel
+         * preempted must still look a few times after it runs again. */
+        if (round >= SPIN_ROUNDS && now_ns() >= deadline)
+            break;
         unsigned start = next_rand(w) % rt.nworkers;
         for (unsigned i = 0; i < rt.nworkers; i++) {
             struct unb__worker *v = &rt.workers[(start + i) % rt.nworkers];
