@@ -108,7 +108,6 @@ struct unb__pd {
     struct unb__fd *e;        /* for the readiness hints */
     ev_io io[2];              /* read and write watchers, on home's loop */
     struct waiter *q[2];      /* parked coroutines, by direction */
-    struct unb__msg close_msg;
 };
 
 static void on_io(struct ev_loop *loop, ev_io *io, int revents);
@@ -204,10 +203,44 @@ static void pd_close(struct unb__pd *pd)
     free(pd);
 }
 
-static void pd_close_msg(struct unb__worker *w, struct unb__msg *m)
+/*
+ * A close on another thread than the descriptor's home.  libev requires
+ * watchers to be stopped before their fd is closed (else a pending change
+ * reaches epoll_ctl with a dead fd, and libev asserts), so the closer waits
+ * until the home has run pd_close, and only then closes the fd.
+ */
+struct close_req {
+    struct unb__msg msg; /* first */
+    struct unb__pd *pd;
+    struct unb__waiter done;
+};
+
+static void close_at_home(struct unb__worker *w, struct unb__msg *m)
 {
     (void)w;
-    pd_close((struct unb__pd *)((char *)m - offsetof(struct unb__pd, close_msg)));
+    struct close_req *req = (struct close_req *)m;
+    pd_close(req->pd);
+    unb__waiter_wake(&req->done);
+}
+
+static void post_close(void *arg)
+{
+    struct close_req *req = arg;
+    unb__worker_post(req->pd->home, &req->msg);
+}
+
+static void close_remote(struct unb__pd *pd)
+{
+    struct close_req req = {.msg = {.fn = close_at_home}, .pd = pd};
+    unb__waiter_init(&req.done);
+    if (req.done.co) {
+        /* Post only once parked: the home may answer at once. */
+        unb__sched_park(post_close, &req);
+    } else {
+        post_close(&req);
+        _Atomic uint8_t lock = 1;
+        unb__waiter_wait(&req.done, &lock);
+    }
 }
 
 static void unlock_spin(void *lock)
@@ -294,12 +327,10 @@ void unb__fd_closing(int fd)
     atomic_store(&e->wr_ready, 1);
     if (!pd)
         return;
-    if (pd->home == unb__sched_worker()) {
+    if (pd->home == unb__sched_worker())
         pd_close(pd);
-    } else {
-        pd->close_msg.fn = pd_close_msg;
-        unb__worker_post(pd->home, &pd->close_msg);
-    }
+    else
+        close_remote(pd);
 }
 
 void unb__fd_reset(int fd, enum unb__fd_kind kind, bool user_nonblock, bool sys_nonblock)

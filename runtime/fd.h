@@ -15,8 +15,10 @@
  * coroutine that parks on a fd homed elsewhere first moves to the home
  * worker (unb__sched_migrate), so all of a descriptor's watchers and
  * waiters are only ever touched by one thread.  close() detaches the
- * descriptor from the entry at once (the fd number can be reused
- * immediately) and has the home wake its waiters with EBADF.
+ * descriptor from the entry and has the home stop its watchers and wake
+ * its waiters with EBADF before the fd is really closed (libev must never
+ * see a closed fd in a started watcher); a close on another thread waits
+ * for the home's answer.
  */
 #ifndef UNB_FD_H
 #define UNB_FD_H
