@@ -113,6 +113,8 @@ int unb__io_park(int fd, struct unb__fd *e, int dir, int64_t deadline)
 ssize_t unb__io_read(int fd, struct unb__fd *e, ssize_t (*op)(int, void *), void *ctx,
                      size_t want)
 {
+    if (want == 0)
+        return op(fd, ctx); /* a zero-length read never waits */
     int64_t deadline = unb__io_deadline(e, 0);
     for (;;) {
         if (e->kind == UNB_FD_PIPE) {
@@ -275,7 +277,9 @@ UNB_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 UNB_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
                             struct sockaddr *addr, socklen_t *addrlen)
 {
-    struct unb__fd *e = flags & MSG_DONTWAIT ? NULL : parkable(fd);
+    if (flags & MSG_DONTWAIT) /* the program asked not to wait */
+        return UNB_REAL(recvfrom)(fd, buf, len, flags, addr, addrlen);
+    struct unb__fd *e = parkable(fd);
     if (!e)
         RETRY_OUTSIDE(fd, 0, UNB_REAL(recvfrom)(fd, buf, len, flags, addr, addrlen));
     struct rd r = {.buf = buf, .len = len, .flags = flags, .addr = addr, .addrlen = addrlen};
@@ -301,7 +305,9 @@ UNB_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
 
 UNB_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    struct unb__fd *e = flags & MSG_DONTWAIT ? NULL : parkable(fd);
+    if (flags & MSG_DONTWAIT)
+        return UNB_REAL(recvmsg)(fd, msg, flags);
+    struct unb__fd *e = parkable(fd);
     if (!e)
         RETRY_OUTSIDE(fd, 0, UNB_REAL(recvmsg)(fd, msg, flags));
     struct rd r = {.msg = msg, .flags = flags};
@@ -409,7 +415,9 @@ UNB_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 UNB_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
                           const struct sockaddr *addr, socklen_t addrlen)
 {
-    struct unb__fd *e = flags & MSG_DONTWAIT ? NULL : parkable(fd);
+    if (flags & MSG_DONTWAIT)
+        return UNB_REAL(sendto)(fd, buf, len, flags, addr, addrlen);
+    struct unb__fd *e = parkable(fd);
     if (!e)
         RETRY_OUTSIDE(fd, 1, UNB_REAL(sendto)(fd, buf, len, flags, addr, addrlen));
     struct wr w = {.buf = buf, .len = len, .flags = flags, .addr = addr, .addrlen = addrlen};
@@ -432,7 +440,9 @@ UNB_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 
 UNB_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-    struct unb__fd *e = flags & MSG_DONTWAIT ? NULL : parkable(fd);
+    if (flags & MSG_DONTWAIT)
+        return UNB_REAL(sendmsg)(fd, msg, flags);
+    struct unb__fd *e = parkable(fd);
     if (!e || !msg || msg->msg_iovlen > IOV_MAX)
         RETRY_OUTSIDE(fd, 1, UNB_REAL(sendmsg)(fd, msg, flags));
     struct wr w = {.msg = msg, .flags = flags};
