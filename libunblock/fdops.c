@@ -86,8 +86,7 @@ static int do_fcntl(__typeof__(&fcntl) real, int fd, int cmd, void *arg)
             e->user_nonblock = (fl & O_NONBLOCK) != 0;
         return rc;
     }
-    default:
-        return real(fd, cmd, arg);
+    default: return real(fd, cmd, arg);
     }
 }
 

@@ -113,8 +113,6 @@ int unb__io_park(int fd, struct unb__fd *e, int dir, int64_t deadline)
 ssize_t unb__io_read(int fd, struct unb__fd *e, ssize_t (*op)(int, void *), void *ctx,
                      size_t want)
 {
-    if (want == 0)
-        return op(fd, ctx); /* a zero-length read never waits */
     int64_t deadline = unb__io_deadline(e, 0);
     for (;;) {
         if (e->kind == UNB_FD_PIPE) {
@@ -245,13 +243,14 @@ static size_t iov_total(const struct iovec *iov, int n)
     return t;
 }
 
-#define RETRY_OUTSIDE(fd, dir, call)                                                     \
-    do {                                                                                 \
-        ssize_t n_;                                                                      \
-        while ((n_ = (call)) < 0 && (unb_errno == EAGAIN || unb_errno == EWOULDBLOCK) &&         \
-               unb__io_block_outside(fd, dir))                                           \
-            ;                                                                            \
-        return n_;                                                                       \
+#define RETRY_OUTSIDE(fd, dir, call)                                                   \
+    do {                                                                               \
+        ssize_t n_;                                                                    \
+        while ((n_ = (call)) < 0 &&                                                    \
+               (unb_errno == EAGAIN || unb_errno == EWOULDBLOCK) &&                    \
+               unb__io_block_outside(fd, dir))                                         \
+            ;                                                                          \
+        return n_;                                                                     \
     } while (0)
 
 UNB_EXPORT ssize_t read(int fd, void *buf, size_t len)
@@ -260,6 +259,8 @@ UNB_EXPORT ssize_t read(int fd, void *buf, size_t len)
     if (!e)
         RETRY_OUTSIDE(fd, 0, UNB_REAL(read)(fd, buf, len));
     struct rd r = {.buf = buf, .len = len};
+    if (len == 0) /* read(2) of nothing never waits (recv of nothing does) */
+        return op_read(fd, &r);
     return unb__io_read(fd, e, op_read, &r, len);
 }
 
@@ -271,7 +272,10 @@ UNB_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
     if (iovcnt < 0 || iovcnt > IOV_MAX)
         return UNB_REAL(readv)(fd, iov, iovcnt); /* EINVAL */
     struct rd r = {.iov = iov, .iovcnt = iovcnt};
-    return unb__io_read(fd, e, op_readv, &r, iov_total(iov, iovcnt));
+    size_t want = iov_total(iov, iovcnt);
+    if (want == 0)
+        return op_readv(fd, &r);
+    return unb__io_read(fd, e, op_readv, &r, want);
 }
 
 UNB_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
@@ -282,7 +286,8 @@ UNB_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
     struct unb__fd *e = parkable(fd);
     if (!e)
         RETRY_OUTSIDE(fd, 0, UNB_REAL(recvfrom)(fd, buf, len, flags, addr, addrlen));
-    struct rd r = {.buf = buf, .len = len, .flags = flags, .addr = addr, .addrlen = addrlen};
+    struct rd r = {
+        .buf = buf, .len = len, .flags = flags, .addr = addr, .addrlen = addrlen};
     if (!(flags & MSG_WAITALL) || e->kind != UNB_FD_SOCKET)
         return unb__io_read(fd, e, op_recvfrom, &r, len);
     /* MSG_WAITALL: the kernel cannot wait on a non-blocking socket. */
@@ -393,7 +398,8 @@ static ssize_t writev_from(int fd, const struct msghdr *msg, int flags, size_t d
 static ssize_t op_writev(int fd, void *c, size_t done)
 {
     struct wr *w = c;
-    struct msghdr m = {.msg_iov = (struct iovec *)w->iov, .msg_iovlen = (size_t)w->iovcnt};
+    struct msghdr m = {.msg_iov = (struct iovec *)w->iov,
+                       .msg_iovlen = (size_t)w->iovcnt};
     return writev_from(fd, &m, 0, done, false);
 }
 
@@ -420,7 +426,8 @@ UNB_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
     struct unb__fd *e = parkable(fd);
     if (!e)
         RETRY_OUTSIDE(fd, 1, UNB_REAL(sendto)(fd, buf, len, flags, addr, addrlen));
-    struct wr w = {.buf = buf, .len = len, .flags = flags, .addr = addr, .addrlen = addrlen};
+    struct wr w = {
+        .buf = buf, .len = len, .flags = flags, .addr = addr, .addrlen = addrlen};
     return unb__io_write(fd, e, op_sendto, &w, len);
 }
 
@@ -446,7 +453,8 @@ UNB_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     if (!e || !msg || msg->msg_iovlen > IOV_MAX)
         RETRY_OUTSIDE(fd, 1, UNB_REAL(sendmsg)(fd, msg, flags));
     struct wr w = {.msg = msg, .flags = flags};
-    return unb__io_write(fd, e, op_sendmsg, &w, iov_total(msg->msg_iov, (int)msg->msg_iovlen));
+    return unb__io_write(fd, e, op_sendmsg, &w,
+                         iov_total(msg->msg_iov, (int)msg->msg_iovlen));
 }
 
 /* ---- fortified variants ------------------------------------------------ */
@@ -467,8 +475,8 @@ UNB_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int 
     return recvfrom(fd, buf, len, flags, NULL, NULL);
 }
 
-UNB_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
-                                  struct sockaddr *addr, socklen_t *addrlen)
+UNB_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen,
+                                  int flags, struct sockaddr *addr, socklen_t *addrlen)
 {
     if (len > buflen)
         __chk_fail();

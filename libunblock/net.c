@@ -38,7 +38,8 @@ UNB_EXPORT int socket(int domain, int type, int protocol)
 UNB_EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
 {
     bool co = unb__sched_current() != NULL;
-    int rc = UNB_REAL(socketpair)(domain, co ? type | SOCK_NONBLOCK : type, protocol, sv);
+    int rc =
+        UNB_REAL(socketpair)(domain, co ? type | SOCK_NONBLOCK : type, protocol, sv);
     if (rc == 0) {
         record(sv[0], type, co);
         record(sv[1], type, co);

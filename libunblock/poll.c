@@ -77,7 +77,8 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop;
     (void)revents;
-    struct pollwait *p = (struct pollwait *)((char *)t - offsetof(struct pollwait, timer));
+    struct pollwait *p =
+        (struct pollwait *)((char *)t - offsetof(struct pollwait, timer));
     p->timed = false;
     wake(p);
 }
@@ -184,7 +185,8 @@ static int co_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, int64_t deadl
     struct pollfd *p = small;
     int n = 0;
     for (int fd = 0; fd < nfds; fd++)
-        n += (rd && FD_ISSET(fd, rd)) || (wr && FD_ISSET(fd, wr)) || (ex && FD_ISSET(fd, ex));
+        n += (rd && FD_ISSET(fd, rd)) || (wr && FD_ISSET(fd, wr)) ||
+             (ex && FD_ISSET(fd, ex));
     if (n > 64 && !(p = malloc(sizeof *p * (size_t)n))) {
         unb_errno = ENOMEM;
         return -1;

@@ -70,6 +70,10 @@ UNB_EXPORT int unb_wait_fd(int fd, int events, int timeout_ms)
         unb_errno = EINVAL;
         return -1;
     }
+    if (fd < 0) {
+        unb_errno = EBADF;
+        return -1;
+    }
     if (!unb__sched_current()) {
         struct pollfd p = {.fd = fd, .events = (short)events};
         int r = UNB_REAL(poll)(&p, 1, timeout_ms < 0 ? -1 : timeout_ms);
@@ -84,6 +88,11 @@ UNB_EXPORT int unb_wait_fd(int fd, int events, int timeout_ms)
         return -1; /* EBADF */
     if (!S_ISSOCK(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode))
         return 1; /* files are always ready, as poll() says */
+    /* Already ready (or a zero timeout): the kernel answers, no park. */
+    struct pollfd p = {.fd = fd, .events = (short)events};
+    int r = UNB_REAL(poll)(&p, 1, 0);
+    if (r != 0 || timeout_ms == 0)
+        return r < 0 ? -1 : r;
     int64_t deadline =
         timeout_ms < 0 ? 0 : unb__now_ns() + (int64_t)timeout_ms * 1000000 + 1;
     int rc = unb__fd_wait(fd, events == POLLIN ? EV_READ : EV_WRITE, deadline, false);

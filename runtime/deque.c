@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <stdlib.h>
 
-
 static struct unb__deque_buf *buf_new(int64_t capacity)
 {
     struct unb__deque_buf *b =
@@ -44,8 +43,8 @@ void unb__deque_fini(struct unb__deque *q)
 
 /* Owner only: doubles the buffer, copying items top..bottom-1.  Kept out
  * of line so that push stays a leaf without register spills. */
-__attribute__((noinline, cold)) static struct unb__deque_buf *grow(struct unb__deque *q, struct unb__deque_buf *old,
-                                   int64_t t, int64_t b)
+__attribute__((noinline, cold)) static struct unb__deque_buf *
+grow(struct unb__deque *q, struct unb__deque_buf *old, int64_t t, int64_t b)
 {
     struct unb__deque_buf *nb = buf_new((old->mask + 1) * 2);
     if (!nb)
@@ -96,8 +95,8 @@ void *unb__deque_steal(struct unb__deque *q)
     /* Lê et al. use consume here; acquire is what compilers give for it. */
     struct unb__deque_buf *a = atomic_load_explicit(&q->buf, memory_order_acquire);
     void *item = atomic_load_explicit(&a->slot[t & a->mask], memory_order_relaxed);
-    if (!atomic_compare_exchange_strong_explicit(&q->top, &t, t + 1, memory_order_seq_cst,
-                                                 memory_order_relaxed))
+    if (!atomic_compare_exchange_strong_explicit(
+            &q->top, &t, t + 1, memory_order_seq_cst, memory_order_relaxed))
         return UNB_DEQUE_ABORT;
     return item;
 }

@@ -19,7 +19,7 @@
 static struct {
     _Atomic(struct unb__fd *) *pages; /* PAGE_ENTRIES entries each */
     unsigned npages;
-    struct unb__lock lock;            /* for allocating pages */
+    struct unb__lock lock; /* for allocating pages */
 } table;
 
 int64_t unb__now_ns(void)
@@ -55,8 +55,8 @@ struct unb__fd *unb__fd_peek(int fd)
 {
     if (fd < 0 || !table.pages || (unsigned)fd >> PAGE_SHIFT >= table.npages)
         return NULL;
-    struct unb__fd *page = atomic_load_explicit(&table.pages[fd >> PAGE_SHIFT],
-                                                memory_order_acquire);
+    struct unb__fd *page =
+        atomic_load_explicit(&table.pages[fd >> PAGE_SHIFT], memory_order_acquire);
     return page ? &page[fd & (PAGE_ENTRIES - 1)] : NULL;
 }
 
@@ -333,7 +333,8 @@ void unb__fd_closing(int fd)
         close_remote(pd);
 }
 
-void unb__fd_reset(int fd, enum unb__fd_kind kind, bool user_nonblock, bool sys_nonblock)
+void unb__fd_reset(int fd, enum unb__fd_kind kind, bool user_nonblock,
+                   bool sys_nonblock)
 {
     unb__fd_closing(fd); /* whatever was there before is gone */
     struct unb__fd *e = unb__fd_get(fd);

@@ -38,15 +38,15 @@ enum unb__fd_kind {
 struct unb__pd;
 
 struct unb__fd {
-    _Atomic uint8_t lock;  /* guards pd */
-    uint8_t kind;          /* enum unb__fd_kind */
-    uint8_t user_nonblock; /* the program set O_NONBLOCK itself */
-    uint8_t sys_nonblock;  /* O_NONBLOCK is set in the kernel */
+    _Atomic uint8_t lock;               /* guards pd */
+    uint8_t kind;                       /* enum unb__fd_kind */
+    uint8_t user_nonblock;              /* the program set O_NONBLOCK itself */
+    uint8_t sys_nonblock;               /* O_NONBLOCK is set in the kernel */
     _Atomic uint8_t rd_ready, wr_ready; /* hints: try the call before parking */
-    _Atomic uint32_t gen;  /* bumped when the fd is closed or reset */
-    int64_t rcvtimeo_ns;   /* SO_RCVTIMEO, 0 for none */
-    int64_t sndtimeo_ns;   /* SO_SNDTIMEO, 0 for none */
-    struct unb__pd *pd;    /* watchers and waiters, or NULL */
+    _Atomic uint32_t gen;               /* bumped when the fd is closed or reset */
+    int64_t rcvtimeo_ns;                /* SO_RCVTIMEO, 0 for none */
+    int64_t sndtimeo_ns;                /* SO_SNDTIMEO, 0 for none */
+    struct unb__pd *pd;                 /* watchers and waiters, or NULL */
 };
 
 /* The entry for fd, allocating its page; NULL for a negative fd, one past

@@ -62,12 +62,12 @@ struct unb__waiter {
 extern UNB_TLS struct unb__worker *unb__tls_worker;
 extern UNB_TLS struct unb_coro *unb__tls_cur;
 
-#define UNB_TLS_FRESH(var)                                                               \
-    ({                                                                                   \
-        __typeof__(var) v_;                                                              \
-        __asm__ volatile("movq " #var "@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0"       \
-                         : "=r"(v_));                                                    \
-        v_;                                                                              \
+#define UNB_TLS_FRESH(var)                                                             \
+    ({                                                                                 \
+        __typeof__(var) v_;                                                            \
+        __asm__ volatile("movq " #var "@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0"     \
+                         : "=r"(v_));                                                  \
+        v_;                                                                            \
     })
 
 /* The coroutine running on this thread, or NULL. */

@@ -15,13 +15,19 @@
 
 static int tap_n, tap_failed;
 
+/* While set, results are TAP TODO items: known gaps, tracked by an open
+ * issue; prove reports them but they do not fail the run. */
+static const char *tap_todo;
+
 static void tap_result(int pass, const char *fmt, va_list ap)
 {
     printf("%sok %d - ", pass ? "" : "not ", ++tap_n);
     vprintf(fmt, ap);
+    if (tap_todo)
+        printf(" # TODO %s", tap_todo);
     printf("\n");
     fflush(stdout);
-    if (!pass)
+    if (!pass && !tap_todo)
         tap_failed++;
 }
 
