@@ -78,32 +78,35 @@ int64_t unb__io_deadline(const struct unb__fd *e, int dir)
     return t ? unb__now_ns() + t : 0;
 }
 
+/* Parks until fd is ready for dir: 0, or -1 with errno (EAGAIN for a
+ * timeout, as SO_RCVTIMEO/SO_SNDTIMEO give it). */
+static int wait_ready(int fd, int dir, int64_t deadline)
+{
+    int rc = unb__fd_wait(fd, dir ? EV_WRITE : EV_READ, deadline, !deadline);
+    if (rc == 0)
+        return 0;
+    unb_errno = rc == -ETIMEDOUT ? EAGAIN : -rc;
+    return -1;
+}
+
 /* Waits until a pipe is ready without blocking the worker: 0, or -1 with
  * errno. */
-static int pipe_ready(int fd, struct unb__fd *e, int dir, int64_t deadline)
+static int pipe_ready(int fd, int dir, int64_t deadline)
 {
     for (;;) {
         struct pollfd p = {.fd = fd, .events = dir ? POLLOUT : POLLIN};
         int r = UNB_REAL(poll)(&p, 1, 0);
         if (r != 0)
             return r < 0 ? -1 : 0; /* ready, hung up, or an error: call */
-        int rc = unb__fd_wait(fd, dir ? EV_WRITE : EV_READ, deadline, !deadline);
-        if (rc != 0) {
-            unb_errno = rc == -ETIMEDOUT ? EAGAIN : -rc;
+        if (wait_ready(fd, dir, deadline) != 0)
             return -1;
-        }
-        (void)e;
     }
 }
 
 int unb__io_park(int fd, struct unb__fd *e, int dir, int64_t deadline)
 {
     atomic_store_explicit(dir ? &e->wr_ready : &e->rd_ready, 0, memory_order_relaxed);
-    int rc = unb__fd_wait(fd, dir ? EV_WRITE : EV_READ, deadline, !deadline);
-    if (rc == 0)
-        return 0;
-    unb_errno = rc == -ETIMEDOUT ? EAGAIN : -rc;
-    return -1;
+    return wait_ready(fd, dir, deadline);
 }
 
 /*
@@ -116,7 +119,7 @@ ssize_t unb__io_read(int fd, struct unb__fd *e, ssize_t (*op)(int, void *), void
     int64_t deadline = unb__io_deadline(e, 0);
     for (;;) {
         if (e->kind == UNB_FD_PIPE) {
-            if (pipe_ready(fd, e, 0, deadline) != 0)
+            if (pipe_ready(fd, 0, deadline) != 0)
                 return -1;
             return op(fd, ctx);
         }
@@ -145,7 +148,7 @@ ssize_t unb__io_write(int fd, struct unb__fd *e, ssize_t (*op)(int, void *, size
     int64_t deadline = unb__io_deadline(e, 1);
     size_t done = 0;
     for (;;) {
-        if (e->kind == UNB_FD_PIPE && pipe_ready(fd, e, 1, deadline) != 0)
+        if (e->kind == UNB_FD_PIPE && pipe_ready(fd, 1, deadline) != 0)
             return done ? (ssize_t)done : -1;
         ssize_t n = op(fd, ctx, done);
         if (n >= 0) {

@@ -92,7 +92,7 @@ static void deliver(struct unb__worker *w, struct unb__msg *m)
 }
 
 /* Picks and interrupts one listed park: the main coroutine's, or (if
- * any_allowed) the oldest.  norestart_only: a signal with SA_RESTART,
+ * any_allowed) the oldest.  restart_handler: a signal with SA_RESTART,
  * which interrupts only parks that are not restartable. */
 static void interrupt_one(bool any_allowed, bool restart_handler)
 {

@@ -863,12 +863,6 @@ int unb__sched_spawn(void *(*fn)(void *), void *arg, struct unb_coro **out)
     return 0;
 }
 
-/* Releases the handle of a finished coroutine (join or detach). */
-static void release_done(struct unb_coro *co)
-{
-    coro_free(co);
-}
-
 static void unlock_spin(void *lock)
 {
     unb__spin_unlock(lock);
@@ -893,7 +887,7 @@ int unb__sched_join(struct unb_coro *co, void **result)
     }
     if (result)
         *result = co->result;
-    release_done(co);
+    coro_free(co); /* finished and released */
     return 0;
 }
 
@@ -908,7 +902,7 @@ int unb__sched_detach(struct unb_coro *co)
     bool done = co->done;
     unb__spin_unlock(&co->lock);
     if (done)
-        release_done(co);
+        coro_free(co); /* finished and released */
     return 0;
 }
 
