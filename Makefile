@@ -28,6 +28,10 @@ EXAMPLES := $(BUILD)/examples/sleep $(BUILD)/examples/echo_server
 TEST_SRCS := $(wildcard tests/test_*.c)
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
+# Ordinary pthread programs run natively and under the preload (tests/preload/).
+PRELOAD_PROGS := $(patsubst tests/preload/%.c,$(BUILD)/tests/preload/%,$(wildcard tests/preload/*.c))
+# Test scripts (TAP on stdout) that drive real programs.
+TEST_SCRIPTS := $(wildcard tests/test_*.sh)
 BENCH_SRCS := $(wildcard bench/bench_*.c)
 BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
@@ -94,11 +98,16 @@ $(BUILD)/tests/helpers/%: tests/helpers/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $<
 
-tests: $(TESTS) $(TEST_HELPERS) examples
+# Programs for the preload tests never mention libunblock either.
+$(BUILD)/tests/preload/%: tests/preload/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -lm
+
+tests: $(TESTS) $(TEST_HELPERS) $(PRELOAD_PROGS) examples
 
 test: deps
 	$(MAKE) tests
-	UNB_BUILD=$(BUILD) prove -f --exec tests/run-test $(TESTS)
+	UNB_BUILD=$(BUILD) prove -f --exec tests/run-test $(TESTS) $(TEST_SCRIPTS)
 
 $(BUILD)/bench/bench_%: bench/bench_%.c $(LIB)
 	@mkdir -p $(@D)

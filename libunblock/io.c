@@ -15,12 +15,23 @@
  *   - SO_RCVTIMEO/SO_SNDTIMEO end the wait with EAGAIN;
  *   - EINTR where the blocking call would give it (runtime/intr.h).
  *
- * Syscall economy.  Sockets are non-blocking in the kernel, so a call is
- * tried first and parks only on EAGAIN; and the fd's readiness hint lets a
- * read that follows a short read (the socket is then most likely drained)
- * park at once instead of paying for an EAGAIN first.  The park costs no
- * syscall: the watcher stays started across parks.  An echo round trip is
- * then one read and one write plus a share of one epoll_wait.
+ * Sockets stay as the program made them in the kernel: blocking unless it
+ * asked otherwise.  Inside a coroutine, each attempt is made non-blocking
+ * by the call itself (MSG_DONTWAIT: read becomes recv, write send, readv
+ * recvmsg, writev sendmsg, which on a socket mean the same), and parks
+ * only on EAGAIN.  So nothing the runtime does is visible to the kernel's
+ * file status flags: stdio on a socket (whose I/O glibc makes with its
+ * internal read and write, which no hook sees) blocks as natively instead
+ * of failing with EAGAIN; a child process sharing the socket sees the
+ * flags the program set; a plain thread blocks in the kernel as it
+ * expects.  The one exception is a listening socket, which accept needs
+ * non-blocking in the kernel (net.c).
+ *
+ * Syscall economy.  The fd's readiness hint lets a read that follows a
+ * short read (the socket is then most likely drained) park at once
+ * instead of paying for an EAGAIN first.  The park costs no syscall: the
+ * watcher stays started across parks.  An echo round trip is then one
+ * read and one write plus a share of one epoll_wait.
  *
  * Pipes stay blocking in the kernel (a child process may share them), so
  * a coroutine waits for readiness first (poll with a zero timeout, then a
@@ -58,9 +69,6 @@ struct unb__fd *unb__io_classify(int fd)
         return NULL;
     if (S_ISSOCK(st.st_mode)) {
         e->user_nonblock = (fl & O_NONBLOCK) != 0;
-        if (!e->user_nonblock && UNB_REAL(fcntl)(fd, F_SETFL, fl | O_NONBLOCK) != 0)
-            return NULL;
-        e->sys_nonblock = 1;
         e->kind = UNB_FD_SOCKET;
     } else if (S_ISFIFO(st.st_mode)) {
         e->user_nonblock = (fl & O_NONBLOCK) != 0;
@@ -175,7 +183,7 @@ ssize_t unb__io_write(int fd, struct unb__fd *e, ssize_t (*op)(int, void *, size
  * for the native call. */
 static inline struct unb__fd *parkable(int fd)
 {
-    if (!unb__sched_current())
+    if (!unb__sched_parkable())
         return NULL;
     struct unb__fd *e = unb__io_classify(fd);
     return e && !e->user_nonblock ? e : NULL;
@@ -204,6 +212,7 @@ int unb__io_block_outside(int fd, int dir)
 /* ---- read family ------------------------------------------------------ */
 
 struct rd {
+    bool sock; /* a socket: attempts carry MSG_DONTWAIT */
     void *buf;
     size_t len;
     int flags;
@@ -217,25 +226,33 @@ struct rd {
 static ssize_t op_read(int fd, void *c)
 {
     struct rd *r = c;
+    if (r->sock)
+        return UNB_REAL(recvfrom)(fd, r->buf, r->len, MSG_DONTWAIT, NULL, NULL);
     return UNB_REAL(read)(fd, r->buf, r->len);
 }
 
 static ssize_t op_readv(int fd, void *c)
 {
     struct rd *r = c;
+    if (r->sock) {
+        struct msghdr m = {.msg_iov = (struct iovec *)r->iov,
+                           .msg_iovlen = (size_t)r->iovcnt};
+        return UNB_REAL(recvmsg)(fd, &m, MSG_DONTWAIT);
+    }
     return UNB_REAL(readv)(fd, r->iov, r->iovcnt);
 }
 
 static ssize_t op_recvfrom(int fd, void *c)
 {
     struct rd *r = c;
-    return UNB_REAL(recvfrom)(fd, r->buf, r->len, r->flags, r->addr, r->addrlen);
+    return UNB_REAL(recvfrom)(fd, r->buf, r->len, r->flags | (r->sock ? MSG_DONTWAIT : 0),
+                              r->addr, r->addrlen);
 }
 
 static ssize_t op_recvmsg(int fd, void *c)
 {
     struct rd *r = c;
-    return UNB_REAL(recvmsg)(fd, r->msg, r->flags);
+    return UNB_REAL(recvmsg)(fd, r->msg, r->flags | (r->sock ? MSG_DONTWAIT : 0));
 }
 
 static size_t iov_total(const struct iovec *iov, int n)
@@ -261,9 +278,9 @@ UNB_EXPORT ssize_t read(int fd, void *buf, size_t len)
     struct unb__fd *e = parkable(fd);
     if (!e)
         RETRY_OUTSIDE(fd, 0, UNB_REAL(read)(fd, buf, len));
-    struct rd r = {.buf = buf, .len = len};
+    struct rd r = {.sock = e->kind == UNB_FD_SOCKET, .buf = buf, .len = len};
     if (len == 0) /* read(2) of nothing never waits (recv of nothing does) */
-        return op_read(fd, &r);
+        return UNB_REAL(read)(fd, buf, len);
     return unb__io_read(fd, e, op_read, &r, len);
 }
 
@@ -274,10 +291,10 @@ UNB_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
         RETRY_OUTSIDE(fd, 0, UNB_REAL(readv)(fd, iov, iovcnt));
     if (iovcnt < 0 || iovcnt > IOV_MAX)
         return UNB_REAL(readv)(fd, iov, iovcnt); /* EINVAL */
-    struct rd r = {.iov = iov, .iovcnt = iovcnt};
+    struct rd r = {.sock = e->kind == UNB_FD_SOCKET, .iov = iov, .iovcnt = iovcnt};
     size_t want = iov_total(iov, iovcnt);
     if (want == 0)
-        return op_readv(fd, &r);
+        return UNB_REAL(readv)(fd, iov, iovcnt);
     return unb__io_read(fd, e, op_readv, &r, want);
 }
 
@@ -289,11 +306,15 @@ UNB_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
     struct unb__fd *e = parkable(fd);
     if (!e)
         RETRY_OUTSIDE(fd, 0, UNB_REAL(recvfrom)(fd, buf, len, flags, addr, addrlen));
-    struct rd r = {
-        .buf = buf, .len = len, .flags = flags, .addr = addr, .addrlen = addrlen};
+    struct rd r = {.sock = e->kind == UNB_FD_SOCKET,
+                   .buf = buf,
+                   .len = len,
+                   .flags = flags,
+                   .addr = addr,
+                   .addrlen = addrlen};
     if (!(flags & MSG_WAITALL) || e->kind != UNB_FD_SOCKET)
         return unb__io_read(fd, e, op_recvfrom, &r, len);
-    /* MSG_WAITALL: the kernel cannot wait on a non-blocking socket. */
+    /* MSG_WAITALL: the kernel does not wait on a MSG_DONTWAIT attempt. */
     size_t got = 0;
     while (got < len) {
         r.buf = (char *)buf + got;
@@ -318,7 +339,7 @@ UNB_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
     struct unb__fd *e = parkable(fd);
     if (!e)
         RETRY_OUTSIDE(fd, 0, UNB_REAL(recvmsg)(fd, msg, flags));
-    struct rd r = {.msg = msg, .flags = flags};
+    struct rd r = {.sock = e->kind == UNB_FD_SOCKET, .msg = msg, .flags = flags};
     size_t want = msg && msg->msg_iovlen <= IOV_MAX
                       ? iov_total(msg->msg_iov, (int)msg->msg_iovlen)
                       : 0;
@@ -328,6 +349,7 @@ UNB_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 /* ---- write family ----------------------------------------------------- */
 
 struct wr {
+    bool sock; /* a socket: attempts carry MSG_DONTWAIT */
     const void *buf;
     size_t len;
     int flags;
@@ -341,14 +363,17 @@ struct wr {
 static ssize_t op_write(int fd, void *c, size_t done)
 {
     struct wr *w = c;
+    if (w->sock)
+        return UNB_REAL(sendto)(fd, (const char *)w->buf + done, w->len - done,
+                                MSG_DONTWAIT, NULL, 0);
     return UNB_REAL(write)(fd, (const char *)w->buf + done, w->len - done);
 }
 
 static ssize_t op_sendto(int fd, void *c, size_t done)
 {
     struct wr *w = c;
-    return UNB_REAL(sendto)(fd, (const char *)w->buf + done, w->len - done, w->flags,
-                            w->addr, w->addrlen);
+    return UNB_REAL(sendto)(fd, (const char *)w->buf + done, w->len - done,
+                            w->flags | (w->sock ? MSG_DONTWAIT : 0), w->addr, w->addrlen);
 }
 
 /*
@@ -403,13 +428,14 @@ static ssize_t op_writev(int fd, void *c, size_t done)
     struct wr *w = c;
     struct msghdr m = {.msg_iov = (struct iovec *)w->iov,
                        .msg_iovlen = (size_t)w->iovcnt};
-    return writev_from(fd, &m, 0, done, false);
+    /* On a socket, writev is sendmsg without ancillary data. */
+    return writev_from(fd, &m, MSG_DONTWAIT, done, w->sock);
 }
 
 static ssize_t op_sendmsg(int fd, void *c, size_t done)
 {
     struct wr *w = c;
-    return writev_from(fd, w->msg, w->flags, done, true);
+    return writev_from(fd, w->msg, w->flags | (w->sock ? MSG_DONTWAIT : 0), done, true);
 }
 
 UNB_EXPORT ssize_t write(int fd, const void *buf, size_t len)
@@ -417,7 +443,7 @@ UNB_EXPORT ssize_t write(int fd, const void *buf, size_t len)
     struct unb__fd *e = parkable(fd);
     if (!e)
         RETRY_OUTSIDE(fd, 1, UNB_REAL(write)(fd, buf, len));
-    struct wr w = {.buf = buf, .len = len};
+    struct wr w = {.sock = e->kind == UNB_FD_SOCKET, .buf = buf, .len = len};
     return unb__io_write(fd, e, op_write, &w, len);
 }
 
@@ -429,8 +455,12 @@ UNB_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
     struct unb__fd *e = parkable(fd);
     if (!e)
         RETRY_OUTSIDE(fd, 1, UNB_REAL(sendto)(fd, buf, len, flags, addr, addrlen));
-    struct wr w = {
-        .buf = buf, .len = len, .flags = flags, .addr = addr, .addrlen = addrlen};
+    struct wr w = {.sock = e->kind == UNB_FD_SOCKET,
+                   .buf = buf,
+                   .len = len,
+                   .flags = flags,
+                   .addr = addr,
+                   .addrlen = addrlen};
     return unb__io_write(fd, e, op_sendto, &w, len);
 }
 
@@ -444,7 +474,7 @@ UNB_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
     struct unb__fd *e = parkable(fd);
     if (!e || iovcnt < 0 || iovcnt > IOV_MAX)
         RETRY_OUTSIDE(fd, 1, UNB_REAL(writev)(fd, iov, iovcnt));
-    struct wr w = {.iov = iov, .iovcnt = iovcnt};
+    struct wr w = {.sock = e->kind == UNB_FD_SOCKET, .iov = iov, .iovcnt = iovcnt};
     return unb__io_write(fd, e, op_writev, &w, iov_total(iov, iovcnt));
 }
 
@@ -455,7 +485,7 @@ UNB_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     struct unb__fd *e = parkable(fd);
     if (!e || !msg || msg->msg_iovlen > IOV_MAX)
         RETRY_OUTSIDE(fd, 1, UNB_REAL(sendmsg)(fd, msg, flags));
-    struct wr w = {.msg = msg, .flags = flags};
+    struct wr w = {.sock = e->kind == UNB_FD_SOCKET, .msg = msg, .flags = flags};
     return unb__io_write(fd, e, op_sendmsg, &w,
                          iov_total(msg->msg_iov, (int)msg->msg_iovlen));
 }

@@ -1,13 +1,22 @@
 /*
  * Sockets: socket, socketpair, accept, accept4, connect, setsockopt.
  *
- * Sockets a coroutine creates are made non-blocking in the kernel from
- * the start (SOCK_NONBLOCK: no extra syscall), and the entry remembers
- * whether the *program* asked for that.  Sockets made outside coroutines
- * are left alone until a coroutine first uses them (io.c classifies).
+ * A socket keeps the file status flags the program gave it (io.c says
+ * why); the entry records whether the program asked for non-blocking mode.
+ * Two calls need the kernel's help to wait without blocking the worker:
+ *
+ *   - accept has no per-call non-blocking flag, so a listening socket that
+ *     a coroutine accepts on is made non-blocking in the kernel, once (the
+ *     entry's sys_nonblock; F_GETFL still shows the program its own flags,
+ *     and a plain thread's accept on it still blocks: it waits in poll).
+ *   - connect on a blocking socket is made non-blocking for the duration of
+ *     the call (FIONBIO, one syscall each way), parks until the handshake
+ *     ends, and leaves the socket blocking again.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -16,54 +25,61 @@
 #include "io.h"
 #include "real.h"
 
-/* Records a socket fd just created with `type` flags by the program. */
-static void record(int fd, int flags, bool in_coro)
+/* Records a socket fd just created with `flags` (SOCK_NONBLOCK...) by the
+ * program. */
+static void record(int fd, int flags)
 {
-    if (fd < 0)
-        return;
-    if (in_coro)
-        unb__fd_reset(fd, UNB_FD_SOCKET, (flags & SOCK_NONBLOCK) != 0, true);
-    else
-        unb__fd_reset(fd, UNB_FD_UNKNOWN, false, false);
+    if (fd >= 0)
+        unb__fd_reset(fd, UNB_FD_SOCKET, (flags & SOCK_NONBLOCK) != 0, false);
 }
 
 UNB_EXPORT int socket(int domain, int type, int protocol)
 {
-    bool co = unb__sched_current() != NULL;
-    int fd = UNB_REAL(socket)(domain, co ? type | SOCK_NONBLOCK : type, protocol);
-    record(fd, type, co);
+    int fd = UNB_REAL(socket)(domain, type, protocol);
+    record(fd, type);
     return fd;
 }
 
 UNB_EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
 {
-    bool co = unb__sched_current() != NULL;
-    int rc =
-        UNB_REAL(socketpair)(domain, co ? type | SOCK_NONBLOCK : type, protocol, sv);
+    int rc = UNB_REAL(socketpair)(domain, type, protocol, sv);
     if (rc == 0) {
-        record(sv[0], type, co);
-        record(sv[1], type, co);
+        record(sv[0], type);
+        record(sv[1], type);
     }
     return rc;
 }
 
+/* Makes a listening socket non-blocking in the kernel for accept; false if
+ * that failed (the caller then blocks, as natively). */
+static bool listener_nonblock(int fd, struct unb__fd *e)
+{
+    if (e->sys_nonblock)
+        return true;
+    int fl = UNB_REAL(fcntl)(fd, F_GETFL);
+    if (fl < 0 || UNB_REAL(fcntl)(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+        return false;
+    e->sys_nonblock = 1;
+    return true;
+}
+
 UNB_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
 {
-    struct unb__fd *e = unb__sched_current() ? unb__io_classify(fd) : NULL;
-    if (!e || e->user_nonblock) {
+    struct unb__fd *e = unb__sched_parkable() ? unb__io_classify(fd) : NULL;
+    if (!e || e->user_nonblock || e->kind != UNB_FD_SOCKET || !listener_nonblock(fd, e)) {
         int nfd;
         while ((nfd = UNB_REAL(accept4)(fd, addr, addrlen, flags)) < 0 &&
                (unb_errno == EAGAIN || unb_errno == EWOULDBLOCK) && !e &&
                unb__io_block_outside(fd, 0))
             ;
-        record(nfd, flags, false);
+        record(nfd, flags);
         return nfd;
     }
     int64_t deadline = unb__io_deadline(e, 0);
     for (;;) {
-        int nfd = UNB_REAL(accept4)(fd, addr, addrlen, flags | SOCK_NONBLOCK);
+        int nfd = UNB_REAL(accept4)(fd, addr, addrlen, flags);
         if (nfd >= 0) {
-            record(nfd, flags, true);
+            record(nfd, flags);
             return nfd;
         }
         if (unb_errno != EAGAIN && unb_errno != EWOULDBLOCK)
@@ -78,29 +94,44 @@ UNB_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
     return accept4(fd, addr, addrlen, 0);
 }
 
+static void set_fionbio(int fd, int on)
+{
+    int saved = unb_errno;
+    UNB_REAL(ioctl)(fd, FIONBIO, &on);
+    unb_errno = saved;
+}
+
 UNB_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
-    struct unb__fd *e = unb__sched_current() ? unb__io_classify(fd) : NULL;
+    struct unb__fd *e = unb__sched_parkable() ? unb__io_classify(fd) : NULL;
+    if (!e || e->user_nonblock || e->kind != UNB_FD_SOCKET)
+        return UNB_REAL(connect)(fd, addr, len);
+    bool toggle = !e->sys_nonblock;
+    if (toggle)
+        set_fionbio(fd, 1);
     int rc = UNB_REAL(connect)(fd, addr, len);
-    if (rc == 0 || !e || e->user_nonblock || e->kind != UNB_FD_SOCKET ||
-        unb_errno != EINPROGRESS)
-        return rc;
+    if (rc == 0 || unb_errno != EINPROGRESS)
+        goto out;
     /* A blocking connect waits for the handshake: park until writable,
      * then report its outcome as the blocking call would. */
+    rc = -1;
     if (unb__io_park(fd, e, 1, unb__io_deadline(e, 1)) != 0) {
         if (unb_errno == EAGAIN) /* SO_SNDTIMEO ran out */
             unb_errno = EINPROGRESS;
-        return -1;
+        goto out;
     }
     int err = 0;
     socklen_t el = sizeof err;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
-        return -1;
-    if (err != 0) {
+        goto out;
+    if (err != 0)
         unb_errno = err;
-        return -1;
-    }
-    return 0;
+    else
+        rc = 0;
+out:
+    if (toggle && (rc == 0 || unb_errno != EBADF))
+        set_fionbio(fd, 0);
+    return rc;
 }
 
 static int64_t timeval_ns(const void *v, socklen_t len)

@@ -146,7 +146,7 @@ static int64_t deadline_ms(int timeout)
 
 UNB_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
-    if (!unb__sched_current() || timeout == 0)
+    if (!unb__sched_parkable() || timeout == 0)
         return UNB_REAL(poll)(fds, n, timeout);
     return co_poll(fds, n, deadline_ms(timeout), true);
 }
@@ -162,7 +162,7 @@ UNB_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdsl
 UNB_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
                      const sigset_t *mask)
 {
-    if (!unb__sched_current() || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0))
+    if (!unb__sched_parkable() || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0))
         return UNB_REAL(ppoll)(fds, n, ts, mask);
     if (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000)) {
         unb_errno = EINVAL;
@@ -238,7 +238,7 @@ static int co_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, int64_t deadl
 
 UNB_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
 {
-    if (!unb__sched_current() || (tv && tv->tv_sec == 0 && tv->tv_usec == 0))
+    if (!unb__sched_parkable() || (tv && tv->tv_sec == 0 && tv->tv_usec == 0))
         return UNB_REAL(select)(nfds, rd, wr, ex, tv);
     if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0 || tv->tv_usec >= 1000000)) {
         unb_errno = EINVAL;
@@ -261,7 +261,7 @@ UNB_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timev
 UNB_EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
                        const struct timespec *ts, const sigset_t *mask)
 {
-    if (!unb__sched_current() || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0))
+    if (!unb__sched_parkable() || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0))
         return UNB_REAL(pselect)(nfds, rd, wr, ex, ts, mask);
     if (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000)) {
         unb_errno = EINVAL;

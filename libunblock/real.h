@@ -14,6 +14,8 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -63,7 +65,64 @@
     X(sigaction)             \
     X(signal)                \
     X(pthread_create)        \
-    X(pthread_join)
+    X(pthread_join)          \
+    X(pthread_tryjoin_np)    \
+    X(pthread_timedjoin_np)  \
+    X(pthread_clockjoin_np)  \
+    X(pthread_detach)        \
+    X(pthread_exit)          \
+    X(pthread_self)          \
+    X(pthread_equal)         \
+    X(pthread_kill)          \
+    X(pthread_cancel)        \
+    X(pthread_setname_np)    \
+    X(pthread_getname_np)    \
+    X(pthread_getattr_np)    \
+    X(pthread_setschedparam) \
+    X(pthread_getschedparam) \
+    X(pthread_setschedprio)  \
+    X(pthread_setaffinity_np) \
+    X(pthread_getaffinity_np) \
+    X(pthread_getcpuclockid) \
+    X(pthread_sigqueue)      \
+    X(pthread_key_create)    \
+    X(pthread_setspecific)   \
+    X(pthread_mutex_init)    \
+    X(pthread_mutex_destroy) \
+    X(pthread_mutex_lock)    \
+    X(pthread_mutex_trylock) \
+    X(pthread_mutex_timedlock) \
+    X(pthread_mutex_clocklock) \
+    X(pthread_mutex_unlock)  \
+    X(pthread_cond_init)     \
+    X(pthread_cond_destroy)  \
+    X(pthread_cond_wait)     \
+    X(pthread_cond_timedwait) \
+    X(pthread_cond_clockwait) \
+    X(pthread_cond_signal)   \
+    X(pthread_cond_broadcast) \
+    X(pthread_rwlock_init)   \
+    X(pthread_rwlock_destroy) \
+    X(pthread_rwlock_rdlock) \
+    X(pthread_rwlock_wrlock) \
+    X(pthread_rwlock_tryrdlock) \
+    X(pthread_rwlock_trywrlock) \
+    X(pthread_rwlock_timedrdlock) \
+    X(pthread_rwlock_timedwrlock) \
+    X(pthread_rwlock_clockrdlock) \
+    X(pthread_rwlock_clockwrlock) \
+    X(pthread_rwlock_unlock) \
+    X(pthread_barrier_init)  \
+    X(pthread_barrier_destroy) \
+    X(pthread_barrier_wait)  \
+    X(sem_wait)              \
+    X(sem_trywait)           \
+    X(sem_timedwait)         \
+    X(sem_clockwait)         \
+    X(sem_post)              \
+    X(flockfile)             \
+    X(ftrylockfile)          \
+    X(funlockfile)
 
 struct unb__real_table {
     _Atomic bool ready;

@@ -15,7 +15,7 @@
 
 UNB_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
 {
-    if (!unb__sched_current())
+    if (!unb__sched_parkable())
         return UNB_REAL(nanosleep)(req, rem);
     int rc = unb__sleep(CLOCK_MONOTONIC, 0, req, rem);
     if (rc == -ENOTSUP)
@@ -29,7 +29,7 @@ UNB_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
 UNB_EXPORT int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req,
                                struct timespec *rem)
 {
-    if (!unb__sched_current())
+    if (!unb__sched_parkable())
         return UNB_REAL(clock_nanosleep)(clock, flags, req, rem);
     int rc = unb__sleep(clock, flags, req, rem);
     if (rc == -ENOTSUP) /* e.g. a CPU-time clock: the kernel decides */
@@ -39,7 +39,7 @@ UNB_EXPORT int clock_nanosleep(clockid_t clock, int flags, const struct timespec
 
 UNB_EXPORT int usleep(useconds_t usec)
 {
-    if (!unb__sched_current())
+    if (!unb__sched_parkable())
         return UNB_REAL(usleep)(usec);
     struct timespec ts = {(time_t)(usec / 1000000), (long)(usec % 1000000) * 1000};
     int rc = unb__sleep(CLOCK_MONOTONIC, 0, &ts, NULL);
@@ -51,7 +51,7 @@ UNB_EXPORT int usleep(useconds_t usec)
 
 UNB_EXPORT unsigned int sleep(unsigned int seconds)
 {
-    if (!unb__sched_current())
+    if (!unb__sched_parkable())
         return UNB_REAL(sleep)(seconds);
     /* As glibc: on interruption, the whole seconds not slept, the
      * fraction dropped; errno unchanged on success. */

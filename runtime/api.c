@@ -74,7 +74,7 @@ UNB_EXPORT int unb_wait_fd(int fd, int events, int timeout_ms)
         unb_errno = EBADF;
         return -1;
     }
-    if (!unb__sched_current()) {
+    if (!unb__sched_parkable()) {
         struct pollfd p = {.fd = fd, .events = (short)events};
         int r = UNB_REAL(poll)(&p, 1, timeout_ms < 0 ? -1 : timeout_ms);
         if (r > 0 && (p.revents & POLLNVAL)) {

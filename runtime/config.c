@@ -120,3 +120,44 @@ void unb__config_load(void)
     load_workers(secure ? NULL : getenv("UNBLOCK_WORKERS"));
     load_stack_size(secure ? NULL : getenv("UNBLOCK_STACK_SIZE"));
 }
+
+/* Is `path` (an LD_PRELOAD entry) this library? */
+static bool is_us(const char *path, size_t len)
+{
+    const char *base = path;
+    for (size_t i = 0; i < len; i++)
+        if (path[i] == '/')
+            base = path + i + 1;
+    size_t blen = len - (size_t)(base - path);
+    return blen >= 13 && strncmp(base, "libunblock.so", 13) == 0;
+}
+
+bool unb__config_preloaded(void)
+{
+    const char *p = getenv("LD_PRELOAD");
+    while (p && *p) {
+        size_t n = strcspn(p, ": \t");
+        if (n && is_us(p, n))
+            return true;
+        p += n;
+        p += strspn(p, ": \t");
+    }
+    return false;
+}
+
+bool unb__config_threads_as_coroutines(void)
+{
+    bool dflt = unb__config_preloaded();
+    const char *v = getauxval(AT_SECURE) ? NULL : getenv("UNBLOCK_THREADS");
+    if (!v)
+        return dflt;
+    if (strcmp(v, "coroutines") == 0)
+        return true;
+    if (strcmp(v, "native") == 0)
+        return false;
+    unb__say("UNBLOCK_THREADS=%s is neither \"coroutines\" nor \"native\"; "
+             "using \"%s\" (%s)",
+             v, dflt ? "coroutines" : "native",
+             dflt ? "the default under LD_PRELOAD" : "the default when linked");
+    return dflt;
+}

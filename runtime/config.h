@@ -30,4 +30,17 @@ void unb__config_load(void);
  */
 bool unb__parse_size(const char *s, size_t *out);
 
+/* Whether this library was loaded through LD_PRELOAD (an entry whose
+ * file name starts with libunblock.so) rather than linked. */
+bool unb__config_preloaded(void);
+
+/*
+ * UNBLOCK_THREADS: "coroutines" (main and pthread_create become
+ * coroutines) or "native" (threads stay threads).  The default is
+ * coroutines under LD_PRELOAD and native for a program linked with
+ * -lunblock, which spawns coroutines itself.  Read once, at the program's
+ * start.
+ */
+bool unb__config_threads_as_coroutines(void);
+
 #endif

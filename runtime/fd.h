@@ -73,6 +73,9 @@ int unb__fd_wait(int fd, int events, int64_t deadline_ns, bool restartable);
  * EBADF, and the entry forgets the file. */
 void unb__fd_closing(int fd);
 
+/* In a child after fork: forgets the parent's watchers and waiters. */
+void unb__fd_fork_child(void);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t unb__now_ns(void);
 

@@ -151,3 +151,14 @@ void unb__intr_signal_pending(bool on_idle_worker, bool restart)
         c = on_idle_worker ? &intr.pending_any_norestart : &intr.pending_main_norestart;
     atomic_fetch_add(c, 1);
 }
+
+void unb__intr_fork_child(struct unb_coro *co)
+{
+    atomic_store(&intr.lock.state, 0);
+    intr.head = intr.tail = NULL;
+    atomic_store(&intr.pending_main, 0);
+    atomic_store(&intr.pending_any, 0);
+    atomic_store(&intr.pending_main_norestart, 0);
+    atomic_store(&intr.pending_any_norestart, 0);
+    intr.main = co;
+}

@@ -68,4 +68,8 @@ void unb__intr_process(void);
 /* The coroutine to prefer, as the kernel prefers the main thread. */
 void unb__intr_set_main(struct unb_coro *co);
 
+/* In a child after fork: no parks are left; co (or NULL) is the only
+ * thread, hence the main one. */
+void unb__intr_fork_child(struct unb_coro *co);
+
 #endif

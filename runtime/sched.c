@@ -136,7 +136,9 @@
 #include "config.h"
 #include "deque.h"
 #include "intr.h"
+#include "fd.h"
 #include "lock.h"
+#include "plot.h"
 #include "sanitize.h"
 #include "sys.h"
 
@@ -701,10 +703,13 @@ static void pool_refill(struct unb__worker *w, unsigned n)
     unb__unlock(&rt.pool_lock);
 }
 
-/* A coroutine shell (stack + header) from the caches, or a new mapping. */
-static struct unb_coro *coro_alloc(struct unb__worker *w, int *err)
+/* A coroutine shell (stack + header) from the caches, or a new mapping.
+ * Only stacks of the default size are cached. */
+static struct unb_coro *coro_alloc(struct unb__worker *w, size_t size, int *err)
 {
     struct unb_coro *co = NULL;
+    if (size != rt.stack_size)
+        goto map;
     if (w && !w->pool && rt.pool) /* racy peek; checked under the lock */
         pool_refill(w, POOL_BATCH);
     if (w && w->pool) {
@@ -724,8 +729,9 @@ static struct unb_coro *coro_alloc(struct unb__worker *w, int *err)
         if (co)
             return co;
     }
+map:;
     struct unb__stack st;
-    int rc = unb__stack_map(rt.stack_size, &st);
+    int rc = unb__stack_map(size, &st);
     if (rc != 0) {
         *err = -rc;
         return NULL;
@@ -772,6 +778,11 @@ static void coro_free(struct unb_coro *co)
     /* The next user of this stack must not inherit its poison. */
     __asan_unpoison_memory_region(co->stack.lo, (size_t)((char *)co - co->stack.lo));
 #endif
+    if ((size_t)(co->stack.hi - co->stack.map) != rt.stack_size) {
+        struct unb__stack st = co->stack; /* a size of its own: not cached */
+        unb__stack_unmap(&st);
+        return;
+    }
     struct unb__worker *w = unb__sched_worker();
     if (!w) {
         co->next = NULL;
@@ -810,6 +821,24 @@ static void finish_exit(void *arg)
         coro_free(co);
 }
 
+void (*unb__sched_exit_hook)(struct unb_coro *co);
+
+/* Runs the exit hook, then leaves for good: finish_exit frees or hands
+ * over the stack once we are off it. */
+__attribute__((noreturn)) static void coro_finish(struct unb_coro *co, void *result)
+{
+    co->result = result;
+    if (unb__sched_exit_hook && !co->exiting) {
+        co->exiting = 1;
+        unb__sched_exit_hook(co);
+    }
+    struct unb__worker *w = unb__sched_worker();
+    w->after_fn = finish_exit;
+    w->after_arg = co;
+    switch_out(w, co, true);
+    unb__die("a finished coroutine was resumed");
+}
+
 static void coro_main(struct unb__ctx *from, void *arg)
 {
     (void)from;
@@ -819,25 +848,33 @@ static void coro_main(struct unb__ctx *from, void *arg)
 #endif
     run_after(unb__sched_worker());
     unb_errno = 0; /* as in a new thread */
-    co->result = co->fn(co->arg);
-
-    struct unb__worker *w = unb__sched_worker();
-    w->after_fn = finish_exit;
-    w->after_arg = co;
-    switch_out(w, co, true);
-    unb__die("a finished coroutine was resumed");
+    coro_finish(co, co->fn(co->arg));
 }
 
-int unb__sched_spawn(void *(*fn)(void *), void *arg, struct unb_coro **out)
+void unb__sched_exit(void *result)
 {
-    int rc = unb__sched_start();
-    if (rc != 0)
-        return rc;
+    struct unb_coro *co = unb__sched_current();
+    UNB_ASSERT(co);
+    coro_finish(co, result);
+}
+
+/* A new coroutine, not yet runnable. */
+static int coro_new(void *(*fn)(void *), void *arg, size_t stack_size,
+                    struct unb_coro **out)
+{
     struct unb__worker *w = unb__sched_worker();
     int err = EAGAIN;
-    struct unb_coro *co = coro_alloc(w, &err);
+    if (stack_size == 0)
+        stack_size = rt.stack_size;
+    struct unb_coro *co = coro_alloc(w, stack_size, &err);
     if (!co)
         return -err;
+    co->magic = UNB_CORO_MAGIC;
+    co->pinned = 0;
+    co->exiting = 0;
+    co->pthread = 0;
+    co->tsd = NULL;
+    co->name[0] = 0;
     co->fn = fn;
     co->arg = arg;
     co->result = NULL;
@@ -859,6 +896,46 @@ int unb__sched_spawn(void *(*fn)(void *), void *arg, struct unb_coro **out)
                                memory_order_relaxed))
         ;
     *out = co;
+    return 0;
+}
+
+int unb__sched_spawn_sized(void *(*fn)(void *), void *arg, size_t stack_size,
+                           struct unb_coro **out)
+{
+    int rc = unb__sched_start();
+    if (rc != 0)
+        return rc;
+    if (stack_size != 0)
+        stack_size = (stack_size + unb__page_size - 1) & ~(unb__page_size - 1);
+    if (stack_size != 0 && stack_size < 4 * unb__page_size)
+        stack_size = 4 * unb__page_size;
+    rc = coro_new(fn, arg, stack_size, out);
+    if (rc == 0)
+        unb__sched_ready(*out);
+    return rc;
+}
+
+int unb__sched_spawn(void *(*fn)(void *), void *arg, struct unb_coro **out)
+{
+    return unb__sched_spawn_sized(fn, arg, 0, out);
+}
+
+int unb__sched_spawn_thread(void *(*fn)(void *), void *arg, size_t stack_size,
+                            uintptr_t *id)
+{
+    int rc = unb__sched_start();
+    if (rc != 0)
+        return rc;
+    if (stack_size != 0)
+        stack_size = (stack_size + unb__page_size - 1) & ~(unb__page_size - 1);
+    if (stack_size != 0 && stack_size < 4 * unb__page_size)
+        stack_size = 4 * unb__page_size;
+    struct unb_coro *co;
+    rc = coro_new(fn, arg, stack_size, &co);
+    if (rc != 0)
+        return rc;
+    co->pthread = 1;
+    *id = (uintptr_t)co;
     unb__sched_ready(co);
     return 0;
 }
@@ -889,6 +966,30 @@ int unb__sched_join(struct unb_coro *co, void **result)
         *result = co->result;
     coro_free(co); /* finished and released */
     return 0;
+}
+
+int unb__sched_tryjoin(struct unb_coro *co, void **result)
+{
+    if (co == tls_cur)
+        return -EDEADLK;
+    unb__spin_lock(&co->lock);
+    if (co->detached || co->joiner) {
+        unb__spin_unlock(&co->lock);
+        return -EINVAL;
+    }
+    bool done = co->done;
+    unb__spin_unlock(&co->lock);
+    if (!done)
+        return -EBUSY;
+    if (result)
+        *result = co->result;
+    coro_free(co);
+    return 0;
+}
+
+bool unb__sched_detached(struct unb_coro *co)
+{
+    return co->detached;
 }
 
 int unb__sched_detach(struct unb_coro *co)
@@ -927,7 +1028,7 @@ void unb__sched_yield(void)
 
 void unb__waiter_init(struct unb__waiter *wt)
 {
-    wt->co = unb__sched_current();
+    wt->co = unb__sched_parkable(); /* a pinned coroutine waits as a thread */
     atomic_init(&wt->woken, 0);
 }
 
@@ -1017,7 +1118,18 @@ static void worker_fini(struct unb__worker *w)
 
 static void rt_exit(void);
 
-static int start_locked(void)
+/* True once the runtime runs the program's main (unb__sched_run_main). */
+static bool owns_main;
+
+/* Starts a thread for worker w; 0 or an errno value. */
+static int worker_spawn(struct unb__worker *w)
+{
+    return UNB_REAL(pthread_create)(&w->thread, NULL, worker_main, w);
+}
+
+/* Sets up the workers and starts their threads; with `adopt`, worker 0 is
+ * left for the calling thread to run. */
+static int start_locked(bool adopt)
 {
     unb__real_resolve();
     unb__stack_init();
@@ -1043,10 +1155,11 @@ static int start_locked(void)
     rt.workers = ws;
     atomic_store(&rt.stopping, 0);
 
-    /* Workers start with every signal blocked while we create them, then
-     * restore the creator's mask, as a thread inherits its creator's. */
-    for (n = 0; n < rt.nworkers; n++) {
-        int e = UNB_REAL(pthread_create)(&ws[n].thread, NULL, worker_main, &ws[n]);
+    unsigned first = adopt ? 1 : 0;
+    if (adopt)
+        ws[0].thread = pthread_self();
+    for (n = first; n < rt.nworkers; n++) {
+        int e = worker_spawn(&ws[n]);
         if (e != 0) {
             /* Run with the workers we have; zero is an error. */
             if (n == 0) {
@@ -1079,12 +1192,57 @@ int unb__sched_start(void)
     unb__lock(&rt.start_lock);
     int rc = 0;
     if (atomic_load(&rt.state) != RT_RUNNING) {
-        rc = start_locked();
+        rc = start_locked(false);
         if (rc == 0)
             atomic_store_explicit(&rt.state, RT_RUNNING, memory_order_release);
     }
     unb__unlock(&rt.start_lock);
     return rc;
+}
+
+bool unb__sched_owns_main(void)
+{
+    return owns_main;
+}
+
+int unb__sched_run_main(void *(*fn)(void *), void *arg, size_t stack_size)
+{
+    unb__lock(&rt.start_lock);
+    if (atomic_load(&rt.state) == RT_RUNNING) {
+        /* A constructor started the runtime already; main stays a thread. */
+        unb__unlock(&rt.start_lock);
+        return -EBUSY;
+    }
+    int rc = start_locked(true);
+    if (rc != 0) {
+        unb__unlock(&rt.start_lock);
+        return rc;
+    }
+    owns_main = true;
+    atomic_store_explicit(&rt.state, RT_RUNNING, memory_order_release);
+    unb__unlock(&rt.start_lock);
+
+    struct unb__worker *w = &rt.workers[0];
+    struct unb_coro *co;
+    stack_size = (stack_size + unb__page_size - 1) & ~(unb__page_size - 1);
+    tls_worker = w;
+    rc = coro_new(fn, arg, stack_size, &co);
+    if (rc != 0)
+        rc = coro_new(fn, arg, 0, &co); /* a smaller stack, rather than none */
+    if (rc != 0) {
+        tls_worker = NULL;
+        return rc;
+    }
+    co->pthread = 1;
+    unb__intr_set_main(co);
+    unb__sched_ready(co);
+    worker_main(w);
+    /* Only when the runtime stops, which it does not while it owns main:
+     * the process ends by exit() on some worker. */
+    for (;;) {
+        _Atomic uint32_t forever = 0;
+        unb__futex_wait(&forever, 0, NULL);
+    }
 }
 
 /*
@@ -1095,6 +1253,10 @@ int unb__sched_start(void)
  */
 static void rt_exit(void)
 {
+    /* Under the preload the coroutines are the program's threads: they go
+     * on running during exit(), as threads do, until the process ends. */
+    if (owns_main)
+        return;
     unb__lock(&rt.start_lock);
     if (atomic_load(&rt.state) != RT_RUNNING) {
         unb__unlock(&rt.start_lock);
@@ -1139,6 +1301,94 @@ static void rt_exit(void)
     }
     atomic_store(&rt.stopping, 0);
     unb__unlock(&rt.start_lock);
+}
+
+/* ---- fork ------------------------------------------------------------- */
+
+/*
+ * fork() copies only the calling thread.  In the child, the other workers
+ * and every coroutine they ran or queued are gone, as the other threads of
+ * a native process are; the caller (a coroutine, or a plain thread) goes on
+ * alone.  The parent's libev loops must not be used: their epoll instance
+ * is shared with the parent, and a child's epoll_ctl would change the
+ * parent's interest list.  So the child gives every worker a new loop and
+ * an empty queue, keeps the calling worker's thread, and starts threads for
+ * the others.  Locks are taken in prepare so that the child inherits no lock
+ * held by a vanished thread mid-update.
+ */
+void unb__sched_fork_prepare(void)
+{
+    unb__lock(&rt.start_lock);
+    unb__lock(&rt.inject_lock);
+    unb__lock(&rt.pool_lock);
+    unb__lock(&rt.idle_lock);
+}
+
+void unb__sched_fork_parent(void)
+{
+    unb__unlock(&rt.idle_lock);
+    unb__unlock(&rt.pool_lock);
+    unb__unlock(&rt.inject_lock);
+    unb__unlock(&rt.start_lock);
+}
+
+void unb__sched_fork_child(void)
+{
+    atomic_store(&rt.idle_lock.state, 0);
+    atomic_store(&rt.pool_lock.state, 0);
+    atomic_store(&rt.inject_lock.state, 0);
+    unb__plot_reset();
+    unb__fd_fork_child();
+    struct unb_coro *cur = tls_cur;
+    unb__intr_fork_child(cur);
+    if (atomic_load(&rt.state) != RT_RUNNING) {
+        atomic_store(&rt.start_lock.state, 0);
+        return;
+    }
+    rt.inject_head = rt.inject_tail = NULL;
+    atomic_store(&rt.ninject, 0);
+    rt.idle_list = NULL;
+    atomic_store(&rt.nidle, 0);
+    atomic_store(&rt.nspinning, 0);
+    atomic_store(&rt.alive, cur ? 1 : 0);
+    struct unb__worker *self = tls_worker;
+    if (!self) {
+        /* Forked by a plain thread: no worker goes on; the next spawn
+         * starts the runtime afresh.  The old workers' memory is left. */
+        rt.workers = NULL;
+        rt.nworkers = 0;
+        atomic_store(&rt.state, RT_STOPPED);
+        owns_main = false;
+        atomic_store(&rt.start_lock.state, 0);
+        return;
+    }
+    for (unsigned i = 0; i < rt.nworkers; i++) {
+        struct unb__worker *w = &rt.workers[i];
+        struct unb__worker keep = *w;
+        if (worker_init(w, keep.id) != 0) /* in place: the loop knows &w->wake */
+            unb__die("cannot set up worker %u after fork", keep.id);
+        if (w == self) {
+            /* Keep the scheduler context this thread returns to, and the
+             * stacks it cached. */
+            w->sched_ctx = keep.sched_ctx;
+            w->pool = keep.pool;
+            w->npool = keep.npool;
+            w->tick = keep.tick;
+            w->thread = keep.thread;
+            w->altstack = keep.altstack;
+            w->thread_stack_lo = keep.thread_stack_lo;
+            w->thread_stack_size = keep.thread_stack_size;
+#ifdef UNB_TSAN
+            w->tsan_fiber = keep.tsan_fiber;
+#endif
+        }
+    }
+    for (unsigned i = 0; i < rt.nworkers; i++) {
+        struct unb__worker *w = &rt.workers[i];
+        if (w != self && worker_spawn(w) != 0)
+            unb__say("worker %u could not be started after fork", w->id);
+    }
+    atomic_store(&rt.start_lock.state, 0);
 }
 
 /* ---- statistics ------------------------------------------------------- */

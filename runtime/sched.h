@@ -20,7 +20,13 @@ struct unb__worker;
  * A coroutine.  The struct lives at the top of the coroutine's own stack
  * mapping, so one mmap holds both and a pooled stack is a pooled coroutine.
  */
+/* The first word of every coroutine: tells a coroutine's pthread_t from a
+ * real thread's, whose first word points to itself (glibc's tcbhead_t).
+ * Not a canonical address, so never a pointer. */
+#define UNB_CORO_MAGIC 0x21b10c6e75626c6bull
+
 struct unb_coro {
+    uint64_t magic;        /* UNB_CORO_MAGIC while the coroutine exists */
     struct unb__ctx ctx;   /* registers while not running */
     struct unb_coro *next; /* intrusive link: inject queue, pool */
     void *(*fn)(void *);   /* entry and its argument */
@@ -33,6 +39,11 @@ struct unb_coro {
     uint8_t done;               /* fn returned and the stack is free */
     uint8_t detached;           /* unb_detach was called */
     int saved_errno;            /* errno while switched out */
+    uint8_t pinned;             /* parks block the thread (see unb__sched_pin) */
+    uint8_t exiting;            /* in unb__sched_exit: no more key destructors */
+    uint8_t pthread;            /* made by pthread_create (or is main) */
+    void *tsd;                  /* the hook layer's per-thread data (keys) */
+    char name[16];              /* pthread_setname_np */
 #ifdef UNB_ASAN
     void *asan_fake_stack;
 #endif
@@ -74,6 +85,19 @@ extern UNB_TLS struct unb_coro *unb__tls_cur;
 static inline struct unb_coro *unb__sched_current(void)
 {
     return UNB_TLS_FRESH(unb__tls_cur);
+}
+
+/*
+ * The running coroutine if it may park, else NULL: on a plain thread, or
+ * in a coroutine *pinned* to its OS thread because it holds something
+ * that belongs to the thread (a stdio FILE lock taken with flockfile).
+ * Hooks park only when this is not NULL; otherwise they make the blocking
+ * call, which blocks the worker, as the thread would have blocked.
+ */
+static inline struct unb_coro *unb__sched_parkable(void)
+{
+    struct unb_coro *co = unb__sched_current();
+    return co && !co->pinned ? co : NULL;
 }
 
 /* The worker the calling thread runs, or NULL.  Its loop and queue may be
@@ -140,12 +164,54 @@ void unb__worker_post(struct unb__worker *w, struct unb__msg *m);
  */
 void unb__sched_migrate(struct unb__worker *to);
 
-/* The machinery behind the public API (api.c); negative errno returns. */
+/* The machinery behind the public API (api.c); negative errno returns.
+ * spawn_sized: a stack of stack_size bytes (0 for UNBLOCK_STACK_SIZE). */
 int unb__sched_spawn(void *(*fn)(void *), void *arg, struct unb_coro **out);
+int unb__sched_spawn_sized(void *(*fn)(void *), void *arg, size_t stack_size,
+                           struct unb_coro **out);
+
+/* pthread_create's spawn: *id gets the coroutine before it can run, and
+ * the coroutine is marked as one of the program's threads. */
+int unb__sched_spawn_thread(void *(*fn)(void *), void *arg, size_t stack_size,
+                            uintptr_t *id);
+
+/* pthread_tryjoin_np: -EBUSY while co runs. */
+int unb__sched_tryjoin(struct unb_coro *co, void **result);
+
+/* Whether co was detached; its stack's usable bounds. */
+bool unb__sched_detached(struct unb_coro *co);
 int unb__sched_join(struct unb_coro *co, void **result);
 int unb__sched_detach(struct unb_coro *co);
 struct unb_stats;
 void unb__sched_stats(struct unb_stats *st);
+
+/* Ends the calling coroutine now with `result`, as if its function had
+ * returned it (the exit hook runs first).  Its stack is abandoned, not
+ * unwound. */
+__attribute__((noreturn)) void unb__sched_exit(void *result);
+
+/* Set by the hook layer: runs in every coroutine after its function
+ * returns or unb__sched_exit is called (thread-specific data destructors). */
+extern void (*unb__sched_exit_hook)(struct unb_coro *co);
+
+/*
+ * The preload's start: runs the runtime with the calling thread (the
+ * process's initial thread) as worker 0 and fn(arg) as the first coroutine
+ * on a stack of stack_size bytes.  Never returns: the program ends by
+ * exit(), from that coroutine or another.  Returns a negative errno only if
+ * the runtime cannot start (the caller then runs main natively).
+ */
+int unb__sched_run_main(void *(*fn)(void *), void *arg, size_t stack_size);
+
+/* True when the runtime runs the program's main (the preload). */
+bool unb__sched_owns_main(void);
+
+/* fork(): prepare in the parent (takes the runtime's locks), then parent
+ * or child.  The child keeps only the calling thread, as natively: other
+ * coroutines are gone, and the runtime starts its workers afresh. */
+void unb__sched_fork_prepare(void);
+void unb__sched_fork_parent(void);
+void unb__sched_fork_child(void);
 
 /*
  * Async-signal-safe: a program's signal handler just ran on this thread.

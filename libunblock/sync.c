@@ -1,0 +1,717 @@
+/*
+ * pthread synchronisation that parks coroutines: mutexes, condition
+ * variables, rwlocks, semaphores, barriers, once.
+ *
+ * Natively these block the OS thread on a futex, so two coroutines of one
+ * worker contending a mutex would deadlock the worker.  Here they keep
+ * their state in the program's own object (so PTHREAD_*_INITIALIZER, all
+ * zeros or glibc's constants, works without an init call) and queue their
+ * waiters in the parking lot (runtime/plot.h): a coroutine parks, a plain
+ * thread sleeps on a futex, and an object shared between the two works.
+ * Every caller in the process goes through these versions, coroutine or
+ * not, so that each object has one implementation.
+ *
+ * Objects the parking lot cannot serve go to glibc: process-shared ones
+ * (their waiters may be in another process), robust and priority-aware
+ * mutexes.  Their init functions are glibc's, and their operations are
+ * recognised by the attributes glibc recorded in the object.  They block
+ * the worker while they wait.
+ *
+ * Layouts.  We reuse glibc's fields where their meaning matches, so that
+ * the static initialisers mean the same thing:
+ *   mutex   __lock: 0 free, 1 held, 2 held and maybe waited on; __count:
+ *           recursion depth; __kind: type and flags as glibc's; the owner
+ *           (a coroutine, or glibc's thread descriptor) in __list.__prev.
+ *   cond    __wseq (low word): a sequence bumped by signal and broadcast;
+ *           __wrefs bit 0: process-shared, bit 1: CLOCK_MONOTONIC (glibc's).
+ *   rwlock  __readers: our state word; __shared and __flags: glibc's; the
+ *           writer in __pad2.
+ *   sem     glibc's: value in the low half of the first word, waiters in
+ *           the high half; `private` tells process-shared ones.
+ *   barrier our own, with glibc's `shared` field at the same place.
+ *   once    0 not run, 1 running, 2 done.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include "../runtime/plot.h"
+#include "../runtime/sched.h"
+#include "real.h"
+
+/* Who is calling: the coroutine, or glibc's descriptor of the thread. */
+static inline void *self_id(void)
+{
+    struct unb_coro *co = unb__sched_current();
+    if (co)
+        return co;
+    void *tp;
+    __asm__("movq %%fs:16, %0" : "=r"(tp)); /* tcbhead_t.self */
+    return tp;
+}
+
+static bool valid_ts(const struct timespec *ts)
+{
+    return ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000L;
+}
+
+static bool valid_clock(clockid_t c)
+{
+    return c == CLOCK_REALTIME || c == CLOCK_MONOTONIC;
+}
+
+/* Brief spinning before parking: a holder on another worker often lets go
+ * within a few hundred nanoseconds. */
+#define SPIN_TRIES 100
+
+/* ---- mutexes ------------------------------------------------------------ */
+
+#define MUTEX_TYPE_MASK 3
+/* glibc's flags for robust, priority-inherit, priority-protect and
+ * process-shared mutexes; a destroyed mutex has __kind == -1. */
+#define MUTEX_GLIBC_FLAGS (16 | 32 | 64 | 128)
+
+struct umutex {
+    _Atomic int lock;
+    unsigned count;
+    int owner_tid; /* unused: glibc's */
+    unsigned nusers;
+    int kind;
+    short spins, elision;
+    void *owner;
+    void *unused;
+};
+_Static_assert(sizeof(struct umutex) == sizeof(pthread_mutex_t), "mutex layout");
+_Static_assert(offsetof(struct umutex, kind) ==
+                   offsetof(pthread_mutex_t, __data.__kind),
+               "mutex kind");
+
+static inline struct umutex *um(pthread_mutex_t *m)
+{
+    return (struct umutex *)m;
+}
+
+static inline bool mutex_is_glibc(const pthread_mutex_t *m)
+{
+    return (((const struct umutex *)m)->kind & MUTEX_GLIBC_FLAGS) != 0;
+}
+
+static int mutex_lock_slow(struct umutex *m, const struct unb__deadline *dl)
+{
+    for (int i = 0; i < SPIN_TRIES; i++) {
+        int expect = 0;
+        if (atomic_load_explicit(&m->lock, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_weak_explicit(&m->lock, &expect, 1,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed))
+            return 0;
+        unb__cpu_relax();
+    }
+    if (dl && !valid_ts(&dl->at))
+        return EINVAL; /* as glibc: checked only when it has to wait */
+    for (;;) {
+        if (atomic_exchange_explicit(&m->lock, 2, memory_order_acquire) == 0)
+            return 0;
+        struct unb__bucket *b = unb__plot_lock(m);
+        if (atomic_load_explicit(&m->lock, memory_order_relaxed) != 2) {
+            unb__plot_unlock(b); /* released meanwhile: try again */
+            continue;
+        }
+        if (unb__plot_wait(b, m, 0, dl) == -ETIMEDOUT)
+            return ETIMEDOUT;
+    }
+}
+
+static int mutex_lock(pthread_mutex_t *pm, const struct unb__deadline *dl, bool try)
+{
+    struct umutex *m = um(pm);
+    int type = m->kind & MUTEX_TYPE_MASK;
+    void *me = NULL;
+    if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
+        me = self_id();
+        if (m->owner == me) {
+            if (type == PTHREAD_MUTEX_ERRORCHECK)
+                return EDEADLK;
+            if (m->count == UINT_MAX)
+                return EAGAIN;
+            m->count++;
+            return 0;
+        }
+    }
+    int expect = 0;
+    if (unb_unlikely(!atomic_compare_exchange_strong_explicit(
+            &m->lock, &expect, 1, memory_order_acquire, memory_order_relaxed))) {
+        if (try)
+            return EBUSY;
+        int rc = mutex_lock_slow(m, dl);
+        if (rc != 0)
+            return rc;
+    }
+    if (me) {
+        m->owner = me;
+        m->count = 1;
+    }
+    return 0;
+}
+
+static int mutex_unlock(pthread_mutex_t *pm)
+{
+    struct umutex *m = um(pm);
+    int type = m->kind & MUTEX_TYPE_MASK;
+    if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
+        if (m->owner != self_id())
+            return EPERM;
+        if (--m->count != 0)
+            return 0;
+        m->owner = NULL;
+    }
+    if (atomic_exchange_explicit(&m->lock, 0, memory_order_release) == 2)
+        unb__plot_wake_some(m, 1, NULL);
+    return 0;
+}
+
+UNB_EXPORT int pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *attr)
+{
+    /* glibc validates and decodes the attributes into __kind. */
+    int rc = UNB_REAL(pthread_mutex_init)(m, attr);
+    if (rc != 0 || mutex_is_glibc(m))
+        return rc;
+    struct umutex *u = um(m);
+    atomic_store_explicit(&u->lock, 0, memory_order_relaxed);
+    u->count = 0;
+    u->owner = NULL;
+    return 0;
+}
+
+UNB_EXPORT int pthread_mutex_destroy(pthread_mutex_t *m)
+{
+    if (mutex_is_glibc(m))
+        return UNB_REAL(pthread_mutex_destroy)(m);
+    if (atomic_load_explicit(&um(m)->lock, memory_order_relaxed) != 0)
+        return EBUSY;
+    um(m)->kind = -1; /* as glibc: later use gets EINVAL from glibc */
+    return 0;
+}
+
+UNB_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
+{
+    if (unb_unlikely(mutex_is_glibc(m)))
+        return UNB_REAL(pthread_mutex_lock)(m);
+    return mutex_lock(m, NULL, false);
+}
+
+UNB_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
+{
+    if (unb_unlikely(mutex_is_glibc(m)))
+        return UNB_REAL(pthread_mutex_trylock)(m);
+    return mutex_lock(m, NULL, true);
+}
+
+UNB_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clock,
+                                       const struct timespec *at)
+{
+    if (unb_unlikely(mutex_is_glibc(m)))
+        return UNB_REAL(pthread_mutex_clocklock)(m, clock, at);
+    if (!valid_clock(clock))
+        return EINVAL;
+    struct unb__deadline dl = {.clock = clock, .at = *at};
+    return mutex_lock(m, &dl, false);
+}
+
+UNB_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *at)
+{
+    if (unb_unlikely(mutex_is_glibc(m)))
+        return UNB_REAL(pthread_mutex_timedlock)(m, at);
+    struct unb__deadline dl = {.clock = CLOCK_REALTIME, .at = *at};
+    return mutex_lock(m, &dl, false);
+}
+
+UNB_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
+{
+    if (unb_unlikely(mutex_is_glibc(m)))
+        return UNB_REAL(pthread_mutex_unlock)(m);
+    return mutex_unlock(m);
+}
+
+/* ---- condition variables ------------------------------------------------ */
+
+#define COND_SHARED 1u
+#define COND_MONOTONIC 2u
+
+static inline _Atomic uint32_t *cond_seq(pthread_cond_t *c)
+{
+    return (_Atomic uint32_t *)&c->__data.__wseq;
+}
+
+static inline bool cond_is_glibc(const pthread_cond_t *c)
+{
+    return (c->__data.__wrefs & COND_SHARED) != 0;
+}
+
+UNB_EXPORT int pthread_cond_init(pthread_cond_t *c, const pthread_condattr_t *attr)
+{
+    /* glibc records the clock and process-shared flag in __wrefs. */
+    return UNB_REAL(pthread_cond_init)(c, attr);
+}
+
+UNB_EXPORT int pthread_cond_destroy(pthread_cond_t *c)
+{
+    if (cond_is_glibc(c))
+        return UNB_REAL(pthread_cond_destroy)(c);
+    return 0;
+}
+
+static int cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct unb__deadline *dl)
+{
+    if (dl && !valid_ts(&dl->at))
+        return EINVAL;
+    /* The sequence read under the mutex: a signal after the unlock changes
+     * it, and the check under the bucket lock sees that (a spurious
+     * wake-up, which POSIX allows, rather than a lost one). */
+    uint32_t seq = atomic_load_explicit(cond_seq(c), memory_order_relaxed);
+    int rc = pthread_mutex_unlock(m);
+    if (rc != 0)
+        return rc;
+    struct unb__bucket *b = unb__plot_lock(c);
+    int w = 0;
+    if (atomic_load_explicit(cond_seq(c), memory_order_relaxed) == seq)
+        w = unb__plot_wait(b, c, 0, dl);
+    else
+        unb__plot_unlock(b);
+    /* Relock without a deadline, as natively. */
+    rc = pthread_mutex_lock(m);
+    if (rc != 0)
+        return rc;
+    return w == -ETIMEDOUT ? ETIMEDOUT : 0;
+}
+
+UNB_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
+{
+    if (unb_unlikely(cond_is_glibc(c)))
+        return UNB_REAL(pthread_cond_wait)(c, m);
+    return cond_wait(c, m, NULL);
+}
+
+UNB_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
+                                      const struct timespec *at)
+{
+    if (unb_unlikely(cond_is_glibc(c)))
+        return UNB_REAL(pthread_cond_timedwait)(c, m, at);
+    clockid_t clock =
+        (c->__data.__wrefs & COND_MONOTONIC) ? CLOCK_MONOTONIC : CLOCK_REALTIME;
+    struct unb__deadline dl = {.clock = clock, .at = *at};
+    return cond_wait(c, m, &dl);
+}
+
+UNB_EXPORT int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m,
+                                      clockid_t clock, const struct timespec *at)
+{
+    if (unb_unlikely(cond_is_glibc(c)))
+        return UNB_REAL(pthread_cond_clockwait)(c, m, clock, at);
+    if (!valid_clock(clock))
+        return EINVAL;
+    struct unb__deadline dl = {.clock = clock, .at = *at};
+    return cond_wait(c, m, &dl);
+}
+
+UNB_EXPORT int pthread_cond_signal(pthread_cond_t *c)
+{
+    if (unb_unlikely(cond_is_glibc(c)))
+        return UNB_REAL(pthread_cond_signal)(c);
+    atomic_fetch_add_explicit(cond_seq(c), 1, memory_order_seq_cst);
+    unb__plot_wake_some(c, 1, NULL);
+    return 0;
+}
+
+UNB_EXPORT int pthread_cond_broadcast(pthread_cond_t *c)
+{
+    if (unb_unlikely(cond_is_glibc(c)))
+        return UNB_REAL(pthread_cond_broadcast)(c);
+    atomic_fetch_add_explicit(cond_seq(c), 1, memory_order_seq_cst);
+    unb__plot_wake_some(c, UINT_MAX, NULL);
+    return 0;
+}
+
+/* ---- rwlocks ------------------------------------------------------------ */
+
+/*
+ * State word: WRITER while write-locked, WAITERS while someone may be
+ * parked, and the number of readers below.  Readers are preferred, as by
+ * glibc's default kind: a reader gets in whenever no writer holds the
+ * lock, so a thread may take a read lock recursively.  Waiters are all
+ * woken when the lock becomes free, and those that lose park again.
+ */
+#define RW_WRITER 0x80000000u
+#define RW_WAITERS 0x40000000u
+#define RW_READERS 0x3fffffffu
+
+static inline _Atomic uint32_t *rw_state(pthread_rwlock_t *l)
+{
+    return (_Atomic uint32_t *)&l->__data.__readers;
+}
+
+static inline void **rw_writer(pthread_rwlock_t *l)
+{
+    return (void **)&l->__data.__pad2;
+}
+
+static inline bool rw_is_glibc(const pthread_rwlock_t *l)
+{
+    return l->__data.__shared != 0;
+}
+
+/* With the state s seen, must this caller wait? */
+static inline bool rw_blocked(uint32_t s, bool write)
+{
+    return write ? (s & (RW_WRITER | RW_READERS)) != 0 : (s & RW_WRITER) != 0;
+}
+
+static int rw_lock(pthread_rwlock_t *l, bool write, bool try,
+                   const struct unb__deadline *dl)
+{
+    _Atomic uint32_t *st = rw_state(l);
+    void *me = self_id();
+    for (;;) {
+        uint32_t s = atomic_load_explicit(st, memory_order_relaxed);
+        if (!rw_blocked(s, write)) {
+            uint32_t n = write ? s | RW_WRITER : s + 1;
+            if (!write && (s & RW_READERS) == RW_READERS)
+                return EAGAIN; /* too many readers */
+            if (atomic_compare_exchange_weak_explicit(st, &s, n, memory_order_acquire,
+                                                      memory_order_relaxed)) {
+                if (write)
+                    *rw_writer(l) = me;
+                return 0;
+            }
+            continue;
+        }
+        if (try)
+            return EBUSY;
+        if ((s & RW_WRITER) && *rw_writer(l) == me)
+            return EDEADLK;
+        if (dl && !valid_ts(&dl->at))
+            return EINVAL;
+        struct unb__bucket *b = unb__plot_lock(l);
+        s = atomic_load_explicit(st, memory_order_relaxed);
+        if (!rw_blocked(s, write) ||
+            (!(s & RW_WAITERS) &&
+             !atomic_compare_exchange_strong_explicit(st, &s, s | RW_WAITERS,
+                                                      memory_order_relaxed,
+                                                      memory_order_relaxed))) {
+            unb__plot_unlock(b); /* it changed: look again */
+            continue;
+        }
+        if (unb__plot_wait(b, l, write, dl) == -ETIMEDOUT)
+            return ETIMEDOUT;
+    }
+}
+
+UNB_EXPORT int pthread_rwlock_init(pthread_rwlock_t *l, const pthread_rwlockattr_t *a)
+{
+    return UNB_REAL(pthread_rwlock_init)(l, a); /* zeroes, records kind, shared */
+}
+
+UNB_EXPORT int pthread_rwlock_destroy(pthread_rwlock_t *l)
+{
+    if (rw_is_glibc(l))
+        return UNB_REAL(pthread_rwlock_destroy)(l);
+    return 0;
+}
+
+#define RW_DISPATCH(real_call)                                                         \
+    do {                                                                               \
+        if (unb_unlikely(rw_is_glibc(l)))                                              \
+            return real_call;                                                          \
+    } while (0)
+
+UNB_EXPORT int pthread_rwlock_rdlock(pthread_rwlock_t *l)
+{
+    RW_DISPATCH(UNB_REAL(pthread_rwlock_rdlock)(l));
+    return rw_lock(l, false, false, NULL);
+}
+
+UNB_EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t *l)
+{
+    RW_DISPATCH(UNB_REAL(pthread_rwlock_wrlock)(l));
+    return rw_lock(l, true, false, NULL);
+}
+
+UNB_EXPORT int pthread_rwlock_tryrdlock(pthread_rwlock_t *l)
+{
+    RW_DISPATCH(UNB_REAL(pthread_rwlock_tryrdlock)(l));
+    return rw_lock(l, false, true, NULL);
+}
+
+UNB_EXPORT int pthread_rwlock_trywrlock(pthread_rwlock_t *l)
+{
+    RW_DISPATCH(UNB_REAL(pthread_rwlock_trywrlock)(l));
+    return rw_lock(l, true, true, NULL);
+}
+
+UNB_EXPORT int pthread_rwlock_timedrdlock(pthread_rwlock_t *l, const struct timespec *at)
+{
+    RW_DISPATCH(UNB_REAL(pthread_rwlock_timedrdlock)(l, at));
+    struct unb__deadline dl = {.clock = CLOCK_REALTIME, .at = *at};
+    return rw_lock(l, false, false, &dl);
+}
+
+UNB_EXPORT int pthread_rwlock_timedwrlock(pthread_rwlock_t *l, const struct timespec *at)
+{
+    RW_DISPATCH(UNB_REAL(pthread_rwlock_timedwrlock)(l, at));
+    struct unb__deadline dl = {.clock = CLOCK_REALTIME, .at = *at};
+    return rw_lock(l, true, false, &dl);
+}
+
+UNB_EXPORT int pthread_rwlock_clockrdlock(pthread_rwlock_t *l, clockid_t clock,
+                                          const struct timespec *at)
+{
+    RW_DISPATCH(UNB_REAL(pthread_rwlock_clockrdlock)(l, clock, at));
+    if (!valid_clock(clock))
+        return EINVAL;
+    struct unb__deadline dl = {.clock = clock, .at = *at};
+    return rw_lock(l, false, false, &dl);
+}
+
+UNB_EXPORT int pthread_rwlock_clockwrlock(pthread_rwlock_t *l, clockid_t clock,
+                                          const struct timespec *at)
+{
+    RW_DISPATCH(UNB_REAL(pthread_rwlock_clockwrlock)(l, clock, at));
+    if (!valid_clock(clock))
+        return EINVAL;
+    struct unb__deadline dl = {.clock = clock, .at = *at};
+    return rw_lock(l, true, false, &dl);
+}
+
+UNB_EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *l)
+{
+    RW_DISPATCH(UNB_REAL(pthread_rwlock_unlock)(l));
+    _Atomic uint32_t *st = rw_state(l);
+    uint32_t s = atomic_load_explicit(st, memory_order_relaxed), n;
+    do {
+        if (s & RW_WRITER)
+            n = s & ~RW_WRITER;
+        else if (s & RW_READERS)
+            n = s - 1;
+        else
+            return EPERM; /* not locked */
+    } while (!atomic_compare_exchange_weak_explicit(st, &s, n, memory_order_release,
+                                                    memory_order_relaxed));
+    if ((s & RW_WRITER))
+        *rw_writer(l) = NULL; /* harmless after the release: only we match it */
+    if ((n & RW_WAITERS) && (n & (RW_WRITER | RW_READERS)) == 0) {
+        struct unb__bucket *b = unb__plot_lock(l);
+        atomic_fetch_and_explicit(st, ~RW_WAITERS, memory_order_relaxed);
+        unb__plot_unlock(b);
+        unb__plot_wake_some(l, UINT_MAX, NULL);
+    }
+    return 0;
+}
+
+/* ---- semaphores ----------------------------------------------------------- */
+
+struct usem {
+    _Atomic uint64_t data; /* value | waiters << 32 */
+    int private;           /* 0: process-shared (glibc's FUTEX_SHARED) */
+};
+_Static_assert(sizeof(struct usem) <= sizeof(sem_t), "sem layout");
+
+#define SEM_WAITER ((uint64_t)1 << 32)
+#define SEM_VALUE(d) ((uint32_t)(d))
+
+static inline struct usem *us(sem_t *s)
+{
+    return (struct usem *)s;
+}
+
+static inline bool sem_is_glibc(sem_t *s)
+{
+    return us(s)->private == 0;
+}
+
+static bool sem_trytake(struct usem *s)
+{
+    uint64_t d = atomic_load_explicit(&s->data, memory_order_relaxed);
+    while (SEM_VALUE(d) > 0)
+        if (atomic_compare_exchange_weak_explicit(&s->data, &d, d - 1,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed))
+            return true;
+    return false;
+}
+
+static int sem_wait_dl(sem_t *sem, const struct unb__deadline *dl)
+{
+    struct usem *s = us(sem);
+    if (sem_trytake(s))
+        return 0;
+    if (dl && !valid_ts(&dl->at)) {
+        unb_errno = EINVAL;
+        return -1;
+    }
+    for (;;) {
+        struct unb__bucket *b = unb__plot_lock(s);
+        /* Counting ourselves and looking at the value is one atomic step
+         * on one word, and so is a post's increment and look at waiters:
+         * one of the two sees the other. */
+        uint64_t d = atomic_fetch_add_explicit(&s->data, SEM_WAITER, memory_order_seq_cst);
+        int rc = 0;
+        if (SEM_VALUE(d) == 0)
+            rc = unb__plot_wait(b, s, 0, dl);
+        else
+            unb__plot_unlock(b);
+        atomic_fetch_sub_explicit(&s->data, SEM_WAITER, memory_order_relaxed);
+        if (sem_trytake(s))
+            return 0;
+        if (rc == -ETIMEDOUT) {
+            unb_errno = ETIMEDOUT;
+            return -1;
+        }
+    }
+}
+
+UNB_EXPORT int sem_wait(sem_t *s)
+{
+    if (unb_unlikely(sem_is_glibc(s)))
+        return UNB_REAL(sem_wait)(s);
+    return sem_wait_dl(s, NULL);
+}
+
+UNB_EXPORT int sem_trywait(sem_t *s)
+{
+    if (unb_unlikely(sem_is_glibc(s)))
+        return UNB_REAL(sem_trywait)(s);
+    if (sem_trytake(us(s)))
+        return 0;
+    unb_errno = EAGAIN;
+    return -1;
+}
+
+UNB_EXPORT int sem_timedwait(sem_t *s, const struct timespec *at)
+{
+    if (unb_unlikely(sem_is_glibc(s)))
+        return UNB_REAL(sem_timedwait)(s, at);
+    struct unb__deadline dl = {.clock = CLOCK_REALTIME, .at = *at};
+    return sem_wait_dl(s, &dl);
+}
+
+UNB_EXPORT int sem_clockwait(sem_t *s, clockid_t clock, const struct timespec *at)
+{
+    if (unb_unlikely(sem_is_glibc(s)))
+        return UNB_REAL(sem_clockwait)(s, clock, at);
+    if (!valid_clock(clock)) {
+        unb_errno = EINVAL;
+        return -1;
+    }
+    struct unb__deadline dl = {.clock = clock, .at = *at};
+    return sem_wait_dl(s, &dl);
+}
+
+UNB_EXPORT int sem_post(sem_t *sem)
+{
+    if (unb_unlikely(sem_is_glibc(sem)))
+        return UNB_REAL(sem_post)(sem);
+    struct usem *s = us(sem);
+    uint64_t d = atomic_load_explicit(&s->data, memory_order_relaxed);
+    do {
+        if (SEM_VALUE(d) == SEM_VALUE_MAX) {
+            unb_errno = EOVERFLOW;
+            return -1;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&s->data, &d, d + 1,
+                                                    memory_order_seq_cst,
+                                                    memory_order_relaxed));
+    if (d >> 32)
+        unb__plot_wake_some(s, 1, NULL);
+    return 0;
+}
+
+/* ---- barriers ------------------------------------------------------------- */
+
+struct ubarrier {
+    unsigned count;   /* threads per round */
+    unsigned arrived; /* in this round, under the bucket lock */
+    unsigned round;
+    int shared; /* where glibc keeps it: 0 process-shared, else ours */
+};
+_Static_assert(sizeof(struct ubarrier) <= sizeof(pthread_barrier_t), "barrier layout");
+#define BARRIER_OURS 128 /* glibc's FUTEX_PRIVATE, the value it stores */
+
+static inline struct ubarrier *ub(pthread_barrier_t *b)
+{
+    return (struct ubarrier *)b;
+}
+
+UNB_EXPORT int pthread_barrier_init(pthread_barrier_t *b, const pthread_barrierattr_t *a,
+                                    unsigned count)
+{
+    int shared = PTHREAD_PROCESS_PRIVATE;
+    if (a)
+        pthread_barrierattr_getpshared(a, &shared);
+    if (count == 0 || count > INT_MAX || shared != PTHREAD_PROCESS_PRIVATE)
+        return UNB_REAL(pthread_barrier_init)(b, a, count);
+    *ub(b) = (struct ubarrier){.count = count, .shared = BARRIER_OURS};
+    return 0;
+}
+
+UNB_EXPORT int pthread_barrier_destroy(pthread_barrier_t *b)
+{
+    if (ub(b)->shared != BARRIER_OURS)
+        return UNB_REAL(pthread_barrier_destroy)(b);
+    struct unb__bucket *bk = unb__plot_lock(b);
+    bool busy = ub(b)->arrived != 0;
+    unb__plot_unlock(bk);
+    return busy ? EBUSY : 0;
+}
+
+UNB_EXPORT int pthread_barrier_wait(pthread_barrier_t *b)
+{
+    struct ubarrier *u = ub(b);
+    if (u->shared != BARRIER_OURS)
+        return UNB_REAL(pthread_barrier_wait)(b);
+    struct unb__bucket *bk = unb__plot_lock(b);
+    if (++u->arrived < u->count) {
+        /* Only the last arrival wakes us, and the lot has no spurious
+         * wake-ups. */
+        unb__plot_wait(bk, b, 0, NULL);
+        return 0;
+    }
+    u->arrived = 0;
+    u->round++;
+    unb__plot_unlock(bk);
+    unb__plot_wake_some(b, UINT_MAX, NULL);
+    return PTHREAD_BARRIER_SERIAL_THREAD;
+}
+
+/* ---- once ------------------------------------------------------------------ */
+
+enum { ONCE_NEW, ONCE_RUNNING, ONCE_DONE };
+
+UNB_EXPORT int pthread_once(pthread_once_t *o, void (*init)(void))
+{
+    _Atomic int *st = (_Atomic int *)o;
+    if (atomic_load_explicit(st, memory_order_acquire) == ONCE_DONE)
+        return 0;
+    int expect = ONCE_NEW;
+    if (atomic_compare_exchange_strong_explicit(st, &expect, ONCE_RUNNING,
+                                                memory_order_acquire,
+                                                memory_order_acquire)) {
+        init();
+        atomic_store_explicit(st, ONCE_DONE, memory_order_release);
+        unb__plot_wake_some(o, UINT_MAX, NULL);
+        return 0;
+    }
+    for (;;) {
+        struct unb__bucket *b = unb__plot_lock(o);
+        if (atomic_load_explicit(st, memory_order_acquire) == ONCE_DONE) {
+            unb__plot_unlock(b);
+            return 0;
+        }
+        unb__plot_wait(b, o, 0, NULL);
+    }
+}

@@ -1,0 +1,505 @@
+/*
+ * Threads as coroutines: pthread_create, join, detach, exit, self, the
+ * calls that take a pthread_t, thread-specific data (keys), and stdio's
+ * FILE locks.
+ *
+ * When threads become coroutines (unb__threads_are_coroutines(), decided
+ * by start.c), pthread_create spawns a coroutine and its pthread_t is the
+ * coroutine's address.  Calls that take a pthread_t tell a coroutine from
+ * a real thread by its first word (UNB_CORO_MAGIC; a real thread's points
+ * to itself) and hand real threads to glibc, so threads that stay real
+ * (the runtime's workers, threads from before the switch) keep working.
+ *
+ * Keys are ours for every caller, coroutine or thread, so a key means the
+ * same thing everywhere: glibc's keys live in the OS thread's descriptor,
+ * which the coroutines of one worker share.  A coroutine keeps its values
+ * in co->tsd; a plain thread in a __thread pointer, whose destructors run
+ * at thread exit through one glibc key.
+ *
+ * What is not done: pthread_exit does not unwind the coroutine's stack
+ * (cleanup handlers pushed with pthread_cleanup_push and C++ destructors
+ * of the exiting coroutine do not run; key destructors do); pthread_cancel
+ * of a coroutine is refused with ENOTSUP; a signal sent to a coroutine with
+ * pthread_kill goes to the process; scheduling and affinity calls on a
+ * coroutine are accepted and ignored.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../runtime/sched.h"
+#include "real.h"
+#include "thread.h"
+
+bool unb__threads_coro;
+
+/* Program threads alive (coroutines made by pthread_create, and main):
+ * when main has called pthread_exit, the last one to end exits the
+ * process with status 0, as natively. */
+static _Atomic long live_threads;
+static _Atomic bool main_exited;
+
+static inline struct unb_coro *as_coro(pthread_t t)
+{
+    struct unb_coro *co = (struct unb_coro *)t;
+    return co && co->magic == UNB_CORO_MAGIC ? co : NULL;
+}
+
+void unb__thread_main_started(void)
+{
+    atomic_fetch_add(&live_threads, 1);
+}
+
+void unb__thread_fork_child(void)
+{
+    struct unb_coro *co = unb__sched_current();
+    atomic_store(&live_threads, co && co->pthread ? 1 : 0);
+    if (co)
+        unb__main_coro = co; /* the child's only thread is its main one */
+}
+
+/* ---- thread-specific data --------------------------------------------- */
+
+#define KEYS_MAX PTHREAD_KEYS_MAX
+#define BLOCK 32
+
+/* A key is in use while its sequence number is odd; a value is valid only
+ * under the sequence it was set with, so a deleted and re-created key never
+ * shows an old value. */
+static struct {
+    _Atomic uintptr_t seq;
+    void (*_Atomic dtor)(void *);
+} keys[KEYS_MAX];
+
+struct slot {
+    uintptr_t seq;
+    void *val;
+};
+
+struct tsd {
+    struct slot *blocks[KEYS_MAX / BLOCK];
+};
+
+static UNB_TLS struct tsd *thread_tsd;
+static pthread_key_t thread_exit_key; /* glibc's, for thread_tsd's dtors */
+static pthread_once_t thread_exit_once = PTHREAD_ONCE_INIT;
+
+static void tsd_destroy(struct tsd *t)
+{
+    for (int round = 0; round < PTHREAD_DESTRUCTOR_ITERATIONS; round++) {
+        bool again = false;
+        for (unsigned b = 0; b < KEYS_MAX / BLOCK; b++) {
+            struct slot *blk = t->blocks[b];
+            for (unsigned i = 0; blk && i < BLOCK; i++) {
+                unsigned k = b * BLOCK + i;
+                void *v = blk[i].val;
+                void (*dtor)(void *) = atomic_load(&keys[k].dtor);
+                if (!v || blk[i].seq != atomic_load(&keys[k].seq) || !dtor)
+                    continue;
+                blk[i].val = NULL;
+                dtor(v);
+                again = true;
+            }
+        }
+        if (!again)
+            break;
+    }
+    for (unsigned b = 0; b < KEYS_MAX / BLOCK; b++)
+        free(t->blocks[b]);
+    free(t);
+}
+
+static void thread_exit_dtor(void *t)
+{
+    thread_tsd = NULL;
+    tsd_destroy(t);
+}
+
+static void thread_exit_key_init(void)
+{
+    UNB_REAL(pthread_key_create)(&thread_exit_key, thread_exit_dtor);
+}
+
+/* The caller's data; with `make`, created if missing (NULL if no memory). */
+static struct tsd *tsd_of_caller(bool make)
+{
+    struct unb_coro *co = unb__sched_current();
+    struct tsd *t = co ? co->tsd : thread_tsd;
+    if (t || !make)
+        return t;
+    t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    if (co) {
+        co->tsd = t;
+    } else {
+        pthread_once(&thread_exit_once, thread_exit_key_init);
+        thread_tsd = t;
+        UNB_REAL(pthread_setspecific)(thread_exit_key, t);
+    }
+    return t;
+}
+
+UNB_EXPORT int pthread_key_create(pthread_key_t *key, void (*dtor)(void *))
+{
+    for (unsigned k = 0; k < KEYS_MAX; k++) {
+        uintptr_t s = atomic_load_explicit(&keys[k].seq, memory_order_relaxed);
+        if (s & 1)
+            continue;
+        atomic_store(&keys[k].dtor, dtor);
+        if (atomic_compare_exchange_strong(&keys[k].seq, &s, s + 1)) {
+            *key = k;
+            return 0;
+        }
+    }
+    return EAGAIN;
+}
+
+UNB_EXPORT int pthread_key_delete(pthread_key_t key)
+{
+    if (key >= KEYS_MAX)
+        return EINVAL;
+    uintptr_t s = atomic_load(&keys[key].seq);
+    if (!(s & 1) || !atomic_compare_exchange_strong(&keys[key].seq, &s, s + 1))
+        return EINVAL;
+    return 0;
+}
+
+UNB_EXPORT void *pthread_getspecific(pthread_key_t key)
+{
+    if (key >= KEYS_MAX)
+        return NULL;
+    struct tsd *t = tsd_of_caller(false);
+    struct slot *blk = t ? t->blocks[key / BLOCK] : NULL;
+    if (!blk)
+        return NULL;
+    struct slot *sl = &blk[key % BLOCK];
+    return sl->seq == atomic_load_explicit(&keys[key].seq, memory_order_relaxed)
+               ? sl->val
+               : NULL;
+}
+
+UNB_EXPORT int pthread_setspecific(pthread_key_t key, const void *val)
+{
+    if (key >= KEYS_MAX)
+        return EINVAL;
+    uintptr_t seq = atomic_load_explicit(&keys[key].seq, memory_order_relaxed);
+    if (!(seq & 1))
+        return EINVAL;
+    struct tsd *t = tsd_of_caller(true);
+    if (!t)
+        return ENOMEM;
+    struct slot **blk = &t->blocks[key / BLOCK];
+    if (!*blk && !(*blk = calloc(BLOCK, sizeof **blk)))
+        return ENOMEM;
+    (*blk)[key % BLOCK] = (struct slot){.seq = seq, .val = (void *)val};
+    return 0;
+}
+
+/* Every coroutine, as it ends: its key destructors, and the last-thread
+ * rule. */
+static void on_coro_exit(struct unb_coro *co)
+{
+    if (co->tsd) {
+        struct tsd *t = co->tsd;
+        tsd_destroy(t);
+        co->tsd = NULL;
+    }
+    if (co->pthread && atomic_fetch_sub(&live_threads, 1) == 1 &&
+        atomic_load(&main_exited))
+        exit(0);
+}
+
+__attribute__((constructor(102))) static void thread_init(void)
+{
+    unb__sched_exit_hook = on_coro_exit;
+}
+
+/* ---- creating, joining, ending ------------------------------------------ */
+
+/* The stack the attributes ask for, or 0 for the runtime's default. */
+static size_t requested_stack(const pthread_attr_t *attr)
+{
+    size_t sz, def = 0;
+    if (!attr || pthread_attr_getstacksize(attr, &sz) != 0)
+        return 0;
+    pthread_attr_t d;
+    if (pthread_getattr_default_np(&d) == 0) {
+        pthread_attr_getstacksize(&d, &def);
+        pthread_attr_destroy(&d);
+    }
+    /* glibc reports its default (RLIMIT_STACK, 8 MiB) for an attribute
+     * nobody set a size on: that one gets UNBLOCK_STACK_SIZE. */
+    return sz == def ? 0 : sz;
+}
+
+UNB_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr,
+                              void *(*fn)(void *), void *arg)
+{
+    if (!unb__threads_coro)
+        return UNB_REAL(pthread_create)(t, attr, fn, arg);
+    int detach = PTHREAD_CREATE_JOINABLE;
+    if (attr)
+        pthread_attr_getdetachstate(attr, &detach);
+    atomic_fetch_add(&live_threads, 1);
+    uintptr_t id;
+    int rc = unb__sched_spawn_thread(fn, arg, requested_stack(attr), &id);
+    if (rc != 0) {
+        atomic_fetch_sub(&live_threads, 1);
+        return EAGAIN; /* as glibc when it cannot get a stack */
+    }
+    *t = (pthread_t)id;
+    if (detach == PTHREAD_CREATE_DETACHED)
+        unb__sched_detach((struct unb_coro *)id);
+    return 0;
+}
+
+UNB_EXPORT int pthread_join(pthread_t t, void **ret)
+{
+    struct unb_coro *co = as_coro(t);
+    if (!co)
+        return UNB_REAL(pthread_join)(t, ret);
+    return -unb__sched_join(co, ret);
+}
+
+UNB_EXPORT int pthread_tryjoin_np(pthread_t t, void **ret)
+{
+    struct unb_coro *co = as_coro(t);
+    if (!co)
+        return UNB_REAL(pthread_tryjoin_np)(t, ret);
+    return -unb__sched_tryjoin(co, ret);
+}
+
+/* A join with a deadline: rare enough to poll every millisecond (the
+ * sleep parks a coroutine). */
+static int join_until(struct unb_coro *co, void **ret, clockid_t clock,
+                      const struct timespec *at)
+{
+    if (at && (at->tv_nsec < 0 || at->tv_nsec >= 1000000000L))
+        return EINVAL;
+    for (;;) {
+        int rc = -unb__sched_tryjoin(co, ret);
+        if (rc != EBUSY)
+            return rc;
+        struct timespec now;
+        clock_gettime(clock, &now);
+        if (at && (now.tv_sec > at->tv_sec ||
+                   (now.tv_sec == at->tv_sec && now.tv_nsec >= at->tv_nsec)))
+            return ETIMEDOUT;
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+}
+
+UNB_EXPORT int pthread_timedjoin_np(pthread_t t, void **ret, const struct timespec *at)
+{
+    struct unb_coro *co = as_coro(t);
+    if (!co)
+        return UNB_REAL(pthread_timedjoin_np)(t, ret, at);
+    return join_until(co, ret, CLOCK_REALTIME, at);
+}
+
+UNB_EXPORT int pthread_clockjoin_np(pthread_t t, void **ret, clockid_t clock,
+                                    const struct timespec *at)
+{
+    struct unb_coro *co = as_coro(t);
+    if (!co)
+        return UNB_REAL(pthread_clockjoin_np)(t, ret, clock, at);
+    if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)
+        return EINVAL;
+    return join_until(co, ret, clock, at);
+}
+
+UNB_EXPORT int pthread_detach(pthread_t t)
+{
+    struct unb_coro *co = as_coro(t);
+    if (!co)
+        return UNB_REAL(pthread_detach)(t);
+    return -unb__sched_detach(co);
+}
+
+UNB_EXPORT pthread_t pthread_self(void)
+{
+    struct unb_coro *co = unb__sched_current();
+    if (co)
+        return (pthread_t)co;
+    return UNB_REAL(pthread_self)();
+}
+
+UNB_EXPORT void pthread_exit(void *ret)
+{
+    struct unb_coro *co = unb__sched_current();
+    if (!co)
+        UNB_REAL(pthread_exit)(ret);
+    if (co->pthread && co == unb__main_coro)
+        atomic_store(&main_exited, true);
+    unb__sched_exit(ret);
+}
+
+/* ---- calls that take a pthread_t ---------------------------------------- */
+
+UNB_EXPORT int pthread_kill(pthread_t t, int sig)
+{
+    struct unb_coro *co = as_coro(t);
+    if (!co)
+        return UNB_REAL(pthread_kill)(t, sig);
+    if (sig < 0 || sig >= NSIG)
+        return EINVAL;
+    if (sig == 0)
+        return 0;
+    return kill(getpid(), sig) == 0 ? 0 : errno;
+}
+
+UNB_EXPORT int pthread_sigqueue(pthread_t t, int sig, const union sigval val)
+{
+    struct unb_coro *co = as_coro(t);
+    if (!co)
+        return UNB_REAL(pthread_sigqueue)(t, sig, val);
+    if (sig < 0 || sig >= NSIG)
+        return EINVAL;
+    return sigqueue(getpid(), sig, val) == 0 ? 0 : errno;
+}
+
+UNB_EXPORT int pthread_cancel(pthread_t t)
+{
+    struct unb_coro *co = as_coro(t);
+    if (!co)
+        return UNB_REAL(pthread_cancel)(t);
+    static _Atomic bool said;
+    if (!atomic_exchange(&said, true))
+        unb__say("pthread_cancel of a thread that runs as a coroutine is not "
+                 "supported (set UNBLOCK_THREADS=native to keep real threads)");
+    return ENOTSUP;
+}
+
+UNB_EXPORT int pthread_setname_np(pthread_t t, const char *name)
+{
+    struct unb_coro *co = as_coro(t);
+    if (!co)
+        return UNB_REAL(pthread_setname_np)(t, name);
+    size_t n = strlen(name);
+    if (n >= sizeof co->name)
+        return ERANGE;
+    memcpy(co->name, name, n + 1);
+    return 0;
+}
+
+UNB_EXPORT int pthread_getname_np(pthread_t t, char *buf, size_t len)
+{
+    struct unb_coro *co = as_coro(t);
+    if (!co)
+        return UNB_REAL(pthread_getname_np)(t, buf, len);
+    const char *name = co->name[0] ? co->name : program_invocation_short_name;
+    size_t n = strnlen(name, sizeof co->name - 1);
+    if (len < n + 1)
+        return ERANGE;
+    memcpy(buf, name, n);
+    buf[n] = 0;
+    return 0;
+}
+
+UNB_EXPORT int pthread_getattr_np(pthread_t t, pthread_attr_t *attr)
+{
+    struct unb_coro *co = as_coro(t);
+    if (!co)
+        return UNB_REAL(pthread_getattr_np)(t, attr);
+    int rc = pthread_attr_init(attr);
+    if (rc != 0)
+        return rc;
+    /* The usable stack: from its lowest address up to the coroutine's
+     * header at the top of the mapping. */
+    char *lo = co->stack.lo, *hi = (char *)co;
+    pthread_attr_setstack(attr, lo, (size_t)(hi - lo));
+    pthread_attr_setguardsize(attr, co->stack.guarded ? (size_t)(co->stack.lo - co->stack.map) : 0);
+    pthread_attr_setdetachstate(attr, unb__sched_detached(co) ? PTHREAD_CREATE_DETACHED
+                                                              : PTHREAD_CREATE_JOINABLE);
+    return 0;
+}
+
+UNB_EXPORT int pthread_getschedparam(pthread_t t, int *policy, struct sched_param *p)
+{
+    if (!as_coro(t))
+        return UNB_REAL(pthread_getschedparam)(t, policy, p);
+    *policy = SCHED_OTHER;
+    p->sched_priority = 0;
+    return 0;
+}
+
+UNB_EXPORT int pthread_setschedparam(pthread_t t, int policy, const struct sched_param *p)
+{
+    if (!as_coro(t))
+        return UNB_REAL(pthread_setschedparam)(t, policy, p);
+    return 0; /* a coroutine has no scheduling policy of its own */
+}
+
+UNB_EXPORT int pthread_setschedprio(pthread_t t, int prio)
+{
+    if (!as_coro(t))
+        return UNB_REAL(pthread_setschedprio)(t, prio);
+    return 0;
+}
+
+UNB_EXPORT int pthread_setaffinity_np(pthread_t t, size_t size, const cpu_set_t *set)
+{
+    if (!as_coro(t))
+        return UNB_REAL(pthread_setaffinity_np)(t, size, set);
+    return 0; /* coroutines run on whichever worker has them */
+}
+
+UNB_EXPORT int pthread_getaffinity_np(pthread_t t, size_t size, cpu_set_t *set)
+{
+    if (!as_coro(t))
+        return UNB_REAL(pthread_getaffinity_np)(t, size, set);
+    return sched_getaffinity(0, size, set) == 0 ? 0 : errno;
+}
+
+UNB_EXPORT int pthread_getcpuclockid(pthread_t t, clockid_t *clock)
+{
+    if (!as_coro(t))
+        return UNB_REAL(pthread_getcpuclockid)(t, clock);
+    return ENOENT; /* a coroutine's CPU time is not accounted separately */
+}
+
+/* ---- stdio locks --------------------------------------------------------- */
+
+/*
+ * glibc's FILE lock is recursive per OS thread.  A coroutine that parked
+ * while holding one would let the next coroutine on its worker into the
+ * same FILE.  stdio's own I/O never reaches our hooks (glibc calls its
+ * internal read and write), so a single stdio call never parks; only a
+ * lock held across calls with flockfile can span a park.  The holder is
+ * pinned to its thread until funlockfile: its hooks block instead of
+ * parking.
+ */
+UNB_EXPORT void flockfile(FILE *f)
+{
+    struct unb_coro *co = unb__sched_current();
+    if (co)
+        co->pinned++;
+    UNB_REAL(flockfile)(f);
+}
+
+UNB_EXPORT int ftrylockfile(FILE *f)
+{
+    int rc = UNB_REAL(ftrylockfile)(f);
+    struct unb_coro *co = unb__sched_current();
+    if (rc == 0 && co)
+        co->pinned++;
+    return rc;
+}
+
+UNB_EXPORT void funlockfile(FILE *f)
+{
+    UNB_REAL(funlockfile)(f);
+    struct unb_coro *co = unb__sched_current();
+    if (co && co->pinned)
+        co->pinned--;
+}

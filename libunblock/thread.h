@@ -1,0 +1,21 @@
+/* Shared by the thread and start hooks (thread.c, start.c). */
+#ifndef UNB_THREAD_H
+#define UNB_THREAD_H
+
+#include <stdbool.h>
+
+#include "../runtime/sched.h"
+
+/* pthread_create makes coroutines (UNBLOCK_THREADS; set once at start). */
+extern bool unb__threads_coro;
+
+/* The coroutine running main, or NULL when main is a thread. */
+extern struct unb_coro *unb__main_coro;
+
+/* Counts main among the program's live threads (see thread.c). */
+void unb__thread_main_started(void);
+
+/* In a child after fork: the calling thread is the only one. */
+void unb__thread_fork_child(void);
+
+#endif
