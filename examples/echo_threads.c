@@ -5,9 +5,9 @@
  *
  *   LD_PRELOAD=build/libunblock.so build/examples/echo_threads [PORT]
  *
- * its threads are meant to become coroutines (the preload of main and
- * pthread_create comes with a later release).  Default port 7001, on
- * 127.0.0.1; runs until killed.
+ * main and every connection's thread become coroutines on a few OS
+ * threads, and its blocking reads and writes park them.  Default port
+ * 7001, on 127.0.0.1; runs until killed.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>

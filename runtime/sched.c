@@ -926,10 +926,12 @@ int unb__sched_spawn_thread(void *(*fn)(void *), void *arg, size_t stack_size,
     int rc = unb__sched_start();
     if (rc != 0)
         return rc;
-    if (stack_size != 0)
+    /* A size is a minimum: one within the default gets a pooled stack of
+     * the default size (committed lazily, so no more memory). */
+    if (stack_size <= rt.stack_size)
+        stack_size = 0;
+    else
         stack_size = (stack_size + unb__page_size - 1) & ~(unb__page_size - 1);
-    if (stack_size != 0 && stack_size < 4 * unb__page_size)
-        stack_size = 4 * unb__page_size;
     struct unb_coro *co;
     rc = coro_new(fn, arg, stack_size, &co);
     if (rc != 0)
