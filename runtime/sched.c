@@ -103,6 +103,31 @@
  * on one side and mapped on the other.  The pool holds at most 4096;
  * beyond that stacks are unmapped.
  *
+ * The program's main, under the preload
+ * -------------------------------------
+ * unb__sched_run_main starts the runtime with the process's initial thread
+ * as worker 0 (one OS thread fewer than a separate worker would cost) and
+ * main as the first coroutine.  That thread never returns to glibc: the
+ * program ends by exit() on whichever worker runs the coroutine that calls
+ * it, and at exit the workers are left running, as a native process's
+ * threads run on during exit().
+ *
+ * Threads as coroutines add three things to a coroutine: a magic first
+ * word (so that a pthread_t can be told from a real thread's), a pointer
+ * for the hook layer's per-thread data (keys), run down by an exit hook
+ * when the coroutine ends, and a *pinned* count: while a coroutine holds
+ * something that belongs to its OS thread (a stdio lock taken with
+ * flockfile), its waits block the thread instead of parking, so no other
+ * coroutine runs on that thread meanwhile (unb__sched_parkable).
+ *
+ * fork
+ * ----
+ * The child of a fork has only the calling thread.  The child keeps the
+ * calling worker's thread and scheduler context, gives every worker a new
+ * loop and an empty queue (the parent's epoll instance is shared with the
+ * parent and must not be touched), drops every other coroutine (they were
+ * other threads), and starts threads for the other workers.
+ *
  * Thread-local state
  * ------------------
  * The current coroutine and worker are __thread variables of the OS
