@@ -108,6 +108,7 @@ struct unb__pd {
     struct unb__fd *e;        /* for the readiness hints */
     ev_io io[2];              /* read and write watchers, on home's loop */
     struct waiter *q[2];      /* parked coroutines, by direction */
+    uint8_t idle_fires[2];    /* ready with nobody waiting, since the last park */
 };
 
 static void on_io(struct ev_loop *loop, ev_io *io, int revents);
@@ -159,13 +160,20 @@ static void on_io(struct ev_loop *loop, ev_io *io, int revents)
     struct unb__pd *pd = io->data;
     int dir = io == &pd->io[1];
     if (!pd->q[dir]) {
-        /* Ready with nobody waiting: remember it, and stop watching so a
-         * level-triggered fd cannot keep the loop busy. */
+        /* Ready with nobody waiting: remember it.  Usually its coroutine
+         * was woken and waits in a long run queue: it will park again
+         * soon, so keep the watcher (stopping and restarting it costs two
+         * epoll_ctl).  But a level-triggered fd nobody reads would make an
+         * idle worker's blocking epoll_wait return at once, again and
+         * again: stop watching when the worker is about to sleep, or when
+         * the fd keeps firing with nobody waiting. */
         atomic_store_explicit(dir ? &pd->e->wr_ready : &pd->e->rd_ready, 1,
                               memory_order_relaxed);
-        ev_io_stop(loop, io);
+        if (unb__worker_sleeping_poll(pd->home) || ++pd->idle_fires[dir] >= 64)
+            ev_io_stop(loop, io);
         return;
     }
+    pd->idle_fires[dir] = 0;
     while (pd->q[dir])
         finish(pd->q[dir], 0);
     /* Writes rarely wait: stop the write watcher rather than have it fire
@@ -282,6 +290,7 @@ int unb__fd_wait(int fd, int events, int64_t deadline_ns, bool restartable)
         struct waiter w = {.pd = pd, .home = me, .dir = dir, .live = true};
         w.next = pd->q[dir];
         pd->q[dir] = &w;
+        pd->idle_fires[dir] = 0;
         if (!ev_is_active(&pd->io[dir]))
             ev_io_start(loop, &pd->io[dir]);
         if (deadline_ns) {

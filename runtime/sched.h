@@ -117,6 +117,10 @@ struct ev_loop *unb__worker_loop(struct unb__worker *w);
  * while this is nonzero.  Owner thread only. */
 void unb__worker_waiting_add(struct unb__worker *w, int delta);
 
+/* Whether w is in a blocking poll (it found nothing to run).  Owner
+ * thread only. */
+bool unb__worker_sleeping_poll(struct unb__worker *w);
+
 /* Starts the runtime once; 0 or a negative errno. */
 int unb__sched_start(void);
 
