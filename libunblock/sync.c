@@ -70,6 +70,41 @@ static bool valid_clock(clockid_t c)
  * within a few hundred nanoseconds. */
 #define SPIN_TRIES 100
 
+/*
+ * A coroutine waiting on an object that stays glibc's (process-shared,
+ * robust) must not block its worker: other coroutines of this process may
+ * be the ones to release it.  It polls instead: first by yielding to the
+ * other runnable coroutines (a partner on this worker gets to post), then
+ * with sleeps that park it, doubling from 50 us to 5 ms.  The monitor (a
+ * later release) will do better.
+ */
+static int glibc_poll_wait(int (*try)(void *), void *obj, const struct unb__deadline *dl)
+{
+    long nap = 50000;
+    for (int round = 0;; round++) {
+        int rc = try(obj);
+        if (rc != EBUSY && rc != EAGAIN)
+            return rc;
+        if (dl) {
+            if (!valid_ts(&dl->at))
+                return EINVAL;
+            struct timespec now;
+            clock_gettime(dl->clock, &now);
+            if (now.tv_sec > dl->at.tv_sec ||
+                (now.tv_sec == dl->at.tv_sec && now.tv_nsec >= dl->at.tv_nsec))
+                return ETIMEDOUT;
+        }
+        if (round < 64) {
+            unb__sched_yield();
+            continue;
+        }
+        struct timespec ts = {0, nap};
+        nanosleep(&ts, NULL);
+        if (nap < 5000000)
+            nap *= 2;
+    }
+}
+
 /* ---- mutexes ------------------------------------------------------------ */
 
 #define MUTEX_TYPE_MASK 3
@@ -137,7 +172,7 @@ static int mutex_lock(pthread_mutex_t *pm, const struct unb__deadline *dl, bool 
         me = self_id();
         if (m->owner == me) {
             if (type == PTHREAD_MUTEX_ERRORCHECK)
-                return EDEADLK;
+                return try ? EBUSY : EDEADLK;
             if (m->count == UINT_MAX)
                 return EAGAIN;
             m->count++;
@@ -199,10 +234,22 @@ UNB_EXPORT int pthread_mutex_destroy(pthread_mutex_t *m)
     return 0;
 }
 
+static int mutex_try_glibc(void *m)
+{
+    return UNB_REAL(pthread_mutex_trylock)(m);
+}
+
 UNB_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
 {
-    if (unb_unlikely(mutex_is_glibc(m)))
+    if (unb_unlikely(mutex_is_glibc(m))) {
+        /* Robust, priority-aware or process-shared: glibc's; a coroutine
+         * polls rather than block its worker (see glibc_poll_wait). */
+        if (unb__sched_parkable() && um(m)->kind != -1) {
+            int rc = mutex_try_glibc(m);
+            return rc == EBUSY ? glibc_poll_wait(mutex_try_glibc, m, NULL) : rc;
+        }
         return UNB_REAL(pthread_mutex_lock)(m);
+    }
     return mutex_lock(m, NULL, false);
 }
 
@@ -377,6 +424,8 @@ static int rw_lock(pthread_rwlock_t *l, bool write, bool try,
 {
     _Atomic uint32_t *st = rw_state(l);
     void *me = self_id();
+    if (dl && !valid_ts(&dl->at))
+        return EINVAL; /* glibc checks first */
     for (;;) {
         uint32_t s = atomic_load_explicit(st, memory_order_relaxed);
         if (!rw_blocked(s, write)) {
@@ -395,8 +444,6 @@ static int rw_lock(pthread_rwlock_t *l, bool write, bool try,
             return EBUSY;
         if ((s & RW_WRITER) && *rw_writer(l) == me)
             return EDEADLK;
-        if (dl && !valid_ts(&dl->at))
-            return EINVAL;
         struct unb__bucket *b = unb__plot_lock(l);
         s = atomic_load_explicit(st, memory_order_relaxed);
         if (!rw_blocked(s, write) ||
@@ -517,7 +564,7 @@ UNB_EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *l)
 
 struct usem {
     _Atomic uint64_t data; /* value | waiters << 32 */
-    int private;           /* 0: process-shared (glibc's FUTEX_SHARED) */
+    int private;           /* glibc's futex flag: 0 private, 128 process-shared */
 };
 _Static_assert(sizeof(struct usem) <= sizeof(sem_t), "sem layout");
 
@@ -531,7 +578,31 @@ static inline struct usem *us(sem_t *s)
 
 static inline bool sem_is_glibc(sem_t *s)
 {
-    return us(s)->private == 0;
+    return us(s)->private != 0;
+}
+
+static int sem_try_glibc(void *s)
+{
+    return UNB_REAL(sem_trywait)(s) == 0 ? 0 : unb_errno;
+}
+
+/* sem_*wait on a process-shared semaphore: glibc's, polled in a coroutine. */
+static int sem_wait_glibc(sem_t *s, const struct unb__deadline *dl)
+{
+    if (dl && !valid_ts(&dl->at)) {
+        unb_errno = EINVAL;
+        return -1;
+    }
+    if (!unb__sched_parkable()) {
+        if (!dl)
+            return UNB_REAL(sem_wait)(s);
+        return UNB_REAL(sem_clockwait)(s, dl->clock, &dl->at);
+    }
+    int rc = glibc_poll_wait(sem_try_glibc, s, dl);
+    if (rc == 0)
+        return 0;
+    unb_errno = rc;
+    return -1;
 }
 
 static bool sem_trytake(struct usem *s)
@@ -548,12 +619,12 @@ static bool sem_trytake(struct usem *s)
 static int sem_wait_dl(sem_t *sem, const struct unb__deadline *dl)
 {
     struct usem *s = us(sem);
-    if (sem_trytake(s))
-        return 0;
-    if (dl && !valid_ts(&dl->at)) {
+    if (dl && !valid_ts(&dl->at)) { /* glibc checks first */
         unb_errno = EINVAL;
         return -1;
     }
+    if (sem_trytake(s))
+        return 0;
     for (;;) {
         struct unb__bucket *b = unb__plot_lock(s);
         /* Counting ourselves and looking at the value is one atomic step
@@ -578,7 +649,7 @@ static int sem_wait_dl(sem_t *sem, const struct unb__deadline *dl)
 UNB_EXPORT int sem_wait(sem_t *s)
 {
     if (unb_unlikely(sem_is_glibc(s)))
-        return UNB_REAL(sem_wait)(s);
+        return sem_wait_glibc(s, NULL);
     return sem_wait_dl(s, NULL);
 }
 
@@ -594,21 +665,21 @@ UNB_EXPORT int sem_trywait(sem_t *s)
 
 UNB_EXPORT int sem_timedwait(sem_t *s, const struct timespec *at)
 {
-    if (unb_unlikely(sem_is_glibc(s)))
-        return UNB_REAL(sem_timedwait)(s, at);
     struct unb__deadline dl = {.clock = CLOCK_REALTIME, .at = *at};
+    if (unb_unlikely(sem_is_glibc(s)))
+        return sem_wait_glibc(s, &dl);
     return sem_wait_dl(s, &dl);
 }
 
 UNB_EXPORT int sem_clockwait(sem_t *s, clockid_t clock, const struct timespec *at)
 {
-    if (unb_unlikely(sem_is_glibc(s)))
-        return UNB_REAL(sem_clockwait)(s, clock, at);
     if (!valid_clock(clock)) {
         unb_errno = EINVAL;
         return -1;
     }
     struct unb__deadline dl = {.clock = clock, .at = *at};
+    if (unb_unlikely(sem_is_glibc(s)))
+        return sem_wait_glibc(s, &dl);
     return sem_wait_dl(s, &dl);
 }
 
@@ -637,10 +708,10 @@ struct ubarrier {
     unsigned count;   /* threads per round */
     unsigned arrived; /* in this round, under the bucket lock */
     unsigned round;
-    int shared; /* where glibc keeps it: 0 process-shared, else ours */
+    int shared; /* where glibc keeps its futex flag (0 or 128): ours marks it */
 };
 _Static_assert(sizeof(struct ubarrier) <= sizeof(pthread_barrier_t), "barrier layout");
-#define BARRIER_OURS 128 /* glibc's FUTEX_PRIVATE, the value it stores */
+#define BARRIER_OURS 0x756e62 /* "unb": neither of glibc's values */
 
 static inline struct ubarrier *ub(pthread_barrier_t *b)
 {

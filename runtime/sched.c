@@ -968,10 +968,12 @@ int unb__sched_spawn_thread(void *(*fn)(void *), void *arg, size_t stack_size,
         return rc;
     /* A size is a minimum: one within the default gets a pooled stack of
      * the default size (committed lazily, so no more memory). */
-    if (stack_size <= rt.stack_size)
+    if (stack_size <= rt.stack_size - 2 * unb__page_size)
         stack_size = 0;
-    else
-        stack_size = (stack_size + unb__page_size - 1) & ~(unb__page_size - 1);
+    else /* usable size asked for, plus the guard page and our header */
+        stack_size = ((stack_size + unb__page_size - 1) & ~(unb__page_size - 1)) +
+                     unb__page_size + ((coro_header_size() + unb__page_size - 1) &
+                                       ~(unb__page_size - 1));
     struct unb_coro *co;
     rc = coro_new(fn, arg, stack_size, &co);
     if (rc != 0)
