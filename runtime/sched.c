@@ -142,13 +142,29 @@
  *
  * errno is per thread, so each coroutine keeps its own: switch_out saves
  * it before a switch and restores it after, through a fresh TLS address
- * (unb_errno, common.h), on whatever thread the coroutine resumes on.  A
- * coroutine starts with errno 0, as a thread does.  What remains: code
- * compiled into the program may keep errno's address (glibc declares
+ * (unb_errno, common.h).  A coroutine starts with errno 0, as a thread
+ * does.  Compiled code may keep errno's address (glibc declares
  * __errno_location const) or a __thread variable's address across a call
- * that parks; if the coroutine moved to another worker meanwhile, that
- * address is the old worker's.  Coroutines move only when stolen from a
- * queue, or when they park on a fd homed on another worker (fd.h).
+ * that parks, which is why a coroutine must come back to the same thread:
+ *
+ * Affinity
+ * --------
+ * A coroutine is stealable only until it first runs.  The worker that runs
+ * it first becomes its *home* and it runs there from then on: its
+ * wake-ups go to the home (unb__sched_ready queues it locally on the home,
+ * or posts co->ready_msg to the home's mailbox from anywhere else), into
+ * a FIFO of homed coroutines that only the owner touches (no CAS).  New
+ * coroutines stay in the Chase-Lev deque, where idle workers steal them;
+ * so load spreads when coroutines start, which for servers is when
+ * connections arrive.  Rejected: stealing running coroutines.  It balances
+ * long-lived compute better, but it made cached errno addresses read
+ * another thread's errno in most runs of an ordinary -O2 program
+ * (tests/preload/errno_cached.c), and moving I/O coroutines cost a
+ * mailbox round trip each.  The owner takes from the homed FIFO, and every
+ * 8th take from the deque first, so new work starts even on a busy worker.
+ * The one exception: a coroutine that parks on a fd homed on another
+ * worker moves there to park (fd.h); its wake-up brings it home before
+ * the hook returns.
  */
 #define _GNU_SOURCE
 #include "sched.h"
@@ -196,6 +212,9 @@ struct unb__worker {
     bool spinning;         /* counted in rt.nspinning */
     bool in_poll;          /* inside ev_run */
     bool in_sleeping_poll; /* inside a blocking ev_run */
+    struct unb_coro *homed_head, *homed_tail; /* runnable coroutines homed here */
+    uint32_t nhomed;
+    uint32_t take_rr;
     struct unb_coro *pool; /* finished coroutines to reuse */
     unsigned npool;
     struct ev_loop *loop;
@@ -319,8 +338,33 @@ static void do_switch(struct unb__worker *w, struct unb__ctx *from, struct unb_c
 #endif
 }
 
-/* Owner: the oldest runnable coroutine of w's own queue, or NULL. */
-static struct unb_coro *take_local(struct unb__worker *w)
+static void inject(struct unb_coro *co);
+
+/* Owner: queues a runnable coroutine homed on w (its FIFO is w's alone). */
+static void homed_push(struct unb__worker *w, struct unb_coro *co)
+{
+    co->next = NULL;
+    if (w->homed_tail)
+        w->homed_tail->next = co;
+    else
+        w->homed_head = co;
+    w->homed_tail = co;
+    w->nhomed++;
+}
+
+static struct unb_coro *homed_pop(struct unb__worker *w)
+{
+    struct unb_coro *co = w->homed_head;
+    if (co) {
+        w->homed_head = co->next;
+        if (!w->homed_head)
+            w->homed_tail = NULL;
+        w->nhomed--;
+    }
+    return co;
+}
+
+static struct unb_coro *deque_take(struct unb__worker *w)
 {
     if (rt.nworkers == 1) /* no thieves: no CAS */
         return unb__deque_take_alone(&w->runq);
@@ -329,6 +373,28 @@ static struct unb_coro *take_local(struct unb__worker *w)
         if (co != UNB_DEQUE_ABORT)
             return co;
     }
+}
+
+/* Owner: the next coroutine of w's own queues, or NULL.  Mostly the homed
+ * FIFO; every 8th take the stealable deque goes first, so that new
+ * coroutines start even while old ones keep the worker busy. */
+static struct unb_coro *take_local(struct unb__worker *w)
+{
+    struct unb_coro *co;
+    if (w->homed_head && (++w->take_rr & 7) != 0)
+        return homed_pop(w);
+    co = deque_take(w);
+    return co ? co : homed_pop(w);
+}
+
+/* Owner: queues a runnable coroutine on w: a homed one in the FIFO, a new
+ * one where thieves can take it. */
+static void local_push(struct unb__worker *w, struct unb_coro *co)
+{
+    if (co->home)
+        homed_push(w, co);
+    else if (unb__deque_push(&w->runq, co) != 0)
+        inject(co);
 }
 
 /*
@@ -413,9 +479,22 @@ static struct unb_coro *take_inject(struct unb__worker *w)
     return first && took ? first : NULL;
 }
 
+static void arrive_home(struct unb__worker *w, struct unb__msg *m);
+
 void unb__sched_ready(struct unb_coro *co)
 {
     struct unb__worker *w = unb__sched_worker();
+    struct unb__worker *home = co->home;
+    if (home) {
+        /* It has run: it resumes where it ran (see "Affinity"). */
+        if (home == w) {
+            homed_push(w, co);
+        } else {
+            co->ready_msg.fn = arrive_home;
+            unb__worker_post(home, &co->ready_msg);
+        }
+        return;
+    }
     if (unb_unlikely(!w || unb__deque_push(&w->runq, co) != 0)) {
         inject(co);
     } else if (w->in_poll) {
@@ -486,11 +565,15 @@ struct migration {
 
 static void migrate_arrive(struct unb__worker *w, struct unb__msg *m)
 {
-    (void)w;
     struct unb_coro *co = ((struct migration *)m)->co;
-    /* The mailbox runs in the scheduler: queue it here, no wakep needed. */
-    if (unb__deque_push(&w->runq, co) != 0)
-        inject(co);
+    /* The mailbox runs in the scheduler: queue it here, no wakep needed.
+     * It runs here until it parks; its wake-up takes it home. */
+    homed_push(w, co);
+}
+
+static void arrive_home(struct unb__worker *w, struct unb__msg *m)
+{
+    homed_push(w, (struct unb_coro *)((char *)m - offsetof(struct unb_coro, ready_msg)));
 }
 
 static void migrate_leave(void *arg)
@@ -689,7 +772,7 @@ static struct unb_coro *find_runnable(struct unb__worker *w)
         drain_mailbox(w);
         unb__intr_process();
         struct unb_coro *co = NULL;
-        int64_t queued = unb__deque_size(&w->runq);
+        int64_t queued = unb__deque_size(&w->runq) + w->nhomed;
         if (w->waiting > 0 &&
             w->tick - w->last_poll_tick >= (queued > FAIR_INTERVAL ? queued : FAIR_INTERVAL))
             poll_loop(w, false);
@@ -886,7 +969,9 @@ static void coro_main(struct unb__ctx *from, void *arg)
 #ifdef UNB_ASAN
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
-    run_after(unb__sched_worker());
+    struct unb__worker *w = unb__sched_worker();
+    co->home = w; /* from now on it runs here (see "Affinity") */
+    run_after(w);
     unb_errno = 0; /* as in a new thread */
     coro_finish(co, co->fn(co->arg));
 }
@@ -913,6 +998,7 @@ static int coro_new(void *(*fn)(void *), void *arg, size_t stack_size,
     co->pinned = 0;
     co->exiting = 0;
     co->pthread = 0;
+    co->home = NULL;
     co->tsd = NULL;
     co->name[0] = 0;
     co->fn = fn;
@@ -1053,10 +1139,7 @@ int unb__sched_detach(struct unb_coro *co)
 
 static void requeue(void *arg)
 {
-    struct unb_coro *co = arg;
-    struct unb__worker *w = tls_worker;
-    if (unb__deque_push(&w->runq, co) != 0)
-        inject(co);
+    local_push(tls_worker, arg);
 }
 
 void unb__sched_yield(void)

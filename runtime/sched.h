@@ -17,6 +17,17 @@
 struct unb__worker;
 
 /*
+ * A message to a worker, run on its thread by its scheduler: the only way
+ * to touch another worker's loop.  The message memory must stay valid
+ * until fn has run.
+ */
+struct unb__msg {
+    struct unb__msg *next;
+    void (*fn)(struct unb__worker *w, struct unb__msg *m);
+};
+
+
+/*
  * A coroutine.  The struct lives at the top of the coroutine's own stack
  * mapping, so one mmap holds both and a pooled stack is a pooled coroutine.
  */
@@ -44,6 +55,8 @@ struct unb_coro {
     uint8_t pthread;            /* made by pthread_create (or is main) */
     void *tsd;                  /* the hook layer's per-thread data (keys) */
     char name[16];              /* pthread_setname_np */
+    struct unb__worker *home;   /* where it first ran, and runs from then on */
+    struct unb__msg ready_msg;  /* a wake-up sent home (sched.c, "Affinity") */
 #ifdef UNB_ASAN
     void *asan_fake_stack;
 #endif
@@ -149,16 +162,7 @@ void unb__waiter_wait(struct unb__waiter *w, _Atomic uint8_t *lock);
 
 void unb__waiter_wake(struct unb__waiter *w);
 
-/*
- * A message to a worker, run on its thread by its scheduler: the only way
- * to touch another worker's loop.  The message memory must stay valid
- * until fn has run.
- */
-struct unb__msg {
-    struct unb__msg *next;
-    void (*fn)(struct unb__worker *w, struct unb__msg *m);
-};
-
+/* Runs m->fn(w, m) on w's thread. */
 void unb__worker_post(struct unb__worker *w, struct unb__msg *m);
 
 /*

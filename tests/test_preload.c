@@ -17,8 +17,7 @@
  * under the preload at most UNBLOCK_WORKERS + 4.
  *
  * Documented gaps are TAP TODO items: __thread across a blocking call
- * (tls_counter), errno's address kept by compiled code across one
- * (errno_cached), cleanup handlers and cancellation of coroutines
+ * (tls_counter), cleanup handlers and cancellation of coroutines
  * (cleanup_cancel), and stdio on a socket blocking the worker
  * (stdio_socket).  See README.md, "What remains different".
  *
@@ -94,9 +93,6 @@ static const char todo_tls[] =
 static const char todo_cancel[] =
     "pthread_exit does not unwind a coroutine and pthread_cancel of one is ENOTSUP "
     "(README, What remains different)";
-static const char todo_errno[] =
-    "compiled code keeps errno's address across a call that parks (README, What "
-    "remains different)";
 static const char todo_stdio[] =
     "stdio on a socket blocks the worker; writers sharing a FILE can block every "
     "worker (README, What remains different)";
@@ -105,7 +101,7 @@ static const struct spec specs[] = {
     {"barrier", NULL, 0, NULL, 0, 0, 0},
     {"cleanup_cancel", NULL, 0, todo_cancel, 1, 0, 0},
     {"cond", NULL, 0, NULL, 0, 1, 0},
-    {"errno_cached", NULL, 0, todo_errno, 0, 0, 0},
+    {"errno_cached", NULL, 0, NULL, 0, 0, 0},
     {"errno_tls", NULL, 0, NULL, 0, 1, 0},
     {"exit", "return", 3, NULL, 0, 0, 0},
     {"exit", "exit-thread", 5, NULL, 0, 1, 0},
