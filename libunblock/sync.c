@@ -73,14 +73,24 @@ static bool valid_clock(clockid_t c)
 /*
  * A coroutine waiting on an object that stays glibc's (process-shared,
  * robust) must not block its worker: other coroutines of this process may
- * be the ones to release it.  It polls instead: first by yielding to the
- * other runnable coroutines (a partner on this worker gets to post), then
- * with sleeps that park it, doubling from 50 us to 5 ms.  The monitor (a
- * later release) will do better.
+ * be the ones to release it.  It polls instead: for up to 200 us by
+ * yielding to the other runnable coroutines (a partner on this worker
+ * gets to post; one on another worker usually posts within microseconds),
+ * then with sleeps that park it, doubling from 50 us (a millisecond, in
+ * practice: the loop's timer resolution) to 5 ms.  The monitor (a later
+ * release) will do better.
  */
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static int glibc_poll_wait(int (*try)(void *), void *obj, const struct unb__deadline *dl)
 {
     long nap = 50000;
+    int64_t spin_until = mono_ns() + 200000;
     for (int round = 0;; round++) {
         int rc = try(obj);
         if (rc != EBUSY && rc != EAGAIN)
@@ -94,8 +104,9 @@ static int glibc_poll_wait(int (*try)(void *), void *obj, const struct unb__dead
                 (now.tv_sec == dl->at.tv_sec && now.tv_nsec >= dl->at.tv_nsec))
                 return ETIMEDOUT;
         }
-        if (round < 64) {
+        if (round < 64 || mono_ns() < spin_until) {
             unb__sched_yield();
+            unb__cpu_relax();
             continue;
         }
         struct timespec ts = {0, nap};
