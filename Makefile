@@ -99,7 +99,7 @@ $(BUILD)/tests/helpers/%: tests/helpers/%.c
 	$(CC) $(ALL_CFLAGS) -o $@ $<
 
 # Programs for the preload tests never mention libunblock either.
-$(BUILD)/tests/preload/%: tests/preload/%.c
+$(BUILD)/tests/preload/%: tests/preload/%.c tests/preload/check.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< -lm
 
