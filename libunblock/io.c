@@ -189,26 +189,6 @@ static inline struct unb__fd *parkable(int fd)
     return e && !e->user_nonblock ? e : NULL;
 }
 
-/*
- * Outside a coroutine, a socket the runtime made non-blocking must still
- * block for a program that never asked otherwise (a plain thread using a
- * socket a coroutine created).  Called only after an EAGAIN.
- */
-int unb__io_block_outside(int fd, int dir)
-{
-    struct unb__fd *e = unb__fd_peek(fd);
-    if (!e || e->kind != UNB_FD_SOCKET || e->user_nonblock || !e->sys_nonblock)
-        return 0;
-    struct pollfd p = {.fd = fd, .events = dir ? POLLOUT : POLLIN};
-    int64_t t = dir ? e->sndtimeo_ns : e->rcvtimeo_ns;
-    int r = UNB_REAL(poll)(&p, 1, t ? (int)((t + 999999) / 1000000) : -1);
-    if (r == 0) {
-        unb_errno = EAGAIN;
-        return 0;
-    }
-    return r > 0;
-}
-
 /* ---- read family ------------------------------------------------------ */
 
 struct rd {
@@ -263,21 +243,11 @@ static size_t iov_total(const struct iovec *iov, int n)
     return t;
 }
 
-#define RETRY_OUTSIDE(fd, dir, call)                                                   \
-    do {                                                                               \
-        ssize_t n_;                                                                    \
-        while ((n_ = (call)) < 0 &&                                                    \
-               (unb_errno == EAGAIN || unb_errno == EWOULDBLOCK) &&                    \
-               unb__io_block_outside(fd, dir))                                         \
-            ;                                                                          \
-        return n_;                                                                     \
-    } while (0)
-
 UNB_EXPORT ssize_t read(int fd, void *buf, size_t len)
 {
     struct unb__fd *e = parkable(fd);
     if (!e)
-        RETRY_OUTSIDE(fd, 0, UNB_REAL(read)(fd, buf, len));
+        return UNB_REAL(read)(fd, buf, len);
     struct rd r = {.sock = e->kind == UNB_FD_SOCKET, .buf = buf, .len = len};
     if (len == 0) /* read(2) of nothing never waits (recv of nothing does) */
         return UNB_REAL(read)(fd, buf, len);
@@ -288,7 +258,7 @@ UNB_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
     struct unb__fd *e = parkable(fd);
     if (!e)
-        RETRY_OUTSIDE(fd, 0, UNB_REAL(readv)(fd, iov, iovcnt));
+        return UNB_REAL(readv)(fd, iov, iovcnt);
     if (iovcnt < 0 || iovcnt > IOV_MAX)
         return UNB_REAL(readv)(fd, iov, iovcnt); /* EINVAL */
     struct rd r = {.sock = e->kind == UNB_FD_SOCKET, .iov = iov, .iovcnt = iovcnt};
@@ -305,7 +275,7 @@ UNB_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
         return UNB_REAL(recvfrom)(fd, buf, len, flags, addr, addrlen);
     struct unb__fd *e = parkable(fd);
     if (!e)
-        RETRY_OUTSIDE(fd, 0, UNB_REAL(recvfrom)(fd, buf, len, flags, addr, addrlen));
+        return UNB_REAL(recvfrom)(fd, buf, len, flags, addr, addrlen);
     struct rd r = {.sock = e->kind == UNB_FD_SOCKET,
                    .buf = buf,
                    .len = len,
@@ -338,7 +308,7 @@ UNB_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
         return UNB_REAL(recvmsg)(fd, msg, flags);
     struct unb__fd *e = parkable(fd);
     if (!e)
-        RETRY_OUTSIDE(fd, 0, UNB_REAL(recvmsg)(fd, msg, flags));
+        return UNB_REAL(recvmsg)(fd, msg, flags);
     struct rd r = {.sock = e->kind == UNB_FD_SOCKET, .msg = msg, .flags = flags};
     size_t want = msg && msg->msg_iovlen <= IOV_MAX
                       ? iov_total(msg->msg_iov, (int)msg->msg_iovlen)
@@ -442,7 +412,7 @@ UNB_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 {
     struct unb__fd *e = parkable(fd);
     if (!e)
-        RETRY_OUTSIDE(fd, 1, UNB_REAL(write)(fd, buf, len));
+        return UNB_REAL(write)(fd, buf, len);
     struct wr w = {.sock = e->kind == UNB_FD_SOCKET, .buf = buf, .len = len};
     return unb__io_write(fd, e, op_write, &w, len);
 }
@@ -454,7 +424,7 @@ UNB_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
         return UNB_REAL(sendto)(fd, buf, len, flags, addr, addrlen);
     struct unb__fd *e = parkable(fd);
     if (!e)
-        RETRY_OUTSIDE(fd, 1, UNB_REAL(sendto)(fd, buf, len, flags, addr, addrlen));
+        return UNB_REAL(sendto)(fd, buf, len, flags, addr, addrlen);
     struct wr w = {.sock = e->kind == UNB_FD_SOCKET,
                    .buf = buf,
                    .len = len,
@@ -473,7 +443,7 @@ UNB_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
     struct unb__fd *e = parkable(fd);
     if (!e || iovcnt < 0 || iovcnt > IOV_MAX)
-        RETRY_OUTSIDE(fd, 1, UNB_REAL(writev)(fd, iov, iovcnt));
+        return UNB_REAL(writev)(fd, iov, iovcnt);
     struct wr w = {.sock = e->kind == UNB_FD_SOCKET, .iov = iov, .iovcnt = iovcnt};
     return unb__io_write(fd, e, op_writev, &w, iov_total(iov, iovcnt));
 }
@@ -484,7 +454,7 @@ UNB_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
         return UNB_REAL(sendmsg)(fd, msg, flags);
     struct unb__fd *e = parkable(fd);
     if (!e || !msg || msg->msg_iovlen > IOV_MAX)
-        RETRY_OUTSIDE(fd, 1, UNB_REAL(sendmsg)(fd, msg, flags));
+        return UNB_REAL(sendmsg)(fd, msg, flags);
     struct wr w = {.sock = e->kind == UNB_FD_SOCKET, .msg = msg, .flags = flags};
     return unb__io_write(fd, e, op_sendmsg, &w,
                          iov_total(msg->msg_iov, (int)msg->msg_iovlen));

@@ -26,9 +26,5 @@ ssize_t unb__io_read(int fd, struct unb__fd *e, ssize_t (*op)(int, void *), void
 ssize_t unb__io_write(int fd, struct unb__fd *e, ssize_t (*op)(int, void *, size_t),
                       void *ctx, size_t want);
 
-/* Outside coroutines: after an EAGAIN the program did not ask for, waits
- * (blocking the thread, as the program expects) and returns 1 to retry;
- * 0 to report the EAGAIN. */
-int unb__io_block_outside(int fd, int dir);
 
 #endif

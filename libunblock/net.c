@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -63,6 +64,27 @@ static bool listener_nonblock(int fd, struct unb__fd *e)
     return true;
 }
 
+/*
+ * Outside a coroutine, a listening socket the runtime made non-blocking
+ * must still block for a program that never asked otherwise (a plain
+ * thread accepting on it).  Called only after an EAGAIN: waits and returns
+ * 1 to retry, or 0 to report the EAGAIN (SO_RCVTIMEO ran out).
+ */
+static int block_outside(int fd)
+{
+    struct unb__fd *e = unb__fd_peek(fd);
+    if (!e || e->kind != UNB_FD_SOCKET || e->user_nonblock || !e->sys_nonblock)
+        return 0;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int64_t t = e->rcvtimeo_ns;
+    int r = UNB_REAL(poll)(&p, 1, t ? (int)((t + 999999) / 1000000) : -1);
+    if (r == 0) {
+        unb_errno = EAGAIN;
+        return 0;
+    }
+    return r > 0;
+}
+
 UNB_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
 {
     struct unb__fd *e = unb__sched_parkable() ? unb__io_classify(fd) : NULL;
@@ -70,7 +92,7 @@ UNB_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int fl
         int nfd;
         while ((nfd = UNB_REAL(accept4)(fd, addr, addrlen, flags)) < 0 &&
                (unb_errno == EAGAIN || unb_errno == EWOULDBLOCK) && !e &&
-               unb__io_block_outside(fd, 0))
+               block_outside(fd))
             ;
         record(nfd, flags);
         return nfd;

@@ -1025,25 +1025,14 @@ static int coro_new(void *(*fn)(void *), void *arg, size_t stack_size,
     return 0;
 }
 
-int unb__sched_spawn_sized(void *(*fn)(void *), void *arg, size_t stack_size,
-                           struct unb_coro **out)
+int unb__sched_spawn(void *(*fn)(void *), void *arg, struct unb_coro **out)
 {
     int rc = unb__sched_start();
-    if (rc != 0)
-        return rc;
-    if (stack_size != 0)
-        stack_size = (stack_size + unb__page_size - 1) & ~(unb__page_size - 1);
-    if (stack_size != 0 && stack_size < 4 * unb__page_size)
-        stack_size = 4 * unb__page_size;
-    rc = coro_new(fn, arg, stack_size, out);
+    if (rc == 0)
+        rc = coro_new(fn, arg, 0, out);
     if (rc == 0)
         unb__sched_ready(*out);
     return rc;
-}
-
-int unb__sched_spawn(void *(*fn)(void *), void *arg, struct unb_coro **out)
-{
-    return unb__sched_spawn_sized(fn, arg, 0, out);
 }
 
 int unb__sched_spawn_thread(void *(*fn)(void *), void *arg, size_t stack_size,

@@ -172,11 +172,8 @@ void unb__worker_post(struct unb__worker *w, struct unb__msg *m);
  */
 void unb__sched_migrate(struct unb__worker *to);
 
-/* The machinery behind the public API (api.c); negative errno returns.
- * spawn_sized: a stack of stack_size bytes (0 for UNBLOCK_STACK_SIZE). */
+/* The machinery behind the public API (api.c); negative errno returns. */
 int unb__sched_spawn(void *(*fn)(void *), void *arg, struct unb_coro **out);
-int unb__sched_spawn_sized(void *(*fn)(void *), void *arg, size_t stack_size,
-                           struct unb_coro **out);
 
 /* pthread_create's spawn: *id gets the coroutine before it can run, and
  * the coroutine is marked as one of the program's threads. */

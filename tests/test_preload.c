@@ -109,6 +109,7 @@ static const struct spec specs[] = {
     {"exit", "pthread-exit-main", 0, NULL, 0, 1, 0},
     {"exit", "exit-blocked", 7, NULL, 0, 1, 0},
     {"exit", "raise", BY_SIGNAL(SIGTERM), NULL, 0, 0, 0},
+    {"flockfile", NULL, 0, NULL, 0, 1, 0},
     {"fork_exec", NULL, 0, NULL, 0, 0, 0},
     {"lifecycle", NULL, 0, NULL, 0, 0, 1},
     {"mutex", NULL, 0, NULL, 0, 1, 1},
