@@ -30,6 +30,9 @@ TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
 # Ordinary pthread programs run natively and under the preload (tests/preload/).
 PRELOAD_PROGS := $(patsubst tests/preload/%.c,$(BUILD)/tests/preload/%,$(wildcard tests/preload/*.c))
+# The differential suite: small ordinary programs whose output and status
+# under the preload must equal the native run's (tests/diff/).
+DIFF_PROGS := $(patsubst tests/diff/%.c,$(BUILD)/tests/diff/%,$(wildcard tests/diff/*.c))
 # Test scripts (TAP on stdout) that drive real programs.
 TEST_SCRIPTS := $(wildcard tests/test_*.sh)
 BENCH_SRCS := $(wildcard bench/bench_*.c)
@@ -103,7 +106,12 @@ $(BUILD)/tests/preload/%: tests/preload/%.c tests/preload/check.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< -lm
 
-tests: $(TESTS) $(TEST_HELPERS) $(PRELOAD_PROGS) examples
+# So are the differential programs.
+$(BUILD)/tests/diff/%: tests/diff/%.c $(wildcard tests/diff/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -lm
+
+tests: $(TESTS) $(TEST_HELPERS) $(PRELOAD_PROGS) $(DIFF_PROGS) examples
 
 test: deps
 	$(MAKE) tests

@@ -86,6 +86,11 @@ typedef struct unb_stats {
     uint64_t wakeups;          /* times an idle worker was woken by another */
     uint64_t stacks_mapped;    /* coroutine stacks currently mapped */
     uint64_t stacks_unguarded; /* of those, stacks without a guard page */
+    uint64_t handoffs;         /* workers handed to a spare OS thread because the
+                                  thread was stuck in a call or a computation */
+    uint64_t spare_threads;    /* OS threads beyond the workers now: blocked in a
+                                  call, or idle in the spare pool */
+    uint64_t spare_peak;       /* the largest value of spare_threads so far */
 } unb_stats_t;
 
 /* Fills *st.  Returns 0, or EINVAL if st is NULL. */

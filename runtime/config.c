@@ -16,6 +16,7 @@
 struct unb__config unb__config = {
     .workers = 1,
     .stack_size = UNB_STACK_SIZE_DEFAULT,
+    .spares = UNB_SPARES_DEFAULT,
 };
 
 bool unb__parse_size(const char *s, size_t *out)
@@ -112,6 +113,35 @@ static void load_stack_size(const char *v)
     unb__config.stack_size = (n + ps - 1) / ps * ps;
 }
 
+static void load_spares(const char *v)
+{
+    unb__config.spares = UNB_SPARES_DEFAULT;
+    if (!v)
+        return;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || errno != 0 || n < 0 || n > UNB_SPARES_MAX) {
+        unb__say("UNBLOCK_SPARE_THREADS=%s is not a thread count from 0 to %d; "
+                 "using the default %d",
+                 v, UNB_SPARES_MAX, UNB_SPARES_DEFAULT);
+        return;
+    }
+    unb__config.spares = (unsigned)n;
+}
+
+static void load_stats(const char *v)
+{
+    unb__config.stats = false;
+    if (!v || strcmp(v, "0") == 0 || *v == '\0')
+        return;
+    if (strcmp(v, "1") == 0) {
+        unb__config.stats = true;
+        return;
+    }
+    unb__say("UNBLOCK_STATS=%s is neither 0 nor 1; statistics stay off", v);
+}
+
 void unb__config_load(void)
 {
     /* In a setuid or otherwise secure-execution process the environment
@@ -119,6 +149,8 @@ void unb__config_load(void)
     bool secure = getauxval(AT_SECURE) != 0;
     load_workers(secure ? NULL : getenv("UNBLOCK_WORKERS"));
     load_stack_size(secure ? NULL : getenv("UNBLOCK_STACK_SIZE"));
+    load_spares(secure ? NULL : getenv("UNBLOCK_SPARE_THREADS"));
+    load_stats(secure ? NULL : getenv("UNBLOCK_STATS"));
 }
 
 /* Is `path` (an LD_PRELOAD entry) this library? */

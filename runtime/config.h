@@ -13,9 +13,14 @@
 #define UNB_STACK_SIZE_MAX (1024u * 1024 * 1024)
 #define UNB_WORKERS_MAX 1024
 
+#define UNB_SPARES_DEFAULT 64
+#define UNB_SPARES_MAX 4096
+
 struct unb__config {
     unsigned workers;  /* UNBLOCK_WORKERS */
     size_t stack_size; /* UNBLOCK_STACK_SIZE, page-rounded */
+    unsigned spares;   /* UNBLOCK_SPARE_THREADS: 0 turns the monitor off */
+    bool stats;        /* UNBLOCK_STATS=1: print statistics at exit */
 };
 
 extern struct unb__config unb__config;
