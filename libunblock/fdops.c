@@ -86,6 +86,9 @@ static int do_fcntl(__typeof__(&fcntl) real, int fd, int cmd, void *arg)
             e->user_nonblock = (fl & O_NONBLOCK) != 0;
         return rc;
     }
+    case F_SETLKW:
+    case F_OFD_SETLKW: /* waits for another process's lock: may block long */
+        return UNB_BLOCKING(real(fd, cmd, arg));
     default: return real(fd, cmd, arg);
     }
 }

@@ -246,8 +246,8 @@ static size_t iov_total(const struct iovec *iov, int n)
 UNB_EXPORT ssize_t read(int fd, void *buf, size_t len)
 {
     struct unb__fd *e = parkable(fd);
-    if (!e)
-        return UNB_REAL(read)(fd, buf, len);
+    if (!e) /* a file, a terminal, a device: may block */
+        return UNB_BLOCKING(UNB_REAL(read)(fd, buf, len));
     struct rd r = {.sock = e->kind == UNB_FD_SOCKET, .buf = buf, .len = len};
     if (len == 0) /* read(2) of nothing never waits (recv of nothing does) */
         return UNB_REAL(read)(fd, buf, len);
@@ -257,8 +257,8 @@ UNB_EXPORT ssize_t read(int fd, void *buf, size_t len)
 UNB_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
     struct unb__fd *e = parkable(fd);
-    if (!e)
-        return UNB_REAL(readv)(fd, iov, iovcnt);
+    if (!e) /* a file, a terminal, a device: may block */
+        return UNB_BLOCKING(UNB_REAL(readv)(fd, iov, iovcnt));
     if (iovcnt < 0 || iovcnt > IOV_MAX)
         return UNB_REAL(readv)(fd, iov, iovcnt); /* EINVAL */
     struct rd r = {.sock = e->kind == UNB_FD_SOCKET, .iov = iov, .iovcnt = iovcnt};
@@ -411,8 +411,8 @@ static ssize_t op_sendmsg(int fd, void *c, size_t done)
 UNB_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 {
     struct unb__fd *e = parkable(fd);
-    if (!e)
-        return UNB_REAL(write)(fd, buf, len);
+    if (!e) /* a file, a terminal, a device: may block */
+        return UNB_BLOCKING(UNB_REAL(write)(fd, buf, len));
     struct wr w = {.sock = e->kind == UNB_FD_SOCKET, .buf = buf, .len = len};
     return unb__io_write(fd, e, op_write, &w, len);
 }
@@ -442,8 +442,8 @@ UNB_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 UNB_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
     struct unb__fd *e = parkable(fd);
-    if (!e || iovcnt < 0 || iovcnt > IOV_MAX)
-        return UNB_REAL(writev)(fd, iov, iovcnt);
+    if (!e || iovcnt < 0 || iovcnt > IOV_MAX) /* a file, a terminal, a device */
+        return UNB_BLOCKING(UNB_REAL(writev)(fd, iov, iovcnt));
     struct wr w = {.sock = e->kind == UNB_FD_SOCKET, .iov = iov, .iovcnt = iovcnt};
     return unb__io_write(fd, e, op_writev, &w, iov_total(iov, iovcnt));
 }

@@ -90,7 +90,7 @@ static void cancel(struct unb__intr *it)
 
 /* Parks until one of fds may be ready or the deadline (ns, 0: none)
  * passes.  0, or -EINTR / -ENOMEM. */
-static int park_on(struct pollfd *fds, nfds_t n, int64_t deadline)
+static int park_in(struct pollfd *fds, nfds_t n, int64_t deadline)
 {
     struct pw small[8];
     struct pw *ws = n <= 8 ? small : malloc(sizeof *ws * n);
@@ -120,6 +120,14 @@ static int park_on(struct pollfd *fds, nfds_t n, int64_t deadline)
     if (ws != small)
         free(ws);
     return intr ? -EINTR : 0;
+}
+
+static int park_on(struct pollfd *fds, nfds_t n, int64_t deadline)
+{
+    unb__rt_enter(); /* the loop is touched only in a section (sched.h) */
+    int rc = park_in(fds, n, deadline);
+    unb__rt_leave();
+    return rc;
 }
 
 /* poll() for a coroutine; deadline in ns (0: none), block: may park. */

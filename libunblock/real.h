@@ -12,6 +12,11 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/wait.h>
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -122,7 +127,48 @@
     X(sem_post)              \
     X(flockfile)             \
     X(ftrylockfile)          \
-    X(funlockfile)
+    X(funlockfile)           \
+    X(pread)                 \
+    X(pread64)               \
+    X(pwrite)                \
+    X(pwrite64)              \
+    X(preadv)                \
+    X(preadv64)              \
+    X(preadv2)               \
+    X(pwritev)               \
+    X(pwritev64)             \
+    X(pwritev2)              \
+    X(open)                  \
+    X(open64)                \
+    X(openat)                \
+    X(openat64)              \
+    X(fsync)                 \
+    X(fdatasync)             \
+    X(syncfs)                \
+    X(flock)                 \
+    X(lockf)                 \
+    X(lockf64)               \
+    X(wait)                  \
+    X(waitpid)               \
+    X(waitid)                \
+    X(wait3)                 \
+    X(wait4)                 \
+    X(system)                \
+    X(getaddrinfo)           \
+    X(getnameinfo)           \
+    X(gethostbyname)         \
+    X(gethostbyname2)        \
+    X(gethostbyaddr)         \
+    X(gethostbyname_r)       \
+    X(gethostbyname2_r)      \
+    X(gethostbyaddr_r)       \
+    X(epoll_wait)            \
+    X(epoll_pwait)           \
+    X(pause)                 \
+    X(sigsuspend)            \
+    X(sigwait)               \
+    X(sigwaitinfo)           \
+    X(sigtimedwait)
 
 struct unb__real_table {
     _Atomic bool ready;

@@ -256,7 +256,7 @@ static void unlock_spin(void *lock)
     unb__spin_unlock(lock);
 }
 
-int unb__fd_wait(int fd, int events, int64_t deadline_ns, bool restartable)
+static int wait_in(int fd, int events, int64_t deadline_ns, bool restartable)
 {
     struct unb__fd *e = unb__fd_get(fd);
     if (!e)
@@ -313,6 +313,14 @@ int unb__fd_wait(int fd, int events, int64_t deadline_ns, bool restartable)
     }
 }
 
+int unb__fd_wait(int fd, int events, int64_t deadline_ns, bool restartable)
+{
+    unb__rt_enter(); /* the loop is touched only in a section (sched.h) */
+    int rc = wait_in(fd, events, deadline_ns, restartable);
+    unb__rt_leave();
+    return rc;
+}
+
 static struct unb__pd *detach(struct unb__fd *e)
 {
     unb__spin_lock(&e->lock);
@@ -336,10 +344,11 @@ void unb__fd_closing(int fd)
     atomic_store(&e->wr_ready, 1);
     if (!pd)
         return;
-    if (pd->home == unb__sched_worker())
+    if (pd->home == unb__rt_enter())
         pd_close(pd);
     else
         close_remote(pd);
+    unb__rt_leave();
 }
 
 void unb__fd_reset(int fd, enum unb__fd_kind kind, bool user_nonblock,

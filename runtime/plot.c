@@ -25,9 +25,13 @@ static struct unb__bucket *bucket_of(const void *addr)
     return &buckets[a >> (64 - 10)];
 }
 
+/* A bucket is held inside a runtime section (sched.h): a coroutine must
+ * not move to another thread while it holds a spinlock that the thread's
+ * other coroutines may spin on, so it enters first, with nothing held. */
 struct unb__bucket *unb__plot_lock(const void *addr)
 {
     struct unb__bucket *b = bucket_of(addr);
+    unb__rt_enter();
     unb__spin_lock(&b->lock);
     return b;
 }
@@ -35,6 +39,7 @@ struct unb__bucket *unb__plot_lock(const void *addr)
 void unb__plot_unlock(struct unb__bucket *b)
 {
     unb__spin_unlock(&b->lock);
+    unb__rt_leave();
 }
 
 struct unb__pwaiter *unb__plot_first(struct unb__bucket *b, const void *addr)
@@ -217,6 +222,10 @@ static int thread_wait(struct unb__bucket *b, struct unb__pwaiter *p,
     int op = FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG;
     if (dl && dl->clock == CLOCK_REALTIME)
         op |= FUTEX_CLOCK_REALTIME;
+    /* A pinned coroutine blocks its thread: let the monitor hand the
+     * worker on meanwhile. */
+    uint32_t depth = unb__rt_block_begin();
+    int ret = 0;
     while (!atomic_load_explicit(&p->w.woken, memory_order_acquire)) {
         long rc = unb__sys6(SYS_futex, (long)&p->w.woken, op, 0, (long)(dl ? &dl->at : NULL),
                             0, (long)FUTEX_BITSET_MATCH_ANY);
@@ -227,14 +236,17 @@ static int thread_wait(struct unb__bucket *b, struct unb__pwaiter *p,
         if (mine)
             unb__plot_remove(b, p);
         unb__spin_unlock(&b->lock);
-        if (mine)
-            return -ETIMEDOUT;
+        if (mine) {
+            ret = -ETIMEDOUT;
+            break;
+        }
         dl = NULL; /* a waker took us off the list: its wake-up is coming */
     }
-    return 0;
+    unb__rt_block_end(depth);
+    return ret;
 }
 
-int unb__plot_wait(struct unb__bucket *b, const void *addr, uintptr_t token,
+static int wait_in(struct unb__bucket *b, const void *addr, uintptr_t token,
                    const struct unb__deadline *dl)
 {
     if (dl && passed(dl)) {
@@ -257,6 +269,14 @@ int unb__plot_wait(struct unb__bucket *b, const void *addr, uintptr_t token,
         return -ETIMEDOUT; /* the watcher fired and is stopped */
     timed_stop(&t);
     return 0;
+}
+
+int unb__plot_wait(struct unb__bucket *b, const void *addr, uintptr_t token,
+                   const struct unb__deadline *dl)
+{
+    int rc = wait_in(b, addr, token, dl);
+    unb__rt_leave(); /* the section unb__plot_lock entered */
+    return rc;
 }
 
 void unb__plot_reset(void)

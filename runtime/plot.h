@@ -49,7 +49,8 @@ struct unb__deadline {
     struct timespec at;
 };
 
-/* Locks and returns the bucket of addr. */
+/* Locks and returns the bucket of addr, inside a runtime section
+ * (sched.h) that unb__plot_unlock or unb__plot_wait closes. */
 struct unb__bucket *unb__plot_lock(const void *addr);
 void unb__plot_unlock(struct unb__bucket *b);
 

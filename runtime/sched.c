@@ -173,7 +173,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/membarrier.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 #include <unblock.h>
@@ -201,9 +205,7 @@
 
 struct unb__worker {
     struct unb__deque runq;
-    struct unb__ctx sched_ctx; /* the OS thread's own context */
-    void (*after_fn)(void *);  /* action for the next context */
-    void *after_arg;
+    _Atomic(struct unb__m *) m; /* the OS thread running this worker */
     uint32_t tick; /* switches out of coroutines */
     uint32_t last_poll_tick;
     uint32_t last_inject_tick;
@@ -224,12 +226,35 @@ struct unb__worker {
     struct unb__worker *idle_next;
     bool in_idle_list;
     bool woken_spinning; /* popped by wakep; spin on wake */
+    /* The monitor's own view (monitor thread only): */
+    uint32_t mon_beat;     /* m->beat when last seen */
+    unsigned mon_still;    /* monitor ticks without a beat */
+    struct unb__m *mon_m;  /* the thread mon_beat belongs to */
     /* Counters: written by the owner only, read by anyone. */
     _Atomic uint64_t n_switches, n_steals, n_parks, n_wakeups;
     unsigned id;
+    _Atomic uint32_t exited;
+} UNB_ALIGNED_LINE;
+
+/*
+ * An OS thread that runs workers (Go's M; a worker is its P): one per
+ * worker at start, and spare threads that take a worker over from a thread
+ * stuck in a call or a computation (see "The monitor").  `st` is first:
+ * sched.h's inline runtime-section markers see only it.
+ */
+struct unb__m {
+    struct unb__m_state st;
+    struct unb__ctx sched_ctx; /* the OS thread's own context */
+    void (*after_fn)(void *);  /* action for the next context */
+    void *after_arg;
+    _Atomic(struct unb__worker *) w; /* the worker it runs, or NULL */
+    _Atomic uint32_t wake;          /* futex: a spare's wake-up */
+    struct unb__m *next;            /* rt.spares, rt.free_m */
+    bool initial;                   /* the process's initial thread: stays */
+    bool idle;                      /* in rt.spares (under rt.spare_lock) */
+    bool reserved;                  /* new, taken by spare_get: not in rt.spares */
     pthread_t thread;
     void *altstack;
-    _Atomic uint32_t exited;
     void *thread_stack_lo; /* the OS thread's stack, for ASan */
     size_t thread_stack_size;
 #ifdef UNB_TSAN
@@ -264,13 +289,30 @@ static struct {
     _Atomic int64_t alive;
     _Atomic int64_t peak_alive;
     _Atomic uint64_t foreign_wakeups;
+
+    /* The monitor and its spare threads (see "The monitor"). */
+    struct unb__lock spare_lock UNB_ALIGNED_LINE;
+    struct unb__m *spares;     /* idle spare threads */
+    struct unb__m *free_m;     /* structs of spares that exited, for reuse */
+    unsigned nthreads;         /* live threads that run workers */
+    unsigned nthreads_peak;
+    _Atomic uint64_t handoffs;
+    pthread_t monitor;
+    bool monitor_running;
+    _Atomic uint32_t monitor_stop;
+    _Atomic uint32_t monitor_parked; /* futex: asleep until a worker wakes */
+    bool said_no_spare;
 } rt;
 
 UNB_TLS struct unb__worker *unb__tls_worker;
 UNB_TLS struct unb_coro *unb__tls_cur;
+UNB_TLS struct unb__m_state *unb__tls_m;
+bool unb__rt_fence;
 /* Plain reads, for code that has not parked since it read them last. */
 #define tls_worker unb__tls_worker
 #define tls_cur unb__tls_cur
+#define tls_m ((struct unb__m *)unb__tls_m)
+#define fresh_m() ((struct unb__m *)UNB_TLS_FRESH(unb__tls_m))
 
 #define STAT_INC(w, field)                                                             \
     atomic_store_explicit(&(w)->field,                                                 \
@@ -302,21 +344,28 @@ void unb__worker_waiting_add(struct unb__worker *w, int delta)
 
 /* ---- switching ---------------------------------------------------------- */
 
-static void run_after(struct unb__worker *w)
+static void run_after(struct unb__m *m)
 {
-    void (*fn)(void *) = w->after_fn;
+    void (*fn)(void *) = m->after_fn;
     if (fn) {
-        w->after_fn = NULL;
-        fn(w->after_arg);
+        m->after_fn = NULL;
+        fn(m->after_arg);
     }
+}
+
+static void beat(struct unb__m *m)
+{
+    atomic_store_explicit(&m->st.beat,
+                          atomic_load_explicit(&m->st.beat, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
 /*
  * Saves the running context in *from and resumes `to` (a coroutine, or the
- * worker's scheduler when NULL).  `dying`: the current coroutine will never
+ * thread's scheduler when NULL).  `dying`: the current coroutine will never
  * be resumed (its stack is about to be freed).
  */
-static void do_switch(struct unb__worker *w, struct unb__ctx *from, struct unb_coro *to,
+static void do_switch(struct unb__m *m, struct unb__ctx *from, struct unb_coro *to,
                       bool dying)
 {
 #ifdef UNB_ASAN
@@ -325,14 +374,14 @@ static void do_switch(struct unb__worker *w, struct unb__ctx *from, struct unb_c
         __sanitizer_start_switch_fiber(dying ? NULL : &fake_stack, to->stack.lo,
                                        (size_t)(to->stack.hi - to->stack.lo));
     else
-        __sanitizer_start_switch_fiber(dying ? NULL : &fake_stack, w->thread_stack_lo,
-                                       w->thread_stack_size);
+        __sanitizer_start_switch_fiber(dying ? NULL : &fake_stack, m->thread_stack_lo,
+                                       m->thread_stack_size);
 #endif
 #ifdef UNB_TSAN
-    __tsan_switch_to_fiber(to ? to->tsan_fiber : w->tsan_fiber, 0);
+    __tsan_switch_to_fiber(to ? to->tsan_fiber : m->tsan_fiber, 0);
 #endif
     (void)dying;
-    unb__ctx_switch(from, to ? &to->ctx : &w->sched_ctx);
+    unb__ctx_switch(from, to ? &to->ctx : &m->sched_ctx);
 #ifdef UNB_ASAN
     __sanitizer_finish_switch_fiber(fake_stack, NULL, NULL);
 #endif
@@ -397,12 +446,24 @@ static void local_push(struct unb__worker *w, struct unb_coro *co)
         inject(co);
 }
 
+/* After a coroutine resumes: its errno and its runtime-section depth, on
+ * whichever thread it resumes. */
+static void resumed(struct unb_coro *self, uint32_t depth)
+{
+    struct unb__m *m = fresh_m();
+    unb_errno = self->saved_errno;
+    atomic_store_explicit(&m->st.depth, depth, memory_order_relaxed);
+    run_after(m);
+}
+
 /*
  * Leaves the running coroutine `self` for the next runnable one on this
- * worker, or for the scheduler.  The caller has set w->after_fn.  Returns
- * when self is resumed, possibly on another worker.
+ * worker, or for the scheduler.  The caller is in a runtime section and
+ * has set m->after_fn.  Returns when self is resumed, possibly on another
+ * worker.
  */
-static void switch_out(struct unb__worker *w, struct unb_coro *self, bool dying)
+static void switch_out(struct unb__m *m, struct unb__worker *w, struct unb_coro *self,
+                       bool dying)
 {
     /* An overflow of a stack without a guard page shows up here at the
      * latest: the stack pointer is below the stack. */
@@ -415,23 +476,26 @@ static void switch_out(struct unb__worker *w, struct unb_coro *self, bool dying)
     tls_cur = next;
     if (next)
         STAT_INC(w, n_switches);
+    beat(m);
     /* errno is per thread; give each coroutine its own, as it would have
      * had as a thread, on whichever thread it resumes. */
     self->saved_errno = unb_errno;
-    do_switch(w, &self->ctx, next, dying);
-    unb_errno = self->saved_errno;
-    run_after(unb__sched_worker());
+    uint32_t depth = atomic_load_explicit(&m->st.depth, memory_order_relaxed);
+    do_switch(m, &self->ctx, next, dying);
+    resumed(self, depth);
 }
 
 void unb__sched_park(void (*after)(void *), void *arg)
 {
-    struct unb__worker *w = tls_worker; /* fresh: nothing parked yet */
+    struct unb__worker *w = unb__rt_enter();
+    struct unb__m *m = tls_m; /* fresh after the enter */
     struct unb_coro *self = tls_cur;
     UNB_ASSERT(w && self);
-    w->after_fn = after;
-    w->after_arg = arg;
+    m->after_fn = after;
+    m->after_arg = arg;
     STAT_INC(w, n_parks);
-    switch_out(w, self, false);
+    switch_out(m, w, self, false);
+    unb__rt_leave();
 }
 
 /* ---- making work available ---------------------------------------------- */
@@ -483,7 +547,7 @@ static void arrive_home(struct unb__worker *w, struct unb__msg *m);
 
 void unb__sched_ready(struct unb_coro *co)
 {
-    struct unb__worker *w = unb__sched_worker();
+    struct unb__worker *w = unb__rt_enter();
     struct unb__worker *home = co->home;
     if (home) {
         /* It has run: it resumes where it ran (see "Affinity"). */
@@ -493,14 +557,13 @@ void unb__sched_ready(struct unb_coro *co)
             co->ready_msg.fn = arrive_home;
             unb__worker_post(home, &co->ready_msg);
         }
-        return;
-    }
-    if (unb_unlikely(!w || unb__deque_push(&w->runq, co) != 0)) {
+    } else if (unb_unlikely(!w || unb__deque_push(&w->runq, co) != 0)) {
         inject(co);
-    } else if (w->in_poll) {
-        return; /* one wakep after the poll, not one per callback */
+        wakep();
+    } else if (!w->in_poll) { /* after a poll: one wakep, not one per callback */
+        wakep();
     }
-    wakep();
+    unb__rt_leave();
 }
 
 /* Is there work anywhere?  Racy; used after the idle-side fence. */
@@ -630,13 +693,18 @@ void unb__sched_signal_arrived(bool restart)
 
 /* ---- finding work --------------------------------------------------------- */
 
+static void monitor_nudge(void);
+
 static void poll_loop(struct unb__worker *w, bool block)
 {
     w->in_poll = true;
-    w->in_sleeping_poll = block;
+    __atomic_store_n(&w->in_sleeping_poll, block, __ATOMIC_RELAXED);
     ev_run(w->loop, block ? EVRUN_ONCE : EVRUN_NOWAIT);
     w->in_poll = false;
-    w->in_sleeping_poll = false;
+    if (block) {
+        __atomic_store_n(&w->in_sleeping_poll, false, __ATOMIC_RELAXED);
+        monitor_nudge();
+    }
     w->last_poll_tick = w->tick;
     if (unb__deque_size(&w->runq) > 1)
         wakep();
@@ -795,13 +863,15 @@ static struct unb_coro *find_runnable(struct unb__worker *w)
     }
 }
 
-static void run(struct unb__worker *w, struct unb_coro *co)
+static void run(struct unb__m *m, struct unb__worker *w, struct unb_coro *co)
 {
     tls_cur = co;
     STAT_INC(w, n_switches);
-    do_switch(w, &w->sched_ctx, co, false);
+    beat(m);
+    do_switch(m, &m->sched_ctx, co, false);
     /* Back on the scheduler's stack: someone switched to us. */
-    run_after(w);
+    atomic_store_explicit(&m->st.depth, 1, memory_order_relaxed);
+    run_after(m);
 }
 
 /* ---- coroutines: birth, reuse, death ---------------------------------- */
@@ -955,10 +1025,12 @@ __attribute__((noreturn)) static void coro_finish(struct unb_coro *co, void *res
         co->exiting = 1;
         unb__sched_exit_hook(co);
     }
-    struct unb__worker *w = unb__sched_worker();
-    w->after_fn = finish_exit;
-    w->after_arg = co;
-    switch_out(w, co, true);
+    co->pinned = 0; /* a thread's stdio locks do not outlive it */
+    struct unb__worker *w = unb__rt_enter();
+    struct unb__m *m = tls_m;
+    m->after_fn = finish_exit;
+    m->after_arg = co;
+    switch_out(m, w, co, true);
     unb__die("a finished coroutine was resumed");
 }
 
@@ -969,10 +1041,11 @@ static void coro_main(struct unb__ctx *from, void *arg)
 #ifdef UNB_ASAN
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
-    struct unb__worker *w = unb__sched_worker();
-    co->home = w; /* from now on it runs here (see "Affinity") */
-    run_after(w);
+    struct unb__m *m = tls_m;
+    co->home = tls_worker; /* from now on it runs here (see "Affinity") */
+    run_after(m);
     unb_errno = 0; /* as in a new thread */
+    atomic_store_explicit(&m->st.depth, 0, memory_order_release); /* its own code */
     coro_finish(co, co->fn(co->arg));
 }
 
@@ -1028,10 +1101,13 @@ static int coro_new(void *(*fn)(void *), void *arg, size_t stack_size,
 int unb__sched_spawn(void *(*fn)(void *), void *arg, struct unb_coro **out)
 {
     int rc = unb__sched_start();
-    if (rc == 0)
-        rc = coro_new(fn, arg, 0, out);
+    if (rc != 0)
+        return rc;
+    unb__rt_enter();
+    rc = coro_new(fn, arg, 0, out);
     if (rc == 0)
         unb__sched_ready(*out);
+    unb__rt_leave();
     return rc;
 }
 
@@ -1050,13 +1126,15 @@ int unb__sched_spawn_thread(void *(*fn)(void *), void *arg, size_t stack_size,
                      unb__page_size + ((coro_header_size() + unb__page_size - 1) &
                                        ~(unb__page_size - 1));
     struct unb_coro *co;
+    unb__rt_enter();
     rc = coro_new(fn, arg, stack_size, &co);
-    if (rc != 0)
-        return rc;
-    co->pthread = 1;
-    *id = (uintptr_t)co;
-    unb__sched_ready(co);
-    return 0;
+    if (rc == 0) {
+        co->pthread = 1;
+        *id = (uintptr_t)co;
+        unb__sched_ready(co);
+    }
+    unb__rt_leave();
+    return rc;
 }
 
 static void unlock_spin(void *lock)
@@ -1064,9 +1142,19 @@ static void unlock_spin(void *lock)
     unb__spin_unlock(lock);
 }
 
+static int join_in(struct unb_coro *co, void **result);
+
 int unb__sched_join(struct unb_coro *co, void **result)
 {
-    if (co == tls_cur)
+    unb__rt_enter();
+    int rc = join_in(co, result);
+    unb__rt_leave();
+    return rc;
+}
+
+static int join_in(struct unb_coro *co, void **result)
+{
+    if (co == unb__sched_current())
         return -EDEADLK;
     unb__spin_lock(&co->lock);
     if (co->detached || co->joiner) {
@@ -1087,9 +1175,19 @@ int unb__sched_join(struct unb_coro *co, void **result)
     return 0;
 }
 
+static int tryjoin_in(struct unb_coro *co, void **result);
+
 int unb__sched_tryjoin(struct unb_coro *co, void **result)
 {
-    if (co == tls_cur)
+    unb__rt_enter();
+    int rc = tryjoin_in(co, result);
+    unb__rt_leave();
+    return rc;
+}
+
+static int tryjoin_in(struct unb_coro *co, void **result)
+{
+    if (co == unb__sched_current())
         return -EDEADLK;
     unb__spin_lock(&co->lock);
     if (co->detached || co->joiner) {
@@ -1121,8 +1219,11 @@ int unb__sched_detach(struct unb_coro *co)
     co->detached = 1;
     bool done = co->done;
     unb__spin_unlock(&co->lock);
-    if (done)
+    if (done) {
+        unb__rt_enter();
         coro_free(co); /* finished and released */
+        unb__rt_leave();
+    }
     return 0;
 }
 
@@ -1133,11 +1234,18 @@ static void requeue(void *arg)
 
 void unb__sched_yield(void)
 {
-    struct unb__worker *w = tls_worker; /* fresh: nothing parked yet */
+    struct unb__worker *w = unb__rt_enter();
     struct unb_coro *self = tls_cur;
-    w->after_fn = requeue;
-    w->after_arg = self;
-    switch_out(w, self, false);
+    if (unb_unlikely(!w)) { /* a pinned coroutine whose worker was handed away */
+        unb__rt_leave();
+        sched_yield();
+        return;
+    }
+    struct unb__m *m = tls_m;
+    m->after_fn = requeue;
+    m->after_arg = self;
+    switch_out(m, w, self, false);
+    unb__rt_leave();
 }
 
 /* ---- waiters ---------------------------------------------------------- */
@@ -1155,8 +1263,12 @@ void unb__waiter_wait(struct unb__waiter *wt, _Atomic uint8_t *lock)
         return;
     }
     unb__spin_unlock(lock);
+    /* A pinned coroutine blocks its thread: let the monitor hand the
+     * worker on meanwhile. */
+    uint32_t depth = unb__rt_block_begin();
     while (!atomic_load_explicit(&wt->woken, memory_order_acquire))
         unb__futex_wait(&wt->woken, 0, NULL);
+    unb__rt_block_end(depth);
 }
 
 void unb__waiter_wake(struct unb__waiter *wt)
@@ -1170,33 +1282,409 @@ void unb__waiter_wake(struct unb__waiter *wt)
     unb__futex_wake(&wt->woken, 1);
 }
 
-/* ---- workers ---------------------------------------------------------- */
+/* ---- threads that run workers ------------------------------------------ */
 
-static void *worker_main(void *arg)
+static void thread_setup(struct unb__m *m)
 {
-    struct unb__worker *w = arg;
-    tls_worker = w;
-    if (unb__stack_altstack(&w->altstack) != 0)
-        w->altstack = NULL; /* overflows then die without the message */
+    unb__tls_m = &m->st;
+    if (unb__stack_altstack(&m->altstack) != 0)
+        m->altstack = NULL; /* overflows then die without the message */
 #ifdef UNB_ASAN
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        pthread_attr_getstack(&attr, &w->thread_stack_lo, &w->thread_stack_size);
+        pthread_attr_getstack(&attr, &m->thread_stack_lo, &m->thread_stack_size);
         pthread_attr_destroy(&attr);
     }
 #endif
 #ifdef UNB_TSAN
-    w->tsan_fiber = __tsan_get_current_fiber();
+    m->tsan_fiber = __tsan_get_current_fiber();
 #endif
+}
+
+/* Runs worker w on thread m until the runtime stops (false) or w is handed
+ * to another thread while m is stuck in a coroutine (true). */
+static bool run_worker(struct unb__m *m, struct unb__worker *w)
+{
+    tls_worker = w;
     struct unb_coro *co;
-    while ((co = find_runnable(w)) != NULL)
-        run(w, co);
-    unb__stack_altstack_free(w->altstack);
-    w->altstack = NULL;
+    while ((co = find_runnable(w)) != NULL) {
+        run(m, w, co);
+        if (atomic_load_explicit(&m->w, memory_order_relaxed) != w) {
+            tls_worker = NULL;
+            tls_cur = NULL;
+            return true;
+        }
+    }
     tls_worker = NULL;
     atomic_store_explicit(&w->exited, 1, memory_order_release);
     unb__futex_wake(&w->exited, 1);
+    return false;
+}
+
+static bool spare_wait(struct unb__m *m);
+static void spare_taken(struct unb__m *m);
+
+/* An OS thread's life: run a worker; when it is handed away, wait in the
+ * spare pool for another, until a quiet period ends the thread. */
+static void *thread_main(void *arg)
+{
+    struct unb__m *m = arg;
+    thread_setup(m);
+    for (;;) {
+        struct unb__worker *w = atomic_load_explicit(&m->w, memory_order_acquire);
+        if (w) {
+            spare_taken(m);
+            if (!run_worker(m, w))
+                break;
+        }
+        if (!spare_wait(m))
+            break;
+    }
+    unb__stack_altstack_free(m->altstack);
+    m->altstack = NULL;
     return NULL;
+}
+
+/*
+ * Slow path of unb__rt_enter: the monitor is taking, or took, this
+ * thread's worker.  Once it is decided, a lost worker means the running
+ * coroutine must go to the thread that runs its worker now: it switches to
+ * this thread's own scheduler context, whose after action posts it home
+ * (the mailbox), and this thread becomes a spare.
+ */
+static void rejoin_post(void *arg)
+{
+    struct unb_coro *co = arg;
+    co->ready_msg.fn = arrive_home;
+    unb__worker_post(co->home, &co->ready_msg);
+}
+
+void unb__rt_reclaim(void)
+{
+    struct unb__m *m = tls_m;
+    uint32_t take;
+    for (int spins = 0;
+         (take = atomic_load_explicit(&m->st.take, memory_order_acquire)) == UNB_TAKE_PENDING;
+         spins++) {
+        if (spins < 64)
+            unb__cpu_relax();
+        else
+            sched_yield(); /* the monitor was preempted mid-decision */
+    }
+    if (take == UNB_TAKE_NONE)
+        return;
+    struct unb_coro *self = tls_cur;
+    UNB_ASSERT(self); /* a scheduler is always inside the runtime */
+    tls_worker = NULL; /* not ours any more */
+    if (self->pinned)
+        return; /* a pinned coroutine goes on here, as a plain thread would */
+    m->after_fn = rejoin_post;
+    m->after_arg = self;
+    tls_cur = NULL;
+    self->saved_errno = unb_errno;
+    uint32_t depth = atomic_load_explicit(&m->st.depth, memory_order_relaxed);
+    do_switch(m, &self->ctx, NULL, false);
+    resumed(self, depth);
+}
+
+/* ---- the monitor and its spare threads ---------------------------------- */
+
+/* How often the monitor looks, and for how many looks a worker may make
+ * no progress before it is handed on: inside a call marked as blocking,
+ * and otherwise (a computation, or a call no hook sees). */
+#define MONITOR_TICK_NS 500000
+#define STILL_BLOCKING 1
+#define STILL_OTHER 2
+/* Looks with every worker asleep in its loop before the monitor sleeps
+ * until a worker wakes. */
+#define MONITOR_QUIET_TICKS 40
+/* How long an idle spare thread waits for work before it exits. */
+#define SPARE_IDLE_S 2
+
+static void fence_others(void)
+{
+    if (unb__rt_fence)
+        atomic_thread_fence(memory_order_seq_cst);
+    else if (unb__sys3(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+        unb__die("membarrier failed after it was registered");
+}
+
+static struct unb__m *m_alloc(void)
+{
+    struct unb__m *m = rt.free_m;
+    if (m)
+        rt.free_m = m->next;
+    else if (!(m = aligned_alloc(UNB_CACHELINE, sizeof *m)))
+        return NULL;
+    memset(m, 0, sizeof *m);
+    /* In the runtime until it runs a coroutine: the monitor must not take
+     * a worker from a thread that has not started running it. */
+    atomic_init(&m->st.depth, 1);
+    return m;
+}
+
+static void m_count(int delta)
+{
+    rt.nthreads += (unsigned)delta;
+    if (rt.nthreads > rt.nthreads_peak)
+        rt.nthreads_peak = rt.nthreads;
+}
+
+/* Starts an OS thread for m (which has its worker set, or will be given
+ * one); 0 or an errno value.  Under rt.spare_lock or before the runtime
+ * runs. */
+static int m_spawn(struct unb__m *m)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /* The scheduler's stack: libev callbacks, and signal handlers that
+     * land while no coroutine runs. */
+    pthread_attr_setstacksize(&attr, 1u << 20);
+    int e = UNB_REAL(pthread_create)(&m->thread, &attr, thread_main, m);
+    pthread_attr_destroy(&attr);
+    if (e == 0)
+        m_count(1);
+    return e;
+}
+
+/* Waits, as a spare, to be given a worker: true when it has one, false
+ * when the thread should end (the quiet period passed, or the runtime
+ * stops).  The thread touches nothing of m's after a false return. */
+static bool spare_wait(struct unb__m *m)
+{
+    unb__lock(&rt.spare_lock);
+    if (!m->reserved) {
+        m->idle = true;
+        m->next = rt.spares;
+        rt.spares = m;
+    }
+    unb__unlock(&rt.spare_lock);
+    for (;;) {
+        if (atomic_load_explicit(&m->w, memory_order_acquire))
+            return true;
+        struct timespec idle = {SPARE_IDLE_S, 0};
+        bool stop = atomic_load(&rt.stopping) != 0;
+        if (!stop && unb__futex_wait(&m->wake, 0, m->initial ? NULL : &idle) != -ETIMEDOUT)
+            continue;
+        unb__lock(&rt.spare_lock);
+        if (atomic_load_explicit(&m->w, memory_order_relaxed) || !m->idle) {
+            unb__unlock(&rt.spare_lock); /* given a worker meanwhile */
+            continue;
+        }
+        struct unb__m **p = &rt.spares;
+        while (*p != m)
+            p = &(*p)->next;
+        *p = m->next;
+        m->idle = false;
+        unb__unlock(&rt.spare_lock);
+        unb__stack_altstack_free(m->altstack);
+        unb__tls_m = NULL;
+        unb__lock(&rt.spare_lock);
+        m->next = rt.free_m;
+        rt.free_m = m;
+        m_count(-1);
+        unb__unlock(&rt.spare_lock);
+        return false;
+    }
+}
+
+/* A thread starts on the worker it was given: a new one is no longer
+ * reserved, and the wake-up is used. */
+static void spare_taken(struct unb__m *m)
+{
+    unb__lock(&rt.spare_lock);
+    m->reserved = false;
+    unb__unlock(&rt.spare_lock);
+    atomic_store_explicit(&m->wake, 0, memory_order_relaxed);
+}
+
+/* A thread to take a worker over: an idle spare, or a new thread within
+ * UNBLOCK_SPARE_THREADS.  It waits until spare_give. */
+static struct unb__m *spare_get(void)
+{
+    unb__lock(&rt.spare_lock);
+    struct unb__m *m = rt.spares;
+    if (m) {
+        rt.spares = m->next;
+        m->idle = false;
+    } else if (rt.nthreads < rt.nworkers + unb__config.spares && (m = m_alloc())) {
+        m->reserved = true;
+        if (m_spawn(m) != 0) {
+            m->next = rt.free_m;
+            rt.free_m = m;
+            m = NULL;
+        }
+    }
+    bool say = !m && !rt.said_no_spare;
+    rt.said_no_spare |= say;
+    unb__unlock(&rt.spare_lock);
+    if (say)
+        unb__say("all %u spare threads are busy (UNBLOCK_SPARE_THREADS); a worker "
+                 "stays blocked until a call returns",
+                 unb__config.spares);
+    return m;
+}
+
+static void spare_give(struct unb__m *m, struct unb__worker *w)
+{
+    /* In the runtime (see m_alloc) until the scheduler runs a coroutine. */
+    atomic_store_explicit(&m->st.depth, 1, memory_order_relaxed);
+    atomic_store_explicit(&m->st.take, UNB_TAKE_NONE, memory_order_relaxed);
+    atomic_store_explicit(&m->w, w, memory_order_release);
+    atomic_store_explicit(&m->wake, 1, memory_order_release);
+    unb__futex_wake(&m->wake, 1);
+}
+
+static void spare_putback(struct unb__m *m)
+{
+    unb__lock(&rt.spare_lock);
+    m->idle = true;
+    m->next = rt.spares;
+    rt.spares = m;
+    unb__unlock(&rt.spare_lock);
+}
+
+/* Does anything on w wait for its thread?  Racy reads; a wrong answer
+ * costs one tick. */
+static bool has_work(struct unb__worker *w)
+{
+    return __atomic_load_n(&w->waiting, __ATOMIC_RELAXED) > 0 ||
+           __atomic_load_n(&w->nhomed, __ATOMIC_RELAXED) > 0 ||
+           unb__deque_size(&w->runq) > 0 ||
+           atomic_load_explicit(&w->mailbox, memory_order_relaxed) != NULL ||
+           atomic_load_explicit(&rt.ninject, memory_order_relaxed) != 0;
+}
+
+/*
+ * Hands worker w from thread m, which made no progress (beat b) outside
+ * the runtime, to a spare thread.  The asymmetric Dekker: we announce the
+ * take, then fence every thread of the process (membarrier: each running
+ * thread executes a full barrier); m announces a section (depth) and then
+ * reads the take with a compiler barrier only.  So either we see m's
+ * depth and back off, or m sees the take and waits for our decision.
+ */
+static bool handoff(struct unb__worker *w, struct unb__m *m, uint32_t b)
+{
+    struct unb__m *spare = spare_get();
+    if (!spare)
+        return false;
+    atomic_store_explicit(&m->st.take, UNB_TAKE_PENDING, memory_order_relaxed);
+    fence_others();
+    if (atomic_load_explicit(&m->st.depth, memory_order_acquire) != 0 ||
+        atomic_load_explicit(&m->st.beat, memory_order_relaxed) != b) {
+        atomic_store_explicit(&m->st.take, UNB_TAKE_NONE, memory_order_release);
+        spare_putback(spare);
+        return false;
+    }
+    atomic_store_explicit(&m->w, NULL, memory_order_relaxed);
+    atomic_store_explicit(&m->st.take, UNB_TAKE_DONE, memory_order_release);
+    spare_give(spare, w);
+    atomic_store_explicit(&w->m, spare, memory_order_release);
+    atomic_fetch_add_explicit(&rt.handoffs, 1, memory_order_relaxed);
+    return true;
+}
+
+/* One look at every worker; returns whether all were asleep in their
+ * loops. */
+static bool monitor_look(void)
+{
+    bool asleep = true;
+    for (unsigned i = 0; i < rt.nworkers; i++) {
+        struct unb__worker *w = &rt.workers[i];
+        struct unb__m *m = atomic_load_explicit(&w->m, memory_order_acquire);
+        if (!m)
+            continue;
+        if (!__atomic_load_n(&w->in_sleeping_poll, __ATOMIC_RELAXED))
+            asleep = false;
+        uint32_t b = atomic_load_explicit(&m->st.beat, memory_order_relaxed);
+        if (m != w->mon_m || b != w->mon_beat) {
+            w->mon_m = m;
+            w->mon_beat = b;
+            w->mon_still = 0;
+            continue;
+        }
+        if (atomic_load_explicit(&m->st.depth, memory_order_relaxed) != 0) {
+            w->mon_still = 0; /* in the runtime: its own loop, or a switch */
+            continue;
+        }
+        unsigned need =
+            atomic_load_explicit(&m->st.blocking, memory_order_relaxed) ? STILL_BLOCKING
+                                                                       : STILL_OTHER;
+        if (++w->mon_still >= need && has_work(w) && handoff(w, m, b))
+            w->mon_still = 0;
+    }
+    return asleep;
+}
+
+static void *monitor_main(void *arg)
+{
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL); /* the program's signals go to workers */
+    prctl(PR_SET_NAME, "unblock-monitor");
+    prctl(PR_SET_TIMERSLACK, 1000); /* ticks on time, within a microsecond */
+    unsigned quiet = 0;
+    while (!atomic_load_explicit(&rt.monitor_stop, memory_order_relaxed)) {
+        struct timespec tick = {0, MONITOR_TICK_NS};
+        clock_nanosleep(CLOCK_MONOTONIC, 0, &tick, NULL);
+        if (!monitor_look()) {
+            quiet = 0;
+            continue;
+        }
+        if (++quiet < MONITOR_QUIET_TICKS)
+            continue;
+        /* Every worker sleeps in its loop: so do we, until one wakes
+         * (poll_loop).  Dekker again, with a fence on both sides. */
+        atomic_store(&rt.monitor_parked, 1);
+        if (monitor_look() && !atomic_load(&rt.monitor_stop))
+            unb__futex_wait(&rt.monitor_parked, 1, NULL);
+        atomic_store(&rt.monitor_parked, 0);
+        quiet = 0;
+    }
+    return NULL;
+}
+
+/* A worker woke from its loop: wake the monitor if it sleeps. */
+static void monitor_nudge(void)
+{
+    unb__fence();
+    if (unb_unlikely(atomic_load_explicit(&rt.monitor_parked, memory_order_relaxed))) {
+        uint32_t one = 1;
+        if (atomic_compare_exchange_strong(&rt.monitor_parked, &one, 0))
+            unb__futex_wake(&rt.monitor_parked, 1);
+    }
+}
+
+static void monitor_start(void)
+{
+    if (unb__config.spares == 0 || rt.monitor_running)
+        return;
+    /* Register for the cheap fence; without it, sections fence themselves. */
+    unb__rt_fence =
+        unb__sys3(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0;
+    atomic_store(&rt.monitor_stop, 0);
+    atomic_store(&rt.monitor_parked, 0);
+    int e = UNB_REAL(pthread_create)(&rt.monitor, NULL, monitor_main, NULL);
+    if (e != 0) {
+        unb__say("cannot start the monitor thread (%s): a worker stuck in a call "
+                 "stalls its coroutines",
+                 strerror(e));
+        return;
+    }
+    rt.monitor_running = true;
+}
+
+static void monitor_stop(void)
+{
+    if (!rt.monitor_running)
+        return;
+    atomic_store(&rt.monitor_stop, 1);
+    atomic_store(&rt.monitor_parked, 0);
+    unb__futex_wake(&rt.monitor_parked, 1);
+    UNB_REAL(pthread_join)(rt.monitor, NULL);
+    rt.monitor_running = false;
 }
 
 static int worker_init(struct unb__worker *w, unsigned id)
@@ -1240,7 +1728,20 @@ static bool owns_main;
 /* Starts a thread for worker w; 0 or an errno value. */
 static int worker_spawn(struct unb__worker *w)
 {
-    return UNB_REAL(pthread_create)(&w->thread, NULL, worker_main, w);
+    unb__lock(&rt.spare_lock);
+    struct unb__m *m = m_alloc();
+    int e = ENOMEM;
+    if (m) {
+        atomic_store_explicit(&w->m, m, memory_order_relaxed);
+        atomic_store_explicit(&m->w, w, memory_order_release);
+        if ((e = m_spawn(m)) != 0) {
+            atomic_store_explicit(&w->m, NULL, memory_order_relaxed);
+            m->next = rt.free_m;
+            rt.free_m = m;
+        }
+    }
+    unb__unlock(&rt.spare_lock);
+    return e;
 }
 
 /* Sets up the workers and starts their threads; with `adopt`, worker 0 is
@@ -1272,8 +1773,7 @@ static int start_locked(bool adopt)
     atomic_store(&rt.stopping, 0);
 
     unsigned first = adopt ? 1 : 0;
-    if (adopt)
-        ws[0].thread = pthread_self();
+    rt.nthreads = 0;
     for (n = first; n < rt.nworkers; n++) {
         int e = worker_spawn(&ws[n]);
         if (e != 0) {
@@ -1293,6 +1793,7 @@ static int start_locked(bool adopt)
             break;
         }
     }
+    monitor_start();
     static bool atexit_done;
     if (!atexit_done) {
         atexit_done = true;
@@ -1339,6 +1840,17 @@ int unb__sched_run_main(void *(*fn)(void *), void *arg, size_t stack_size)
     unb__unlock(&rt.start_lock);
 
     struct unb__worker *w = &rt.workers[0];
+    unb__lock(&rt.spare_lock);
+    struct unb__m *m = m_alloc();
+    if (m) {
+        m->initial = true; /* never exits: the process's first thread */
+        atomic_store_explicit(&m->w, w, memory_order_relaxed);
+        atomic_store_explicit(&w->m, m, memory_order_release);
+        m_count(1);
+    }
+    unb__unlock(&rt.spare_lock);
+    if (!m)
+        return -ENOMEM;
     struct unb_coro *co;
     stack_size = (stack_size + unb__page_size - 1) & ~(unb__page_size - 1);
     tls_worker = w;
@@ -1352,7 +1864,7 @@ int unb__sched_run_main(void *(*fn)(void *), void *arg, size_t stack_size)
     co->pthread = 1;
     unb__intr_set_main(co);
     unb__sched_ready(co);
-    worker_main(w);
+    thread_main(m);
     /* Only when the runtime stops, which it does not while it owns main:
      * the process ends by exit() on some worker. */
     for (;;) {
@@ -1378,9 +1890,16 @@ static void rt_exit(void)
         unb__unlock(&rt.start_lock);
         return;
     }
+    monitor_stop();
     atomic_store(&rt.stopping, 1);
     for (unsigned i = 0; i < rt.nworkers; i++)
         ev_async_send(rt.workers[i].loop, &rt.workers[i].wake);
+    unb__lock(&rt.spare_lock);
+    for (struct unb__m *m = rt.spares; m; m = m->next) {
+        atomic_store(&m->wake, 1);
+        unb__futex_wake(&m->wake, 1);
+    }
+    unb__unlock(&rt.spare_lock);
     bool all = true;
     struct unb__worker *self = unb__sched_worker();
     for (unsigned i = 0; i < rt.nworkers; i++) {
@@ -1396,10 +1915,9 @@ static void rt_exit(void)
             all = false;
     }
     if (all) {
-        for (unsigned i = 0; i < rt.nworkers; i++) {
-            UNB_REAL(pthread_join)(rt.workers[i].thread, NULL);
+        /* The threads are detached; past `exited` they touch no worker. */
+        for (unsigned i = 0; i < rt.nworkers; i++)
             worker_fini(&rt.workers[i]);
-        }
         free(rt.workers);
         rt.workers = NULL;
         rt.nworkers = 0;
@@ -1438,10 +1956,12 @@ void unb__sched_fork_prepare(void)
     unb__lock(&rt.inject_lock);
     unb__lock(&rt.pool_lock);
     unb__lock(&rt.idle_lock);
+    unb__lock(&rt.spare_lock);
 }
 
 void unb__sched_fork_parent(void)
 {
+    unb__unlock(&rt.spare_lock);
     unb__unlock(&rt.idle_lock);
     unb__unlock(&rt.pool_lock);
     unb__unlock(&rt.inject_lock);
@@ -1450,6 +1970,7 @@ void unb__sched_fork_parent(void)
 
 void unb__sched_fork_child(void)
 {
+    atomic_store(&rt.spare_lock.state, 0);
     atomic_store(&rt.idle_lock.state, 0);
     atomic_store(&rt.pool_lock.state, 0);
     atomic_store(&rt.inject_lock.state, 0);
@@ -1467,8 +1988,14 @@ void unb__sched_fork_child(void)
     atomic_store(&rt.nidle, 0);
     atomic_store(&rt.nspinning, 0);
     atomic_store(&rt.alive, cur ? 1 : 0);
+    /* The monitor and the spare threads are gone; their structs too. */
+    rt.monitor_running = false;
+    rt.spares = NULL;
+    rt.free_m = NULL;
+    rt.nthreads = rt.nthreads_peak = 0;
     struct unb__worker *self = tls_worker;
-    if (!self) {
+    struct unb__m *me = tls_m;
+    if (!self || !me) {
         /* Forked by a plain thread: no worker goes on; the next spawn
          * starts the runtime afresh.  The old workers' memory is left. */
         rt.workers = NULL;
@@ -1484,26 +2011,25 @@ void unb__sched_fork_child(void)
         if (worker_init(w, keep.id) != 0) /* in place: the loop knows &w->wake */
             unb__die("cannot set up worker %u after fork", keep.id);
         if (w == self) {
-            /* Keep the scheduler context this thread returns to, and the
-             * stacks it cached. */
-            w->sched_ctx = keep.sched_ctx;
+            /* Keep the stacks this thread cached; the scheduler context
+             * it returns to is its own (me). */
             w->pool = keep.pool;
             w->npool = keep.npool;
             w->tick = keep.tick;
-            w->thread = keep.thread;
-            w->altstack = keep.altstack;
-            w->thread_stack_lo = keep.thread_stack_lo;
-            w->thread_stack_size = keep.thread_stack_size;
-#ifdef UNB_TSAN
-            w->tsan_fiber = keep.tsan_fiber;
-#endif
         }
     }
+    /* This thread runs its worker again, even if the parent's monitor
+     * was handing it away during the fork. */
+    atomic_store(&me->st.take, UNB_TAKE_NONE);
+    atomic_store(&me->w, self);
+    atomic_store(&self->m, me);
+    m_count(1);
     for (unsigned i = 0; i < rt.nworkers; i++) {
         struct unb__worker *w = &rt.workers[i];
         if (w != self && worker_spawn(w) != 0)
             unb__say("worker %u could not be started after fork", w->id);
     }
+    monitor_start();
     atomic_store(&rt.start_lock.state, 0);
 }
 
@@ -1519,6 +2045,12 @@ void unb__sched_stats(struct unb_stats *st)
     st->wakeups = atomic_load(&rt.foreign_wakeups);
     st->stacks_mapped = unb__stack_count();
     st->stacks_unguarded = unb__stack_count_unguarded();
+    st->handoffs = atomic_load(&rt.handoffs);
+    unb__lock(&rt.spare_lock);
+    unsigned nw = rt.nworkers;
+    st->spare_threads = rt.nthreads > nw ? rt.nthreads - nw : 0;
+    st->spare_peak = rt.nthreads_peak > nw ? rt.nthreads_peak - nw : 0;
+    unb__unlock(&rt.spare_lock);
     if (atomic_load_explicit(&rt.state, memory_order_acquire) != RT_RUNNING)
         return;
     st->workers = rt.nworkers;

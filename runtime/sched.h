@@ -94,6 +94,123 @@ extern UNB_TLS struct unb_coro *unb__tls_cur;
         v_;                                                                            \
     })
 
+/*
+ * Runtime sections (sched.c, "The monitor").  A thread that runs a worker
+ * may lose it to a spare thread while it is outside the runtime: in the
+ * program's own code, or in a call marked as blocking.  So code that
+ * touches the worker (its queues, its loop, its caches) does so only
+ * between unb__rt_enter and unb__rt_leave, which nest.  unb__rt_enter
+ * returns the worker the calling thread now runs: if the worker was handed
+ * away, the coroutine first moves to the thread that runs it now (a pinned
+ * one cannot move: it gets NULL and goes on as a plain thread would).
+ */
+struct unb__m_state {
+    _Atomic uint32_t depth;    /* > 0: inside the runtime */
+    _Atomic uint32_t take;     /* UNB_TAKE_*: set by the monitor */
+    _Atomic uint32_t blocking; /* inside a call marked as blocking */
+    _Atomic uint32_t beat;     /* progress: switches and blocking calls */
+};
+enum { UNB_TAKE_NONE, UNB_TAKE_PENDING, UNB_TAKE_DONE };
+
+extern UNB_TLS struct unb__m_state *unb__tls_m;
+/* True when the monitor cannot fence other threads (no membarrier): the
+ * section's entry then pays for the fence itself. */
+extern bool unb__rt_fence;
+
+void unb__rt_reclaim(void);
+
+static inline void unb__rt_fence_enter(void)
+{
+    if (unb_unlikely(unb__rt_fence))
+        atomic_thread_fence(memory_order_seq_cst);
+    else
+        atomic_signal_fence(memory_order_seq_cst);
+}
+
+static inline struct unb__worker *unb__rt_enter(void)
+{
+    struct unb__m_state *m = UNB_TLS_FRESH(unb__tls_m);
+    if (!m)
+        return NULL;
+    atomic_store_explicit(&m->depth,
+                          atomic_load_explicit(&m->depth, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    unb__rt_fence_enter();
+    if (unb_unlikely(atomic_load_explicit(&m->take, memory_order_acquire) !=
+                     UNB_TAKE_NONE))
+        unb__rt_reclaim();
+    return UNB_TLS_FRESH(unb__tls_worker);
+}
+
+static inline void unb__rt_leave(void)
+{
+    struct unb__m_state *m = UNB_TLS_FRESH(unb__tls_m);
+    if (m)
+        atomic_store_explicit(&m->depth,
+                              atomic_load_explicit(&m->depth, memory_order_relaxed) - 1,
+                              memory_order_release);
+}
+
+/*
+ * Brackets a call that may block the thread for long (a file read, the
+ * resolver, a lock, a wait): while inside, the monitor hands the worker
+ * to a spare thread after one tick instead of two.  begin returns what
+ * end needs.  After end, the coroutine runs on the worker's current
+ * thread again (unless pinned); inside a runtime section, re-read the
+ * worker.
+ */
+static inline uint32_t unb__rt_block_begin(void)
+{
+    struct unb__m_state *m = UNB_TLS_FRESH(unb__tls_m);
+    if (!m)
+        return 0;
+    uint32_t depth = atomic_load_explicit(&m->depth, memory_order_relaxed);
+    atomic_store_explicit(&m->beat, atomic_load_explicit(&m->beat, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&m->blocking, 1, memory_order_relaxed);
+    if (depth)
+        atomic_store_explicit(&m->depth, 0, memory_order_release);
+    return depth;
+}
+
+static inline void unb__rt_block_end(uint32_t depth)
+{
+    struct unb__m_state *m = UNB_TLS_FRESH(unb__tls_m);
+    if (!m)
+        return;
+    atomic_store_explicit(&m->blocking, 0, memory_order_relaxed);
+    if (depth) {
+        atomic_store_explicit(&m->depth, depth, memory_order_relaxed);
+        unb__rt_fence_enter();
+        if (unb_unlikely(atomic_load_explicit(&m->take, memory_order_acquire) !=
+                         UNB_TAKE_NONE))
+            unb__rt_reclaim();
+    } else if (unb_unlikely(atomic_load_explicit(&m->take, memory_order_acquire) !=
+                            UNB_TAKE_NONE)) {
+        unb__rt_enter(); /* back to the worker now, not at the next call */
+        unb__rt_leave();
+    }
+}
+
+/* Makes `call` as a blocking call, from the program's code.  Inside the
+ * runtime (libev calls epoll_wait and read through the same hooks) it is
+ * made plainly: the runtime's own waits say so themselves.  errno travels
+ * with the coroutine if it moves to another thread (the switch saves and
+ * restores it). */
+#define UNB_BLOCKING(call)                                                             \
+    ({                                                                                 \
+        struct unb__m_state *m_ = UNB_TLS_FRESH(unb__tls_m);                            \
+        __typeof__(call) r_;                                                           \
+        if (!m_ || atomic_load_explicit(&m_->depth, memory_order_relaxed) != 0) {      \
+            r_ = (call);                                                               \
+        } else {                                                                       \
+            unb__rt_block_begin();                                                     \
+            r_ = (call);                                                               \
+            unb__rt_block_end(0);                                                      \
+        }                                                                              \
+        r_;                                                                            \
+    })
+
 /* The coroutine running on this thread, or NULL. */
 static inline struct unb_coro *unb__sched_current(void)
 {
@@ -114,7 +231,8 @@ static inline struct unb_coro *unb__sched_parkable(void)
 }
 
 /* The worker the calling thread runs, or NULL.  Its loop and queue may be
- * touched only until the caller next parks. */
+ * touched only inside a runtime section, and only until the caller next
+ * parks. */
 static inline struct unb__worker *unb__sched_worker(void)
 {
     return UNB_TLS_FRESH(unb__tls_worker);

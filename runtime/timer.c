@@ -88,8 +88,8 @@ static struct timespec ts_add(struct timespec a, struct timespec b)
     return s;
 }
 
-int unb__sleep(clockid_t clock, int flags, const struct timespec *req,
-               struct timespec *rem)
+static int sleep_in(clockid_t clock, int flags, const struct timespec *req,
+                    struct timespec *rem)
 {
     if (!req)
         return -EFAULT;
@@ -138,4 +138,13 @@ int unb__sleep(clockid_t clock, int flags, const struct timespec *req,
         *rem = ts_sub(deadline, now);
     }
     return -EINTR;
+}
+
+int unb__sleep(clockid_t clock, int flags, const struct timespec *req,
+               struct timespec *rem)
+{
+    unb__rt_enter(); /* the loop is touched only in a section (sched.h) */
+    int rc = sleep_in(clock, flags, req, rem);
+    unb__rt_leave();
+    return rc;
 }

@@ -17,9 +17,10 @@
  * under the preload at most UNBLOCK_WORKERS + 4.
  *
  * Documented gaps are TAP TODO items: __thread across a blocking call
- * (tls_counter), cleanup handlers and cancellation of coroutines
- * (cleanup_cancel), and stdio on a socket blocking the worker
- * (stdio_socket).  See README.md, "What remains different".
+ * (tls_counter), and cleanup handlers and cancellation of coroutines
+ * (cleanup_cancel).  See README.md, "What remains different".  stdio on a
+ * socket shared by many threads (stdio_socket) blocks threads inside glibc,
+ * where no hook sees it: the monitor's spare threads keep it running.
  *
  * Every run has a time limit (each program also has its own alarm), so a
  * hang is a failure, not a hung test.  The build directory is $UNB_BUILD
@@ -93,9 +94,6 @@ static const char todo_tls[] =
 static const char todo_cancel[] =
     "pthread_exit does not unwind a coroutine and pthread_cancel of one is ENOTSUP "
     "(README, What remains different)";
-static const char todo_stdio[] =
-    "stdio on a socket blocks the worker; writers sharing a FILE can block every "
-    "worker (README, What remains different)";
 
 static const struct spec specs[] = {
     {"barrier", NULL, 0, NULL, 0, 0, 0},
@@ -116,7 +114,7 @@ static const struct spec specs[] = {
     {"once_keys", NULL, 0, NULL, 0, 0, 1},
     {"rwlock", NULL, 0, NULL, 0, 1, 0},
     {"sem", NULL, 0, NULL, 0, 1, 0},
-    {"stdio_socket", NULL, 0, todo_stdio, 0, 0, 0},
+    {"stdio_socket", NULL, 0, NULL, 0, 0, 0},
     {"thread_server", NULL, 0, NULL, 0, 1, 0},
     {"threads_count", NULL, 0, NULL, 0, 0, 0},
     {"tls_counter", NULL, 0, todo_tls, 0, 0, 0},
