@@ -1,8 +1,10 @@
-# libunblock: make, make test, make bench, make demo, make clean.
+# libunblock: make, make test, make bench, make demo, make install, make clean.
 #
 #   BUILD=dir     output directory (default: build)
 #   CC=clang      any C11 compiler with GNU extensions
 #   SAN=address   a sanitizer build (address, thread), in build-$(SAN)
+#   PREFIX=dir    where make install puts things (default: /usr/local)
+#   DESTDIR=dir   a staging root prepended to every installed path
 
 SAN ?=
 BUILD ?= build$(if $(SAN),-$(SAN))
@@ -23,6 +25,18 @@ ASM_SRCS := runtime/arch/x86_64/switch.S
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(ASM_SRCS:%.S=$(BUILD)/obj/%.o)
 LIB_REAL := $(BUILD)/libunblock.so.$(VERSION)
 LIB := $(BUILD)/libunblock.so
+# The launcher: `unblock [options] command` runs command preloaded.
+LAUNCHER := $(BUILD)/unblock
+MAN_PAGES := $(BUILD)/man/unblock.1 $(BUILD)/man/libunblock.3
+
+# make install.  The launcher finds the library as ../lib/libunblock.so.0
+# from its own directory, so bin and lib stay siblings under PREFIX.
+PREFIX ?= /usr/local
+BINDIR = $(PREFIX)/bin
+LIBDIR = $(PREFIX)/lib
+INCLUDEDIR = $(PREFIX)/include
+PKGCONFIGDIR = $(LIBDIR)/pkgconfig
+MANDIR = $(PREFIX)/share/man
 
 EXAMPLES := $(BUILD)/examples/sleep $(BUILD)/examples/echo_server
 TEST_SRCS := $(wildcard tests/test_*.c)
@@ -41,8 +55,8 @@ BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 # Programs linked with the library find it in $(BUILD) without installing.
 LINK_UNBLOCK = -L$(BUILD) -lunblock -Wl,-rpath,$(abspath $(BUILD))
 
-.PHONY: all lib examples tests test bench bench-quick demo clean format deps deps-bench
-all: lib examples
+.PHONY: all lib launcher man examples tests test bench bench-quick demo clean format deps deps-bench install uninstall
+all: lib launcher man examples
 
 # On a fresh machine, `make test` and `make demo` install what they need.
 deps:
@@ -69,6 +83,19 @@ $(LIB_REAL): $(LIB_OBJS)
 $(LIB): $(LIB_REAL)
 	ln -sf libunblock.so.$(VERSION) $(BUILD)/libunblock.so.$(SOMAJOR)
 	ln -sf libunblock.so.$(SOMAJOR) $@
+
+launcher: $(LAUNCHER)
+
+$(LAUNCHER): tools/unblock.c Makefile
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -DUNB_VERSION='"$(VERSION)"' -o $@ $<
+
+man: $(MAN_PAGES)
+
+# The man pages' sources say @VERSION@ where the version goes.
+$(BUILD)/man/%: man/% Makefile
+	@mkdir -p $(@D)
+	sed 's/@VERSION@/$(VERSION)/g' $< >$@
 
 examples: $(EXAMPLES) $(ECHO_CLIENT) $(BUILD)/examples/echo_threads
 
@@ -111,7 +138,7 @@ $(BUILD)/tests/diff/%: tests/diff/%.c $(wildcard tests/diff/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< -lm
 
-tests: $(TESTS) $(TEST_HELPERS) $(PRELOAD_PROGS) $(DIFF_PROGS) examples
+tests: $(TESTS) $(TEST_HELPERS) $(PRELOAD_PROGS) $(DIFF_PROGS) $(LAUNCHER) $(MAN_PAGES) examples
 
 test: deps
 	$(MAKE) tests
@@ -139,8 +166,32 @@ demo: deps
 	$(BUILD)/examples/sleep
 	BUILD=$(BUILD) tools/echo-demo
 
+# The library with its SONAME and development links, the header, a
+# pkg-config file for this PREFIX, the launcher and the man pages.
+# `make uninstall` (with the same PREFIX and DESTDIR) removes exactly those.
+INSTALLED := $(LIBDIR)/libunblock.so.$(VERSION) $(LIBDIR)/libunblock.so.$(SOMAJOR) \
+    $(LIBDIR)/libunblock.so $(INCLUDEDIR)/unblock.h $(PKGCONFIGDIR)/unblock.pc \
+    $(BINDIR)/unblock $(MANDIR)/man1/unblock.1 $(MANDIR)/man3/libunblock.3
+
+install: $(LIB) $(LAUNCHER) $(MAN_PAGES) unblock.pc.in
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+	    $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	install -m 755 $(LIB_REAL) $(DESTDIR)$(LIBDIR)/libunblock.so.$(VERSION)
+	ln -sfn libunblock.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libunblock.so.$(SOMAJOR)
+	ln -sfn libunblock.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libunblock.so
+	install -m 644 include/unblock.h $(DESTDIR)$(INCLUDEDIR)/unblock.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' unblock.pc.in \
+	    >$(DESTDIR)$(PKGCONFIGDIR)/unblock.pc
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/unblock.pc
+	install -m 755 $(LAUNCHER) $(DESTDIR)$(BINDIR)/unblock
+	install -m 644 $(BUILD)/man/unblock.1 $(DESTDIR)$(MANDIR)/man1/unblock.1
+	install -m 644 $(BUILD)/man/libunblock.3 $(DESTDIR)$(MANDIR)/man3/libunblock.3
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+
 format:
-	clang-format -i $(LIB_SRCS) include/*.h runtime/*.h runtime/arch/*/*.h libunblock/*.h tests/*.c tests/*.h examples/*.c bench/*.c
+	clang-format -i $(LIB_SRCS) include/*.h runtime/*.h runtime/arch/*/*.h libunblock/*.h tests/*.c tests/*.h examples/*.c bench/*.c tools/*.c
 
 clean:
 	rm -rf build build-*

@@ -12,6 +12,8 @@
 #include "common.h"
 #include "sched.h"
 #include "fd.h"
+#include "config.h"
+#include "stats.h"
 #include "../libunblock/real.h"
 
 UNB_EXPORT unb_coro_t *unb_spawn(void *(*fn)(void *), void *arg)
@@ -26,6 +28,8 @@ UNB_EXPORT unb_coro_t *unb_spawn(void *(*fn)(void *), void *arg)
         unb_errno = -rc;
         return NULL;
     }
+    if (unb_unlikely(unb__config.stats))
+        unb__stats_arm();
     return co;
 }
 
