@@ -214,6 +214,7 @@ struct unb__worker {
     bool spinning;         /* counted in rt.nspinning */
     bool in_poll;          /* inside ev_run */
     bool in_sleeping_poll; /* inside a blocking ev_run */
+    bool poll_due;         /* set by the monitor: a tick passed, poll */
     struct unb_coro *homed_head, *homed_tail; /* runnable coroutines homed here */
     uint32_t nhomed;
     uint32_t take_rr;
@@ -842,8 +843,11 @@ static struct unb_coro *find_runnable(struct unb__worker *w)
         struct unb_coro *co = NULL;
         int64_t queued = unb__deque_size(&w->runq) + w->nhomed;
         if (w->waiting > 0 &&
-            w->tick - w->last_poll_tick >= (queued > FAIR_INTERVAL ? queued : FAIR_INTERVAL))
+            (w->tick - w->last_poll_tick >= (queued > FAIR_INTERVAL ? queued : FAIR_INTERVAL) ||
+             __atomic_load_n(&w->poll_due, __ATOMIC_RELAXED))) {
+            __atomic_store_n(&w->poll_due, false, __ATOMIC_RELAXED);
             poll_loop(w, false);
+        }
         if (w->tick - w->last_inject_tick >= FAIR_INTERVAL) {
             w->last_inject_tick = w->tick;
             co = take_inject(w);
@@ -1306,6 +1310,10 @@ static void thread_setup(struct unb__m *m)
 static bool run_worker(struct unb__m *m, struct unb__worker *w)
 {
     tls_worker = w;
+    /* Taken over from a stuck thread: its timers are due, its fds may be
+     * ready; queue what waited before anything else runs. */
+    if (w->waiting > 0)
+        poll_loop(w, false);
     struct unb_coro *co;
     while ((co = find_runnable(w)) != NULL) {
         run(m, w, co);
@@ -1595,8 +1603,12 @@ static bool monitor_look(void)
         struct unb__m *m = atomic_load_explicit(&w->m, memory_order_acquire);
         if (!m)
             continue;
-        if (!__atomic_load_n(&w->in_sleeping_poll, __ATOMIC_RELAXED))
+        if (!__atomic_load_n(&w->in_sleeping_poll, __ATOMIC_RELAXED)) {
             asleep = false;
+            /* Timers and I/O wait at most a tick on a busy worker, however
+             * long its coroutines run between switches. */
+            __atomic_store_n(&w->poll_due, true, __ATOMIC_RELAXED);
+        }
         uint32_t b = atomic_load_explicit(&m->st.beat, memory_order_relaxed);
         if (m != w->mon_m || b != w->mon_beat) {
             w->mon_m = m;

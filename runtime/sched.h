@@ -108,7 +108,7 @@ struct unb__m_state {
     _Atomic uint32_t depth;    /* > 0: inside the runtime */
     _Atomic uint32_t take;     /* UNB_TAKE_*: set by the monitor */
     _Atomic uint32_t blocking; /* inside a call marked as blocking */
-    _Atomic uint32_t beat;     /* progress: switches and blocking calls */
+    _Atomic uint32_t beat;     /* progress: switches to another coroutine */
 };
 enum { UNB_TAKE_NONE, UNB_TAKE_PENDING, UNB_TAKE_DONE };
 
@@ -165,8 +165,8 @@ static inline uint32_t unb__rt_block_begin(void)
     if (!m)
         return 0;
     uint32_t depth = atomic_load_explicit(&m->depth, memory_order_relaxed);
-    atomic_store_explicit(&m->beat, atomic_load_explicit(&m->beat, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    /* No beat: a coroutine that makes one short call after another keeps
+     * its worker from the others as surely as one long call does. */
     atomic_store_explicit(&m->blocking, 1, memory_order_relaxed);
     if (depth)
         atomic_store_explicit(&m->depth, 0, memory_order_release);

@@ -1,0 +1,377 @@
+/*
+ * test_monitor: one worker (UNBLOCK_WORKERS=1), where nothing else can
+ * hide a stall.  A heartbeat coroutine sleeps 1 ms in a loop and records
+ * the largest gap between its wake-ups while another coroutine on the same
+ * worker
+ *
+ *   - sleeps 2 s through a raw syscall(SYS_nanosleep), which no hook sees;
+ *   - waits 1 s on an flock that another process holds;
+ *   - computes for 2 s without a call;
+ *   - resolves "localhost" with getaddrinfo for 0.5 s;
+ *   - reads a 64 MiB file over and over for 0.5 s (short calls, one after
+ *     another, hold the worker as surely as one long call);
+ *   - waits 1 s for a child in waitpid.
+ *
+ * Each call must give its native result, the heartbeat must keep ticking
+ * (largest gap well under the stall; the 2 ms target is a benchmark, not
+ * a test), and the spare threads must be gone again a little after.  As a
+ * control, the same raw sleep with UNBLOCK_SPARE_THREADS=0 (in a child
+ * process) must stall the heartbeat: the check can fail.
+ */
+#define _GNU_SOURCE
+#include "tap.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/file.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <unblock.h>
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- the heartbeat ------------------------------------------------------ */
+
+static struct {
+    atomic_bool stop;
+    atomic_bool measuring;
+    atomic_long ticks;
+    atomic_llong max_gap_ns;
+    atomic_ullong spares_seen; /* unb_stats spare_threads, largest seen */
+} hb;
+
+static void *heartbeat(void *arg)
+{
+    (void)arg;
+    int64_t last = now_ns();
+    while (!atomic_load(&hb.stop)) {
+        usleep(1000);
+        int64_t t = now_ns();
+        if (atomic_load(&hb.measuring)) {
+            if (t - last > atomic_load(&hb.max_gap_ns))
+                atomic_store(&hb.max_gap_ns, t - last);
+            atomic_fetch_add(&hb.ticks, 1);
+            unb_stats_t st;
+            unb_stats(&st);
+            if (st.spare_threads > atomic_load(&hb.spares_seen))
+                atomic_store(&hb.spares_seen, st.spare_threads);
+        }
+        last = t;
+    }
+    return NULL;
+}
+
+struct scenario {
+    const char *name;
+    void *(*fn)(void *);
+    double seconds; /* how long the call blocks */
+    long result;    /* fn's verdict: 1 when the call gave the native result */
+    double share;   /* of the heartbeat's ticks that must happen meanwhile */
+};
+
+/* Runs sc->fn in a coroutine beside the heartbeat and checks both. */
+static void run_scenario(struct scenario *sc)
+{
+    atomic_store(&hb.ticks, 0);
+    atomic_store(&hb.max_gap_ns, 0);
+    atomic_store(&hb.spares_seen, 0);
+    unb_stats_t before, after;
+    unb_stats(&before);
+    usleep(5000); /* the heartbeat is running */
+    atomic_store(&hb.measuring, true);
+    int64_t t0 = now_ns();
+    unb_coro_t *co = unb_spawn(sc->fn, sc);
+    void *res = NULL;
+    unb_join(co, &res);
+    int64_t elapsed = now_ns() - t0;
+    atomic_store(&hb.measuring, false);
+    unb_stats(&after);
+    double gap_ms = (double)atomic_load(&hb.max_gap_ns) / 1e6;
+    long ticks = atomic_load(&hb.ticks);
+    diag("%s: %.2f s, heartbeat %ld ticks, largest gap %.2f ms, %" PRIu64
+         " handoffs, up to %llu spare threads",
+         sc->name, (double)elapsed / 1e9, ticks, gap_ms, after.handoffs - before.handoffs,
+         (unsigned long long)atomic_load(&hb.spares_seen));
+    ok(sc->result == 1, "%s: the call gives its native result", sc->name);
+    cmp_ok((double)elapsed / 1e9, >=, sc->seconds * 0.9, "%s: it took as long as the call",
+           sc->name);
+    cmp_ok(gap_ms, <, 100, "%s: the heartbeat on the same worker never stalls 100 ms",
+           sc->name);
+    /* A tick costs about 1.1 ms (the loop's millisecond timeout).  During
+     * one long call the heartbeat runs on the spare thread all along; a
+     * loop of short calls goes back to its worker after each, and is
+     * handed off again after a tick, so the heartbeat gets a share. */
+    cmp_ok((double)ticks, >=, (double)elapsed / 1e6 / 1.1 * sc->share,
+           "%s: the heartbeat ticked through it (%.0f%% of the ticks at least)", sc->name,
+           sc->share * 100);
+}
+
+/* ---- the scenarios ------------------------------------------------------ */
+
+static void *raw_sleep(void *arg)
+{
+    struct scenario *sc = arg;
+    struct timespec ts = {(time_t)sc->seconds,
+                          (long)((sc->seconds - (double)(time_t)sc->seconds) * 1e9)};
+    errno = 0;
+    long rc = syscall(SYS_nanosleep, &ts, NULL);
+    sc->result = rc == 0 && errno == 0;
+    return NULL;
+}
+
+static void *compute(void *arg)
+{
+    struct scenario *sc = arg;
+    volatile uint64_t x = 1;
+    int64_t end = now_ns() + (int64_t)(sc->seconds * 1e9);
+    /* No calls but the vDSO clock, every million rounds. */
+    for (;;) {
+        for (int i = 0; i < 1000000; i++)
+            x = x * 6364136223846793005u + 1442695040888963407u;
+        if (now_ns() >= end)
+            break;
+    }
+    sc->result = x != 0;
+    return NULL;
+}
+
+static char lock_path[] = "/tmp/unblock-monitor-lock-XXXXXX";
+
+static void *flock_wait(void *arg)
+{
+    struct scenario *sc = arg;
+    int fd = open(lock_path, O_RDWR);
+    int rc = fd < 0 ? -1 : flock(fd, LOCK_EX);
+    sc->result = rc == 0;
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+static void *resolve(void *arg)
+{
+    struct scenario *sc = arg;
+    int64_t end = now_ns() + (int64_t)(sc->seconds * 1e9);
+    long good = 0, calls = 0;
+    do {
+        struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+        struct addrinfo *res = NULL;
+        if (getaddrinfo("localhost", "80", &hints, &res) == 0 && res) {
+            const struct sockaddr_in *sin = (const void *)res->ai_addr;
+            good += ntohl(sin->sin_addr.s_addr) == INADDR_LOOPBACK;
+            freeaddrinfo(res);
+        }
+        calls++;
+    } while (now_ns() < end);
+    sc->result = good == calls;
+    return NULL;
+}
+
+static char file_path[] = "/tmp/unblock-monitor-file-XXXXXX";
+#define FILE_MB 64
+
+static void *read_file(void *arg)
+{
+    struct scenario *sc = arg;
+    static char buf[1 << 20];
+    int64_t end = now_ns() + (int64_t)(sc->seconds * 1e9);
+    long good = 0, rounds = 0;
+    do {
+        int fd = open(file_path, O_RDONLY);
+        long long total = 0;
+        ssize_t r;
+        int bad = 0;
+        while (fd >= 0 && (r = read(fd, buf, sizeof buf)) > 0) {
+            for (ssize_t i = 0; i < r; i += 4096)
+                bad += buf[i] != (char)((total + i) >> 20);
+            total += r;
+        }
+        if (fd >= 0)
+            close(fd);
+        good += total == (long long)FILE_MB << 20 && bad == 0;
+        rounds++;
+    } while (now_ns() < end);
+    sc->result = good == rounds;
+    return NULL;
+}
+
+static void *child_wait(void *arg)
+{
+    struct scenario *sc = arg;
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct timespec ts = {1, 0};
+        syscall(SYS_nanosleep, &ts, NULL);
+        _exit(7);
+    }
+    int status = 0;
+    pid_t got = waitpid(pid, &status, 0);
+    sc->result = got == pid && WIFEXITED(status) && WEXITSTATUS(status) == 7;
+    return NULL;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static int os_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* A child holds an flock on the lock file for `seconds`; returns its pid
+ * once it holds it. */
+static pid_t hold_lock(double seconds)
+{
+    int ready[2];
+    if (pipe(ready) != 0)
+        BAIL("pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(lock_path, O_RDWR);
+        if (fd < 0 || flock(fd, LOCK_EX) != 0)
+            _exit(1);
+        (void)!write(ready[1], "x", 1);
+        struct timespec ts = {(time_t)seconds,
+                              (long)((seconds - (double)(time_t)seconds) * 1e9)};
+        syscall(SYS_nanosleep, &ts, NULL);
+        _exit(0);
+    }
+    close(ready[1]);
+    char c;
+    if (read(ready[0], &c, 1) != 1)
+        BAIL("the lock holder did not start");
+    close(ready[0]);
+    return pid;
+}
+
+/* The control: in a child with UNBLOCK_SPARE_THREADS=0, a raw 0.5 s sleep
+ * stalls the heartbeat.  Prints the largest gap in ms on stdout. */
+static int control_child(void)
+{
+    unb_coro_t *h = unb_spawn(heartbeat, NULL);
+    usleep(20000);
+    atomic_store(&hb.measuring, true);
+    struct scenario sc = {"control", raw_sleep, 0.5, 0, 0};
+    unb_join(unb_spawn(raw_sleep, &sc), NULL);
+    atomic_store(&hb.measuring, false);
+    atomic_store(&hb.stop, true);
+    unb_join(h, NULL);
+    printf("%.1f\n", (double)atomic_load(&hb.max_gap_ns) / 1e6);
+    return 0;
+}
+
+static void control(const char *self)
+{
+    int out[2];
+    if (pipe(out) != 0)
+        BAIL("pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], 1);
+        setenv("UNBLOCK_SPARE_THREADS", "0", 1);
+        setenv("UNBLOCK_WORKERS", "1", 1);
+        execl(self, self, "--control", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    char buf[64] = {0};
+    ssize_t n = read(out[0], buf, sizeof buf - 1);
+    close(out[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    double gap = n > 0 ? atof(buf) : -1;
+    diag("control: without spare threads the heartbeat's largest gap is %.1f ms", gap);
+    cmp_ok(gap, >=, 400,
+           "control: without spare threads (UNBLOCK_SPARE_THREADS=0) a raw 0.5 s sleep "
+           "stalls its worker");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--control") == 0)
+        return control_child();
+    setenv("UNBLOCK_WORKERS", "1", 1);
+    unsetenv("UNBLOCK_SPARE_THREADS");
+
+    int fd = mkstemp(lock_path);
+    if (fd < 0)
+        BAIL("mkstemp: %s", strerror(errno));
+    close(fd);
+    fd = mkstemp(file_path);
+    if (fd < 0)
+        BAIL("mkstemp: %s", strerror(errno));
+    static char chunk[1 << 20];
+    for (int i = 0; i < FILE_MB; i++) {
+        memset(chunk, (char)i, sizeof chunk);
+        if (write(fd, chunk, sizeof chunk) != (ssize_t)sizeof chunk)
+            BAIL("cannot write the test file");
+    }
+    close(fd);
+
+    unb_coro_t *h = unb_spawn(heartbeat, NULL);
+    usleep(20000);
+    int threads_before = os_threads();
+
+    struct scenario sleep2 = {"raw syscall(SYS_nanosleep) for 2 s", raw_sleep, 2, 0, 0.5};
+    run_scenario(&sleep2);
+
+    pid_t holder = hold_lock(1);
+    struct scenario fl = {"flock held by another process for 1 s", flock_wait, 0.9, 0, 0.5};
+    run_scenario(&fl);
+    waitpid(holder, NULL, 0);
+
+    struct scenario cpu = {"a 2 s computation without calls", compute, 2, 0, 0.5};
+    run_scenario(&cpu);
+
+    struct scenario gai = {"getaddrinfo(\"localhost\") for 0.5 s", resolve, 0.5, 0, 0.1};
+    run_scenario(&gai);
+
+    struct scenario rd = {"reading a 64 MiB file for 0.5 s", read_file, 0.5, 0, 0.1};
+    run_scenario(&rd);
+
+    struct scenario wt = {"waitpid for a child that exits after 1 s", child_wait, 0.9, 0, 0.5};
+    run_scenario(&wt);
+
+    /* The spare threads exit after 2 s idle. */
+    int64_t t0 = now_ns();
+    unb_stats_t st;
+    do {
+        usleep(100000);
+        unb_stats(&st);
+    } while ((st.spare_threads > 0 || os_threads() > threads_before) &&
+             now_ns() - t0 < 6000000000);
+    diag("spare threads gone after %.1f s (peak %" PRIu64 ", %" PRIu64 " handoffs)",
+         (double)(now_ns() - t0) / 1e9, st.spare_peak, st.handoffs);
+    ok(st.spare_peak > 0 && st.handoffs > 0, "the monitor used spare threads");
+    is_int(st.spare_threads, 0, "the spare threads are gone again a little after");
+    is_int(os_threads(), threads_before, "the process has as many threads as before");
+
+    atomic_store(&hb.stop, true);
+    unb_join(h, NULL);
+    unlink(lock_path);
+    unlink(file_path);
+
+    control(argv[0]);
+    return done_testing();
+}
