@@ -115,6 +115,7 @@ static const struct spec specs[] = {
     {"rwlock", NULL, 0, NULL, 0, 1, 0},
     {"sem", NULL, 0, NULL, 0, 1, 0},
     {"stdio_socket", NULL, 0, NULL, 0, 0, 0},
+    {"stuck_calls", NULL, 0, NULL, 0, 1, 0},
     {"thread_server", NULL, 0, NULL, 0, 1, 0},
     {"threads_count", NULL, 0, NULL, 0, 0, 0},
     {"tls_counter", NULL, 0, todo_tls, 0, 0, 0},

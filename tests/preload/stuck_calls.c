@@ -1,0 +1,184 @@
+/*
+ * stuck_calls: a heartbeat thread sleeping 1 ms in a loop keeps ticking
+ * while other threads sit in calls that block their OS thread and that no
+ * hook can park: a raw syscall(SYS_nanosleep), a loop that computes
+ * without calls, a read of a pseudo-terminal with nothing to read yet,
+ * and stdio lines to a socket that a slow reader drains.  Natively each is a thread of its
+ * own.  Under the preload with one worker, the monitor hands the worker
+ * to spare threads.  Prints one line per scenario; run natively and under
+ * LD_PRELOAD (also with UNBLOCK_WORKERS=1) by tests/test_preload.c.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "check.h"
+
+static atomic_bool measuring, stop;
+static atomic_long ticks;
+static _Atomic double max_gap_ms;
+
+static void *heartbeat(void *arg)
+{
+    (void)arg;
+    struct timespec last = now_on(CLOCK_MONOTONIC);
+    while (!atomic_load(&stop)) {
+        usleep(1000);
+        struct timespec t = now_on(CLOCK_MONOTONIC);
+        if (atomic_load(&measuring)) {
+            double gap = ts_minus_ms(t, last);
+            if (gap > atomic_load(&max_gap_ms))
+                atomic_store(&max_gap_ms, gap);
+            atomic_fetch_add(&ticks, 1);
+        }
+        last = t;
+    }
+    return NULL;
+}
+
+static void *raw_sleep(void *arg)
+{
+    (void)arg;
+    struct timespec ts = {0, 600 * 1000 * 1000};
+    return (void *)(long)syscall(SYS_nanosleep, &ts, NULL);
+}
+
+static void *compute(void *arg)
+{
+    (void)arg;
+    volatile uint64_t x = 1;
+    struct timespec end = ts_add_ms(now_on(CLOCK_MONOTONIC), 600);
+    while (!ts_reached(now_on(CLOCK_MONOTONIC), end))
+        for (int i = 0; i < 100000; i++)
+            x = x * 6364136223846793005u + 1;
+    return (void *)(long)(x == 0);
+}
+
+/* A read of a pseudo-terminal's main side, which another thread writes to
+ * after 600 ms: a tty is not a socket or a pipe, so the read blocks its
+ * OS thread. */
+static int pty;
+
+static void *tty_read(void *arg)
+{
+    (void)arg;
+    char buf[16];
+    ssize_t n = read(pty, buf, sizeof buf);
+    return (void *)(long)(n > 0 ? 0 : -1);
+}
+
+static void *tty_write_later(void *arg)
+{
+    int fd = (int)(long)arg;
+    struct timespec ts = {0, 600 * 1000 * 1000};
+    syscall(SYS_nanosleep, &ts, NULL);
+    (void)!write(fd, "hello\n", 6);
+    return NULL;
+}
+
+/* stdio lines to a socket with a small buffer: the writers block inside
+ * glibc (its internal write, its FILE lock) until the reader, which
+ * sleeps between reads, drains them. */
+static FILE *wf;
+
+static void *line_writer(void *arg)
+{
+    for (int i = 0; i < 200; i++)
+        fprintf(wf, "writer %ld line %d\n", (long)arg, i);
+    return NULL;
+}
+
+static void *slow_reader(void *arg)
+{
+    int fd = (int)(long)arg;
+    char buf[512];
+    long total = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        total += n;
+        usleep(500);
+    }
+    return (void *)total;
+}
+
+static void measure(const char *what, void *(*fn)(void *), void *arg, void *want)
+{
+    atomic_store(&ticks, 0);
+    atomic_store(&max_gap_ms, 0);
+    phase = what;
+    atomic_store(&measuring, true);
+    pthread_t t = spawn(fn, arg);
+    void *res = join(t);
+    atomic_store(&measuring, false);
+    double gap = atomic_load(&max_gap_ms);
+    check(res == want, "%s: the call returns what it should", what);
+    if (!check(gap < 150 && atomic_load(&ticks) >= 50, "%s: the heartbeat keeps ticking", what))
+        detail("largest gap %.1f ms, %ld ticks", gap, atomic_load(&ticks));
+}
+
+static void *stdio_scenario(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        return (void *)-1L;
+    int small = 2048;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    wf = fdopen(sv[0], "w");
+    setvbuf(wf, NULL, _IOLBF, 256);
+    pthread_t r = spawn(slow_reader, (void *)(long)sv[1]);
+    pthread_t w[8];
+    for (long i = 0; i < 8; i++)
+        w[i] = spawn(line_writer, (void *)i);
+    for (int i = 0; i < 8; i++)
+        join(w[i]);
+    fclose(wf);
+    long total = (long)join(r);
+    close(sv[1]);
+    long want = 0;
+    for (int i = 0; i < 8; i++)
+        for (int l = 0; l < 200; l++)
+            want += snprintf(NULL, 0, "writer %d line %d\n", i, l);
+    return (void *)(long)(total == want ? 0 : -1);
+}
+
+int main(void)
+{
+    watchdog(20);
+    pthread_t hb = spawn(heartbeat, NULL);
+    usleep(20000);
+
+    measure("raw syscall(SYS_nanosleep) 600 ms", raw_sleep, NULL, (void *)0);
+    measure("600 ms of computation", compute, NULL, (void *)0);
+
+    pty = posix_openpt(O_RDWR | O_NOCTTY);
+    int sub = -1;
+    if (pty >= 0 && grantpt(pty) == 0 && unlockpt(pty) == 0)
+        sub = open(ptsname(pty), O_RDWR | O_NOCTTY);
+    if (sub < 0) {
+        printf("FAIL - no pseudo-terminal: %s\n", strerror(errno));
+        return 1;
+    }
+    pthread_t w = spawn(tty_write_later, (void *)(long)sub);
+    measure("read of a terminal with nothing to read for 600 ms", tty_read, NULL,
+            (void *)0);
+    join(w);
+    close(sub);
+    close(pty);
+
+    measure("stdio from 8 threads to a slowly read socket", stdio_scenario, NULL,
+            (void *)0);
+
+    atomic_store(&stop, true);
+    join(hb);
+    printf("%s\n", failures ? "FAILED" : "all passed");
+    return failures ? 1 : 0;
+}
