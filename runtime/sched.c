@@ -4,9 +4,12 @@
  * Concepts
  * --------
  * A *coroutine* is a function running on its own mmap'd stack (stack.c).
- * A *worker* is an OS thread that runs coroutines; there are
- * UNBLOCK_WORKERS of them, started by the first unb_spawn.  Each worker
- * owns:
+ * A *worker* runs coroutines on an OS thread; there are UNBLOCK_WORKERS of
+ * them, started by the first unb_spawn.  Normally each worker keeps its
+ * thread for good; when that thread is stuck in a call or a computation,
+ * the monitor gives the worker to a spare thread (see "The monitor"), so
+ * a worker is Go's P and the thread running it Go's M (struct unb__m).
+ * Each worker owns:
  *
  *   - a run queue: a Chase-Lev deque (deque.c) of runnable coroutines.  Only
  *     the owner pushes; the owner and idle workers take from the top.
@@ -128,7 +131,8 @@
  * fork
  * ----
  * The child of a fork has only the calling thread.  The child keeps the
- * calling worker's thread and scheduler context, gives every worker a new
+ * calling worker's thread and scheduler context (its M), forgets the
+ * spares and starts a monitor of its own, gives every worker a new
  * loop and an empty queue (the parent's epoll instance is shared with the
  * parent and must not be touched), drops every other coroutine (they were
  * other threads), and starts threads for the other workers.
@@ -164,7 +168,59 @@
  * 8th take from the deque first, so new work starts even on a busy worker.
  * The one exception: a coroutine that parks on a fd homed on another
  * worker moves there to park (fd.h); its wake-up brings it home before
- * the hook returns.
+ * the hook returns.  Home is a worker, not a thread: after a handoff the
+ * worker's coroutines run on its new thread (a documented difference:
+ * __thread variables and cached errno addresses belong to the thread).
+ *
+ * The monitor
+ * -----------
+ * A coroutine can hold its thread in ways no hook sees: a raw syscall(),
+ * a blocking call glibc makes internally (stdio's write to a full socket,
+ * the resolver), a lock another process holds, or a computation without
+ * calls.  Its worker's other coroutines would wait.  A monitor thread
+ * looks at every worker each 0.5 ms.  Each thread counts a *beat* when it
+ * switches coroutines; a worker whose thread has not beaten for two looks
+ * (one, if it is inside a call marked as blocking: the hooks of
+ * libunblock/blocking.c, and read and write on files and devices) while
+ * something else waits on it (its queue, its mailbox, or a watcher on its
+ * loop) is *handed off*: a spare thread takes the worker over, its queue,
+ * its loop and its caches, and runs it from where it stood.  The stuck
+ * coroutine goes on running on the old thread; at its next entry into the
+ * runtime (the blocking call's end, or its next hook) it sees that its
+ * thread lost the worker, switches to the old thread's own scheduler
+ * context, whose after action posts it to its worker's mailbox, and the
+ * old thread becomes a spare.  A pinned coroutine cannot move: it goes on
+ * as a plain thread would until it unpins.
+ *
+ * The protocol.  A thread touches its worker only inside a *runtime
+ * section* (unb__rt_enter/unb__rt_leave, sched.h; a depth counter that
+ * each coroutine carries across its switches).  The monitor takes a
+ * worker only from a thread outside every section: it announces the take
+ * (take = PENDING), fences every thread of the process with membarrier
+ * (each running thread executes a full barrier), and then reads the
+ * thread's depth: nonzero, it backs off; zero, the take is DONE and the
+ * worker is the spare's.  The thread, entering a section, raises its depth
+ * and reads the take with only a compiler barrier between, so the common
+ * path pays two plain stores and a load: either the monitor sees the depth,
+ * or the thread sees the take (and waits for the decision if PENDING).
+ * Without membarrier, the entry pays a full fence instead.  A thread is
+ * inside a section while it runs its scheduler, so an idle worker (asleep
+ * in epoll_wait) is never taken; a new spare starts inside one until it
+ * runs a coroutine.  A runtime wait that blocks its thread for a pinned
+ * coroutine (a futex wait in the parking lot) leaves its section for the
+ * duration.  The parking lot's spinlocks are taken inside a section, so a
+ * coroutine never moves to another thread while holding one.
+ *
+ * Spares: at most UNBLOCK_SPARE_THREADS (64 by default; 0 turns the
+ * monitor off) beyond the workers; idle ones wait 2 s for a worker to take
+ * over, then exit (the process's initial thread stays).  While every
+ * worker sleeps in its loop, the monitor sleeps too, until a worker wakes
+ * (one futex wake, only after a quiet period).  The monitor also marks
+ * each busy worker's poll as due every look, so timers and I/O wait at
+ * most a look on a worker whose coroutines run long between switches.
+ * A handoff costs about as much as two thread wake-ups; a coroutine that
+ * computes for long keeps being handed off each millisecond or so, which
+ * works as coarse preemption without interrupting it.
  */
 #define _GNU_SOURCE
 #include "sched.h"
