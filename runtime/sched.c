@@ -517,10 +517,11 @@ static void resumed(struct unb_coro *self, uint32_t depth)
  * Leaves the running coroutine `self` for the next runnable one on this
  * worker, or for the scheduler.  The caller is in a runtime section and
  * has set m->after_fn.  Returns when self is resumed, possibly on another
- * worker.
+ * worker, with its section depth less `leave` (a caller whose section
+ * ends with the switch closes it there, saving a thread-local read).
  */
 static void switch_out(struct unb__m *m, struct unb__worker *w, struct unb_coro *self,
-                       bool dying)
+                       bool dying, uint32_t leave)
 {
     /* An overflow of a stack without a guard page shows up here at the
      * latest: the stack pointer is below the stack. */
@@ -539,7 +540,7 @@ static void switch_out(struct unb__m *m, struct unb__worker *w, struct unb_coro 
     self->saved_errno = unb_errno;
     uint32_t depth = atomic_load_explicit(&m->st.depth, memory_order_relaxed);
     do_switch(m, &self->ctx, next, dying);
-    resumed(self, depth);
+    resumed(self, depth - leave);
 }
 
 void unb__sched_park(void (*after)(void *), void *arg)
@@ -551,8 +552,7 @@ void unb__sched_park(void (*after)(void *), void *arg)
     m->after_fn = after;
     m->after_arg = arg;
     STAT_INC(w, n_parks);
-    switch_out(m, w, self, false);
-    unb__rt_leave();
+    switch_out(m, w, self, false, 1);
 }
 
 /* ---- making work available ---------------------------------------------- */
@@ -1090,7 +1090,7 @@ __attribute__((noreturn)) static void coro_finish(struct unb_coro *co, void *res
     struct unb__m *m = tls_m;
     m->after_fn = finish_exit;
     m->after_arg = co;
-    switch_out(m, w, co, true);
+    switch_out(m, w, co, true, 0);
     unb__die("a finished coroutine was resumed");
 }
 
@@ -1304,8 +1304,7 @@ void unb__sched_yield(void)
     struct unb__m *m = tls_m;
     m->after_fn = requeue;
     m->after_arg = self;
-    switch_out(m, w, self, false);
-    unb__rt_leave();
+    switch_out(m, w, self, false, 1);
 }
 
 /* ---- waiters ---------------------------------------------------------- */
