@@ -1609,14 +1609,19 @@ static void spare_putback(struct unb__m *m)
 }
 
 /* Does anything on w wait for its thread?  Racy reads; a wrong answer
- * costs one tick. */
+ * costs one tick.  Coroutines that have not started yet are stealable:
+ * they count only when no other worker is idle to take them. */
 static bool has_work(struct unb__worker *w)
 {
-    return __atomic_load_n(&w->waiting, __ATOMIC_RELAXED) > 0 ||
-           __atomic_load_n(&w->nhomed, __ATOMIC_RELAXED) > 0 ||
-           unb__deque_size(&w->runq) > 0 ||
-           atomic_load_explicit(&w->mailbox, memory_order_relaxed) != NULL ||
-           atomic_load_explicit(&rt.ninject, memory_order_relaxed) != 0;
+    if (__atomic_load_n(&w->waiting, __ATOMIC_RELAXED) > 0 ||
+        __atomic_load_n(&w->nhomed, __ATOMIC_RELAXED) > 0 ||
+        atomic_load_explicit(&w->mailbox, memory_order_relaxed) != NULL)
+        return true;
+    if (unb__deque_size(&w->runq) <= 0 &&
+        atomic_load_explicit(&rt.ninject, memory_order_relaxed) == 0)
+        return false;
+    return rt.nworkers == 1 || (atomic_load_explicit(&rt.nidle, memory_order_relaxed) == 0 &&
+                                atomic_load_explicit(&rt.nspinning, memory_order_relaxed) == 0);
 }
 
 /*
