@@ -3,15 +3,17 @@
  * pwrite, open, fsync), the resolver (getaddrinfo and the gethostby*
  * family, whose network I/O glibc makes through internal calls), file
  * locks (flock, lockf; fcntl's F_SETLKW in fdops.c), child waits (wait,
- * waitpid, system), a program's own epoll loop, signal waits, and raw
- * syscall().  read and write on files, terminals and devices are marked
- * the same way in io.c.
+ * waitpid, system), a program's own epoll loop, and signal waits.  read
+ * and write on files, terminals and devices are marked the same way in
+ * io.c.  syscall() is not hooked: libraries call it for futexes and gettid
+ * at rates where even the brackets would show, and the monitor finds a
+ * thread asleep in the kernel at its first look anyway.
  *
  * Each is made as the program asked, but bracketed as a blocking call
- * (sched.h, unb__rt_block_begin): if it takes longer than a monitor tick,
- * the monitor hands the worker's other coroutines to a spare thread, and
- * the coroutine goes back to its worker when the call returns.  Outside a
- * worker the brackets cost one thread-local load.
+ * (sched.h, UNB_BLOCKING): while inside, the monitor hands the worker's
+ * other coroutines to a spare thread at its first look instead of its
+ * second, and the coroutine goes back to its worker when the call
+ * returns.  Outside a worker the brackets cost one thread-local load.
  */
 #define _GNU_SOURCE
 #include <errno.h>

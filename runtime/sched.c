@@ -226,11 +226,13 @@
 #include "sched.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/membarrier.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -287,6 +289,7 @@ struct unb__worker {
     uint32_t mon_beat;     /* m->beat when last seen */
     unsigned mon_still;    /* monitor ticks without a beat */
     struct unb__m *mon_m;  /* the thread mon_beat belongs to */
+    int64_t mon_cpu;       /* that thread's CPU time at the first still look */
     /* Counters: written by the owner only, read by anyone. */
     _Atomic uint64_t n_switches, n_steals, n_parks, n_wakeups;
     unsigned id;
@@ -310,6 +313,7 @@ struct unb__m {
     bool initial;                   /* the process's initial thread: stays */
     bool idle;                      /* in rt.spares (under rt.spare_lock) */
     bool reserved;                  /* new, taken by spare_get: not in rt.spares */
+    pid_t tid;                      /* the kernel's id of the thread */
     pthread_t thread;
     void *altstack;
     void *thread_stack_lo; /* the OS thread's stack, for ASan */
@@ -358,6 +362,7 @@ static struct {
     bool monitor_running;
     _Atomic uint32_t monitor_stop;
     _Atomic uint32_t monitor_parked; /* futex: asleep until a worker wakes */
+    _Atomic bool lazy; /* preload: only worker 0 runs until a second coroutine */
     bool said_no_spare;
 } rt;
 
@@ -1158,11 +1163,15 @@ static int coro_new(void *(*fn)(void *), void *arg, size_t stack_size,
     return 0;
 }
 
+static void start_rest(void);
+
 int unb__sched_spawn(void *(*fn)(void *), void *arg, struct unb_coro **out)
 {
     int rc = unb__sched_start();
     if (rc != 0)
         return rc;
+    if (unb_unlikely(atomic_load_explicit(&rt.lazy, memory_order_relaxed)))
+        start_rest();
     unb__rt_enter();
     rc = coro_new(fn, arg, 0, out);
     if (rc == 0)
@@ -1185,6 +1194,8 @@ int unb__sched_spawn_thread(void *(*fn)(void *), void *arg, size_t stack_size,
         stack_size = ((stack_size + unb__page_size - 1) & ~(unb__page_size - 1)) +
                      unb__page_size + ((coro_header_size() + unb__page_size - 1) &
                                        ~(unb__page_size - 1));
+    if (unb_unlikely(atomic_load_explicit(&rt.lazy, memory_order_relaxed)))
+        start_rest();
     struct unb_coro *co;
     unb__rt_enter();
     rc = coro_new(fn, arg, stack_size, &co);
@@ -1346,6 +1357,7 @@ void unb__waiter_wake(struct unb__waiter *wt)
 static void thread_setup(struct unb__m *m)
 {
     unb__tls_m = &m->st;
+    m->tid = (pid_t)unb__sys3(SYS_gettid, 0, 0, 0);
     if (unb__stack_altstack(&m->altstack) != 0)
         m->altstack = NULL; /* overflows then die without the message */
 #ifdef UNB_ASAN
@@ -1453,8 +1465,8 @@ void unb__rt_reclaim(void)
 /* ---- the monitor and its spare threads ---------------------------------- */
 
 /* How often the monitor looks, and for how many looks a worker may make
- * no progress before it is handed on: inside a call marked as blocking,
- * and otherwise (a computation, or a call no hook sees). */
+ * no progress before it is handed on: inside a call marked as blocking or
+ * asleep in the kernel, and otherwise (a computation). */
 #define MONITOR_TICK_NS 500000
 #define STILL_BLOCKING 1
 #define STILL_OTHER 2
@@ -1653,6 +1665,57 @@ static bool handoff(struct unb__worker *w, struct unb__m *m, uint32_t b)
     return true;
 }
 
+/* The CPU time a thread has used, in ns, or -1 (the clock id is the
+ * kernel's per-thread scheduler clock: ~tid << 3 | 6). */
+static int64_t thread_cpu_ns(pid_t tid)
+{
+    struct timespec ts;
+    clockid_t clk = (clockid_t)((~(unsigned)tid << 3) | 6);
+    if (tid <= 0 || clock_gettime(clk, &ts) != 0)
+        return -1;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The thread's state letter from /proc (R running or runnable, S or D
+ * asleep in the kernel), or 0. */
+static char thread_state(pid_t tid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    int fd = (int)unb__sys3(SYS_open, (long)path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    long n = unb__sys3(SYS_read, fd, (long)buf, sizeof buf - 1);
+    unb__sys3(SYS_close, fd, 0, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the name may hold anything */
+    return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/*
+ * Is a thread that made no switch for a while really holding its worker?
+ * Asleep in the kernel (a call), it is, from the first look on; using the
+ * CPU (a computation), it is after two.  Runnable but not run (the CPUs
+ * are busy with other threads), it is not: another thread would not run
+ * the worker's coroutines any sooner, and a handoff would add a thread to
+ * CPUs that are already short.  Costs a read of /proc and of the thread's
+ * CPU clock, only for a thread that looks stuck.
+ */
+static bool thread_holds(struct unb__worker *w, struct unb__m *m, unsigned still)
+{
+    char st = thread_state(m->tid);
+    if (st != 'R')
+        return st != 0;
+    int64_t cpu = thread_cpu_ns(m->tid);
+    if (still < STILL_OTHER) {
+        w->mon_cpu = cpu;
+        return false;
+    }
+    return cpu < 0 || w->mon_cpu < 0 || cpu - w->mon_cpu >= MONITOR_TICK_NS / 2;
+}
+
 /* One look at every worker; returns whether all were asleep in their
  * loops. */
 static bool monitor_look(void)
@@ -1680,10 +1743,16 @@ static bool monitor_look(void)
             w->mon_still = 0; /* in the runtime: its own loop, or a switch */
             continue;
         }
-        unsigned need =
-            atomic_load_explicit(&m->st.blocking, memory_order_relaxed) ? STILL_BLOCKING
-                                                                       : STILL_OTHER;
-        if (++w->mon_still >= need && has_work(w) && handoff(w, m, b))
+        bool blocking = atomic_load_explicit(&m->st.blocking, memory_order_relaxed);
+        unsigned still = ++w->mon_still;
+        if (!has_work(w))
+            continue;
+        if (!blocking && !thread_holds(w, m, still)) {
+            if (still >= STILL_OTHER)
+                w->mon_still = 0; /* preempted, not stuck: look again */
+            continue;
+        }
+        if (handoff(w, m, b))
             w->mon_still = 0;
     }
     return asleep;
@@ -1729,13 +1798,19 @@ static void monitor_nudge(void)
     }
 }
 
+/* Registers for the cheap fence (without it, sections fence themselves).
+ * Before the process has threads: with threads, the kernel makes the
+ * registration wait for an RCU grace period (about 8 ms here). */
+static void membarrier_register(void)
+{
+    unb__rt_fence =
+        unb__sys3(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0;
+}
+
 static void monitor_start(void)
 {
     if (unb__config.spares == 0 || rt.monitor_running)
         return;
-    /* Register for the cheap fence; without it, sections fence themselves. */
-    unb__rt_fence =
-        unb__sys3(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0;
     atomic_store(&rt.monitor_stop, 0);
     atomic_store(&rt.monitor_parked, 0);
     int e = UNB_REAL(pthread_create)(&rt.monitor, NULL, monitor_main, NULL);
@@ -1816,6 +1891,39 @@ static int worker_spawn(struct unb__worker *w)
     return e;
 }
 
+/* Starts the threads of workers first.. and the monitor; 0, or -EAGAIN
+ * if not even worker 0 could start. */
+static int start_threads(unsigned first)
+{
+    for (unsigned n = first; n < rt.nworkers; n++) {
+        int e = worker_spawn(&rt.workers[n]);
+        if (e != 0) {
+            /* Run with the workers we have; zero is an error. */
+            if (n == 0)
+                return -EAGAIN;
+            unb__say("could start only %u of %u workers: %s", n, rt.nworkers,
+                     strerror(e));
+            for (unsigned i = n; i < rt.nworkers; i++)
+                worker_fini(&rt.workers[i]);
+            rt.nworkers = n;
+            break;
+        }
+    }
+    monitor_start();
+    return 0;
+}
+
+/* The preload's second coroutine: the other workers and the monitor. */
+static void start_rest(void)
+{
+    unb__lock(&rt.start_lock);
+    if (atomic_load(&rt.lazy)) {
+        start_threads(1);
+        atomic_store(&rt.lazy, false);
+    }
+    unb__unlock(&rt.start_lock);
+}
+
 /* Sets up the workers and starts their threads; with `adopt`, worker 0 is
  * left for the calling thread to run. */
 static int start_locked(bool adopt)
@@ -1844,28 +1952,22 @@ static int start_locked(bool adopt)
     rt.workers = ws;
     atomic_store(&rt.stopping, 0);
 
-    unsigned first = adopt ? 1 : 0;
     rt.nthreads = 0;
-    for (n = first; n < rt.nworkers; n++) {
-        int e = worker_spawn(&ws[n]);
-        if (e != 0) {
-            /* Run with the workers we have; zero is an error. */
-            if (n == 0) {
-                for (unsigned i = 0; i < rt.nworkers; i++)
-                    worker_fini(&ws[i]);
-                free(ws);
-                rt.workers = NULL;
-                return -EAGAIN;
-            }
-            unb__say("could start only %u of %u workers: %s", n, rt.nworkers,
-                     strerror(e));
-            for (unsigned i = n; i < rt.nworkers; i++)
-                worker_fini(&ws[i]);
-            rt.nworkers = n;
-            break;
-        }
+    membarrier_register();
+    /* Under the preload the calling thread is worker 0, and the others
+     * and the monitor start with the program's second coroutine: a
+     * program that never makes a thread stays single-threaded (a
+     * multithreaded process pays the kernel's file-table and file-position
+     * locking on every read and write). */
+    if (adopt)
+        atomic_store(&rt.lazy, true);
+    else if ((rc = start_threads(0)) != 0) {
+        for (unsigned i = 0; i < rt.nworkers; i++)
+            worker_fini(&ws[i]);
+        free(ws);
+        rt.workers = NULL;
+        return rc;
     }
-    monitor_start();
     static bool atexit_done;
     if (!atexit_done) {
         atexit_done = true;
@@ -2096,12 +2198,15 @@ void unb__sched_fork_child(void)
     atomic_store(&me->w, self);
     atomic_store(&self->m, me);
     m_count(1);
-    for (unsigned i = 0; i < rt.nworkers; i++) {
-        struct unb__worker *w = &rt.workers[i];
-        if (w != self && worker_spawn(w) != 0)
-            unb__say("worker %u could not be started after fork", w->id);
+    membarrier_register(); /* the child's memory map is a new one */
+    if (!atomic_load(&rt.lazy)) {
+        for (unsigned i = 0; i < rt.nworkers; i++) {
+            struct unb__worker *w = &rt.workers[i];
+            if (w != self && worker_spawn(w) != 0)
+                unb__say("worker %u could not be started after fork", w->id);
+        }
+        monitor_start();
     }
-    monitor_start();
     atomic_store(&rt.start_lock.state, 0);
 }
 
