@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# test_diff: the differential suite.  Each program in tests/diff/ is an
+# ordinary POSIX/pthread program that prints what it observes (results,
+# errno names, flags, orderings made deterministic); it runs natively, then
+# under LD_PRELOAD=libunblock.so, and the preloaded run must give
+#
+#   - the exit status the native run gave (which must be the expected one,
+#     else the environment is at fault),
+#   - byte-identical stdout,
+#   - no "libunblock:" line on stderr.
+#
+#   UNB_BUILD=build prove -v --exec tests/run-test tests/test_diff.sh
+#
+# Preloaded runs use UNBLOCK_WORKERS=2; programs whose threads interact run
+# again with UNBLOCK_WORKERS=1 (where a call that blocks its worker instead
+# of parking it shows as a hang).  A known difference is a TAP TODO with
+# its reason; where the difference is a hang, the program's own watchdog
+# is shortened (DIFF_WATCHDOG_S) so that the suite stays fast.  Every run
+# also has a time limit.  The build directory is $UNB_BUILD (default
+# "build"); the programs are $UNB_BUILD/tests/diff/NAME.
+set -u
+export LC_ALL=C
+
+UNB_BUILD=${UNB_BUILD:-build}
+T=20 # limit for one run, seconds (the programs' watchdogs fire at 5 s)
+
+LIB=$(realpath "$UNB_BUILD/libunblock.so" 2>/dev/null)
+B=$(realpath "$UNB_BUILD" 2>/dev/null)
+if [ -z "$LIB" ] || [ ! -f "$LIB" ]; then
+    echo "Bail out! no $UNB_BUILD/libunblock.so: run make tests first"
+    exit 1
+fi
+# In a sanitizer build the sanitizer's runtime must come first in
+# LD_PRELOAD, as tests/test_preload.c does it.
+SAN_RT=$(ldd "$LIB" 2>/dev/null | awk '/lib[at]san\.so/ { print $3; exit }')
+PRELOAD=${SAN_RT:+$SAN_RT:}$LIB
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/unb_diff.XXXXXX") || { echo "Bail out! mktemp -d failed"; exit 1; }
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+n=0
+nfail=0 # failures that are not TODO
+diag() { local l; while IFS= read -r l; do echo "# $l"; done <<<"$*"; }
+diag_file() { [ -s "$1" ] && diag "$(head -n "${2:-10}" "$1")"; return 0; }
+
+# The environment without LD_PRELOAD and UNBLOCK_*: the runs add theirs.
+clean_env=(-u LD_PRELOAD)
+for v in $(compgen -e); do
+    case $v in UNBLOCK_*) clean_env+=(-u "$v") ;; esac
+done
+
+# --------------------------------------------------------------------------
+# The cases.
+#
+#   case_ NAME[:ARG] WANT W1 [TODO_W2 [TODO_W1]]
+#
+# NAME is the program, ARG its argv[1]; WANT the expected status (as the
+# shell reports it: 128 + N for a death by signal N); W1 is 1 to run again
+# with UNBLOCK_WORKERS=1; TODO_* a reason when that preloaded run is a
+# known difference ("" for none; "hang:" before the reason shortens the
+# watchdog).
+
+declare -a C_NAME C_WANT C_W1 C_TODO2 C_TODO1
+case_() {
+    C_NAME+=("$1")
+    C_WANT+=("$2")
+    C_W1+=("$3")
+    C_TODO2+=("${4:-}")
+    C_TODO1+=("${5:-}")
+}
+
+# Reasons, one per finding (see the report in the commit message).
+pipe_big_write="hang: a blocking pipe write larger than the free space blocks the worker in the kernel (libunblock/io.c polls POLLOUT, then writes everything at once)"
+pipe_ready_dir="a call that fails at once on a pipe (socket calls on it, or the wrong end) waits for readiness instead (io.c pipe_ready)"
+sigpipe_partial="a blocking send cut short by the peer's close raises SIGPIPE on the retry after partial progress (the kernel does not, when some bytes were sent)"
+connect_state="after a parked connect the hook reads SO_ERROR instead of calling connect again, so the kernel keeps the socket in SS_CONNECTING: the next connect is 0 instead of EISCONN, or ECONNABORTED after a refusal"
+unix_backlog="a blocking connect to an AF_UNIX listener with a full backlog fails with EAGAIN instead of waiting (the hook's non-blocking attempt gets EAGAIN, not EINPROGRESS)"
+errno_clobber="a call that parked and then succeeded leaves errno changed (EAGAIN, EINPROGRESS)"
+select_usec="select rejects tv_usec >= 1000000 with EINVAL; Linux carries it into seconds (libunblock/poll.c)"
+sigmask="signal masks are per worker thread, not per thread: pthread_sigmask/sigprocmask and ppoll/pselect masks do not follow the program's threads"
+sigwait="hang: sigwait blocks its worker and signal masks are per worker, so the signal thread never gets the signals (or one kills the process)"
+stale_eintr="a signal handled while the thread ran (or sat in pause) interrupts its next sleep later with EINTR"
+rw_prefer="PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP is ignored: a reader arriving after a waiting writer goes first"
+nonblock_dup="O_NONBLOCK is tracked per descriptor, not per open file: a duplicate does not see the program's change (a recv that should be EAGAIN waits)"
+timeout_shared="SO_RCVTIMEO is kept per descriptor and per wait: a dup or a socket received with SCM_RIGHTS has none, and MSG_WAITALL restarts the timeout for each piece"
+recv_edge="recv of 0 bytes on an empty TCP socket and recv(MSG_OOB) wait for POLLIN instead of returning at once (0, the urgent byte, or EINVAL)"
+poll_pri="poll for POLLPRI and select on exceptfds park on read/write watchers and never see urgent data"
+nonblock_dup_w1="hang: O_NONBLOCK is tracked per descriptor: cleared through a duplicate, the original still counts as non-blocking and its read blocks the worker"
+
+case_ pipe_blocking 0 1 "$pipe_big_write" "$pipe_big_write"
+case_ pipe_nonblock 0 1
+case_ pipe_epipe 0 1
+case_ pipe_full_writer 0 1 "$pipe_big_write" "$pipe_big_write"
+case_ pipe_workers 0 1
+case_ sigpipe_default:pipe 141 0
+case_ sigpipe_default:socket 141 0
+case_ sigpipe_default:nosignal 0 0
+case_ sigpipe_default:socket-partial 0 1 "$sigpipe_partial" "$sigpipe_partial"
+case_ sigpipe_default:tcp-partial 0 1
+case_ socketpair_unix 0 1
+case_ unix_path 0 1 "$unix_backlog" "$unix_backlog"
+case_ tcp_loopback 0 1 "$connect_state" "$connect_state"
+case_ tcp_connect_errors 0 0 "$connect_state"
+case_ tcp_reset 0 1
+case_ tcp_bulk 0 1
+case_ tcp_echo_100 0 1
+case_ udp_loopback 0 1
+case_ recv_flags 0 1
+case_ recv_edge 0 1 "$recv_edge" "$recv_edge"
+case_ iovec_io 0 1
+case_ scm_rights 0 1
+case_ sock_timeouts 0 1
+case_ timeout_shared 0 0 "$timeout_shared"
+case_ poll_cases 0 1
+case_ poll_events 0 1 "$poll_pri" "$poll_pri"
+case_ select_cases 0 1 "$select_usec" "$select_usec"
+case_ ppoll_sigmask 0 1 "$sigmask" "$sigmask"
+case_ sigwait_thread 0 1 "$sigwait" "$sigwait"
+case_ signal_sleep 0 0 "$stale_eintr"
+case_ signal_read 0 0
+case_ alarm_calls 0 0
+case_ alarm_calls:die 142 0
+case_ sleep_order 0 1
+case_ fork_wait 0 1
+case_ fork_exec 0 1
+case_ mutex_kinds 0 1
+case_ cond_clock 0 1
+case_ sem_calls 0 1
+case_ rwlock_calls 0 1 "$rw_prefer" "$rw_prefer"
+case_ barrier_once 0 1
+case_ thread_keys 0 1
+case_ thread_join 0 1
+case_ errno_calls 0 1 "$pipe_ready_dir" "$pipe_ready_dir"
+case_ errno_success 0 1 "$errno_clobber" "$errno_clobber"
+case_ dup_sockets 0 1 "$nonblock_dup" "$nonblock_dup_w1"
+case_ fd_flags 0 1
+case_ accept4_flags 0 1
+case_ stdio_socket 0 0
+
+# --------------------------------------------------------------------------
+# Running.
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# run OUT MODE WATCHDOG PROG [ARG]: runs PROG natively (MODE native) or
+# preloaded with UNBLOCK_WORKERS=MODE; OUT.out, OUT.err, OUT.status.
+run() {
+    local out=$1 mode=$2 wd=$3 prog=$4
+    shift 4
+    local -a envs=("${clean_env[@]}")
+    [ -n "$wd" ] && envs+=(DIFF_WATCHDOG_S="$wd")
+    [ "$mode" != native ] && envs+=(LD_PRELOAD="$PRELOAD" UNBLOCK_WORKERS="$mode")
+    timeout -k 2 "$T" env "${envs[@]}" "$prog" "$@" </dev/null >"$out.out" 2>"$out.err"
+    echo $? >"$out.status"
+}
+
+status_str() {
+    case $1 in
+    124 | 137) echo "killed after $T s (a hang)" ;;
+    1[2-9][0-9] | 2[0-5][0-9]) echo "status $1 (signal $(($1 - 128)))" ;;
+    *) echo "status $1" ;;
+    esac
+}
+
+t_start=$(now_ms)
+for ((i = 0; i < ${#C_NAME[@]}; i++)); do
+    spec=${C_NAME[i]}
+    name=${spec%%:*}
+    arg=()
+    [ "$spec" != "$name" ] && arg=("${spec#*:}")
+    label="${name}${arg[*]:+ ${arg[*]}}"
+    prog=$B/tests/diff/$name
+    want=${C_WANT[i]}
+    base=$tmp/$i
+    modes=(2)
+    [ "${C_W1[i]}" = 1 ] && modes+=(1)
+
+    if [ ! -x "$prog" ]; then
+        for m in "${modes[@]}"; do
+            n=$((n + 1))
+            echo "not ok $n - $label, UNBLOCK_WORKERS=$m: no $prog (run make tests)"
+            nfail=$((nfail + 1))
+        done
+        continue
+    fi
+    t0=$(now_ms)
+    run "$base.native" native "" "$prog" "${arg[@]}"
+    echo "$(($(now_ms) - t0)) $label native" >>"$tmp/times"
+    nst=$(cat "$base.native.status")
+
+    for m in "${modes[@]}"; do
+        n=$((n + 1))
+        todo=${C_TODO2[i]}
+        [ "$m" = 1 ] && todo=${C_TODO1[i]}
+        wd=""
+        case $todo in hang:*) wd=1 ;; esac
+        desc="$label: under the preload (UNBLOCK_WORKERS=$m) the same stdout and $(status_str "$want") as natively"
+        if [ "$nst" != "$want" ]; then
+            echo "not ok $n - $desc"
+            nfail=$((nfail + 1))
+            diag "the native run gave $(status_str "$nst"), not $(status_str "$want"): the environment, not libunblock"
+            diag_file "$base.native.out" 20
+            diag_file "$base.native.err" 10
+            continue
+        fi
+        p=$base.w$m
+        t0=$(now_ms)
+        run "$p" "$m" "$wd" "$prog" "${arg[@]}"
+        ms=$(($(now_ms) - t0))
+        echo "$ms $label W=$m" >>"$tmp/times"
+        pst=$(cat "$p.status")
+        bad=""
+        [ "$pst" = "$nst" ] || bad+="$(status_str "$pst") instead of $(status_str "$nst"); "
+        cmp -s "$base.native.out" "$p.out" || bad+="stdout differs; "
+        grep -q '^libunblock:' "$p.err" && bad+="a libunblock: line on stderr; "
+        result="ok"
+        [ -n "$bad" ] && result="not ok"
+        if [ -n "$todo" ]; then
+            echo "$result $n - $desc # TODO ${todo#hang: }"
+        else
+            echo "$result $n - $desc"
+            [ -n "$bad" ] && nfail=$((nfail + 1))
+        fi
+        if [ -n "$bad" ]; then
+            diag "${bad%; } (preloaded run: $ms ms)"
+            if ! cmp -s "$base.native.out" "$p.out"; then
+                diag "$(diff -u --label native --label "preload W=$m" "$base.native.out" "$p.out" | head -n 30)"
+            fi
+            if [ -s "$p.err" ]; then
+                diag "preloaded stderr:"
+                diag_file "$p.err" 5
+            fi
+        fi
+    done
+done
+
+echo "1..$n"
+diag "${#C_NAME[@]} cases, $n checks, $(($(now_ms) - t_start)) ms; the slowest runs (ms):"
+diag "$(sort -rn "$tmp/times" | head -n 8)"
+[ "$nfail" = 0 ]
