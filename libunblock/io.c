@@ -125,17 +125,22 @@ ssize_t unb__io_read(int fd, struct unb__fd *e, ssize_t (*op)(int, void *), void
                      size_t want)
 {
     int64_t deadline = unb__io_deadline(e, 0);
+    int saved = unb_errno; /* a call that succeeds leaves errno alone */
     for (;;) {
         if (e->kind == UNB_FD_PIPE) {
             if (pipe_ready(fd, 0, deadline) != 0)
                 return -1;
-            return op(fd, ctx);
+            ssize_t n = op(fd, ctx);
+            if (n >= 0)
+                unb_errno = saved;
+            return n;
         }
         if (atomic_load_explicit(&e->rd_ready, memory_order_relaxed)) {
             ssize_t n = op(fd, ctx);
             if (n >= 0) {
                 if ((size_t)n < want)
                     atomic_store_explicit(&e->rd_ready, 0, memory_order_relaxed);
+                unb_errno = saved;
                 return n;
             }
             if (unb_errno != EAGAIN && unb_errno != EWOULDBLOCK)
@@ -155,25 +160,27 @@ ssize_t unb__io_write(int fd, struct unb__fd *e, ssize_t (*op)(int, void *, size
 {
     int64_t deadline = unb__io_deadline(e, 1);
     size_t done = 0;
+    int entry_errno = unb_errno; /* a call that succeeds leaves errno alone */
     for (;;) {
         if (e->kind == UNB_FD_PIPE && pipe_ready(fd, 1, deadline) != 0)
             return done ? (ssize_t)done : -1;
         ssize_t n = op(fd, ctx, done);
         if (n >= 0) {
             done += (size_t)n;
-            if (done >= want || e->kind == UNB_FD_PIPE)
+            if (done >= want || e->kind == UNB_FD_PIPE) {
+                unb_errno = entry_errno;
                 return (ssize_t)done;
+            }
             continue;
         }
         if (unb_errno != EAGAIN && unb_errno != EWOULDBLOCK)
             return done ? (ssize_t)done : -1;
         if (e->kind == UNB_FD_PIPE)
             continue;
-        int saved = unb_errno;
         if (unb__io_park(fd, e, 1, deadline) != 0) {
             if (!done)
                 return -1;
-            unb_errno = saved;
+            unb_errno = entry_errno; /* partial progress: a count, no error */
             return (ssize_t)done;
         }
     }

@@ -98,10 +98,12 @@ UNB_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int fl
         return nfd;
     }
     int64_t deadline = unb__io_deadline(e, 0);
+    int saved = unb_errno; /* a call that succeeds leaves errno alone */
     for (;;) {
         int nfd = UNB_REAL(accept4)(fd, addr, addrlen, flags);
         if (nfd >= 0) {
             record(nfd, flags);
+            unb_errno = saved;
             return nfd;
         }
         if (unb_errno != EAGAIN && unb_errno != EWOULDBLOCK)
@@ -129,27 +131,25 @@ UNB_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
     if (!e || e->user_nonblock || e->kind != UNB_FD_SOCKET)
         return UNB_REAL(connect)(fd, addr, len);
     bool toggle = !e->sys_nonblock;
+    int saved = unb_errno; /* a blocking call that succeeds leaves errno alone */
     if (toggle)
         set_fionbio(fd, 1);
-    int rc = UNB_REAL(connect)(fd, addr, len);
-    if (rc == 0 || unb_errno != EINPROGRESS)
-        goto out;
+    int64_t deadline = unb__io_deadline(e, 1);
+    int rc;
     /* A blocking connect waits for the handshake: park until writable,
-     * then report its outcome as the blocking call would. */
-    rc = -1;
-    if (unb__io_park(fd, e, 1, unb__io_deadline(e, 1)) != 0) {
-        if (unb_errno == EAGAIN) /* SO_SNDTIMEO ran out */
-            unb_errno = EINPROGRESS;
-        goto out;
+     * then connect again, which is how the kernel reports the outcome and
+     * moves the socket to connected (0) or back to unconnected (the error),
+     * as the blocking call leaves it. */
+    while ((rc = UNB_REAL(connect)(fd, addr, len)) != 0 &&
+           (unb_errno == EINPROGRESS || unb_errno == EALREADY)) {
+        if (unb__io_park(fd, e, 1, deadline) != 0) {
+            if (unb_errno == EAGAIN) /* SO_SNDTIMEO ran out */
+                unb_errno = EINPROGRESS;
+            goto out;
+        }
     }
-    int err = 0;
-    socklen_t el = sizeof err;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
-        goto out;
-    if (err != 0)
-        unb_errno = err;
-    else
-        rc = 0;
+    if (rc == 0)
+        unb_errno = saved;
 out:
     if (toggle && (rc == 0 || unb_errno != EBADF))
         set_fionbio(fd, 0);

@@ -248,7 +248,9 @@ UNB_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timev
 {
     if (!unb__sched_parkable() || (tv && tv->tv_sec == 0 && tv->tv_usec == 0))
         return UNB_REAL(select)(nfds, rd, wr, ex, tv);
-    if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0 || tv->tv_usec >= 1000000)) {
+    /* As the kernel: microseconds past a second carry into the seconds;
+     * only a negative time is invalid. */
+    if (tv && (tv->tv_usec < 0 || tv->tv_sec + tv->tv_usec / 1000000 < 0)) {
         unb_errno = EINVAL;
         return -1;
     }

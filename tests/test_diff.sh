@@ -73,13 +73,9 @@ case_() {
 }
 
 # Reasons, one per finding (see the report in the commit message).
-pipe_big_write="hang: a blocking pipe write larger than the free space blocks the worker in the kernel (libunblock/io.c polls POLLOUT, then writes everything at once)"
 pipe_ready_dir="a call that fails at once on a pipe (socket calls on it, or the wrong end) waits for readiness instead (io.c pipe_ready)"
 sigpipe_partial="a blocking send cut short by the peer's close raises SIGPIPE on the retry after partial progress (the kernel does not, when some bytes were sent)"
-connect_state="after a parked connect the hook reads SO_ERROR instead of calling connect again, so the kernel keeps the socket in SS_CONNECTING: the next connect is 0 instead of EISCONN, or ECONNABORTED after a refusal"
 unix_backlog="a blocking connect to an AF_UNIX listener with a full backlog fails with EAGAIN instead of waiting (the hook's non-blocking attempt gets EAGAIN, not EINPROGRESS)"
-errno_clobber="a call that parked and then succeeded leaves errno changed (EAGAIN, EINPROGRESS)"
-select_usec="select rejects tv_usec >= 1000000 with EINVAL; Linux carries it into seconds (libunblock/poll.c)"
 sigmask="signal masks are per worker thread, not per thread: pthread_sigmask/sigprocmask and ppoll/pselect masks do not follow the program's threads"
 sigwait="hang: sigwait blocks its worker and signal masks are per worker, so the signal thread never gets the signals (or one kills the process)"
 stale_eintr="a signal handled while the thread ran (or sat in pause) interrupts its next sleep later with EINTR"
@@ -90,10 +86,10 @@ recv_edge="recv of 0 bytes on an empty TCP socket and recv(MSG_OOB) wait for POL
 poll_pri="poll for POLLPRI and select on exceptfds park on read/write watchers and never see urgent data"
 nonblock_dup_w1="hang: O_NONBLOCK is tracked per descriptor: cleared through a duplicate, the original still counts as non-blocking and its read blocks the worker"
 
-case_ pipe_blocking 0 1 "$pipe_big_write" "$pipe_big_write"
+case_ pipe_blocking 0 1
 case_ pipe_nonblock 0 1
 case_ pipe_epipe 0 1
-case_ pipe_full_writer 0 1 "$pipe_big_write" "$pipe_big_write"
+case_ pipe_full_writer 0 1
 case_ pipe_workers 0 1
 case_ sigpipe_default:pipe 141 0
 case_ sigpipe_default:socket 141 0
@@ -102,8 +98,8 @@ case_ sigpipe_default:socket-partial 0 1 "$sigpipe_partial" "$sigpipe_partial"
 case_ sigpipe_default:tcp-partial 0 1
 case_ socketpair_unix 0 1
 case_ unix_path 0 1 "$unix_backlog" "$unix_backlog"
-case_ tcp_loopback 0 1 "$connect_state" "$connect_state"
-case_ tcp_connect_errors 0 0 "$connect_state"
+case_ tcp_loopback 0 1
+case_ tcp_connect_errors 0 0
 case_ tcp_reset 0 1
 case_ tcp_bulk 0 1
 case_ tcp_echo_100 0 1
@@ -116,7 +112,7 @@ case_ sock_timeouts 0 1
 case_ timeout_shared 0 0 "$timeout_shared"
 case_ poll_cases 0 1
 case_ poll_events 0 1 "$poll_pri" "$poll_pri"
-case_ select_cases 0 1 "$select_usec" "$select_usec"
+case_ select_cases 0 1
 case_ ppoll_sigmask 0 1 "$sigmask" "$sigmask"
 case_ sigwait_thread 0 1 "$sigwait" "$sigwait"
 case_ signal_sleep 0 0 "$stale_eintr"
@@ -134,7 +130,7 @@ case_ barrier_once 0 1
 case_ thread_keys 0 1
 case_ thread_join 0 1
 case_ errno_calls 0 1 "$pipe_ready_dir" "$pipe_ready_dir"
-case_ errno_success 0 1 "$errno_clobber" "$errno_clobber"
+case_ errno_success 0 1
 case_ dup_sockets 0 1 "$nonblock_dup" "$nonblock_dup_w1"
 case_ fd_flags 0 1
 case_ accept4_flags 0 1
