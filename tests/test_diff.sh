@@ -149,7 +149,12 @@ run() {
     local -a envs=("${clean_env[@]}")
     [ -n "$wd" ] && envs+=(DIFF_WATCHDOG_S="$wd")
     [ "$mode" != native ] && envs+=(LD_PRELOAD="$PRELOAD" UNBLOCK_WORKERS="$mode")
-    timeout -k 2 "$T" env "${envs[@]}" "$prog" "$@" </dev/null >"$out.out" 2>"$out.err"
+    # In a subshell whose stderr is dropped: the shell's own "Alarm clock"
+    # note about a death by signal stays out of the TAP stream.
+    (
+        timeout -k 2 "$T" env "${envs[@]}" "$prog" "$@" </dev/null >"$out.out" 2>"$out.err"
+        exit $? # not exec'd in place: this subshell reports the death, to /dev/null
+    ) 2>/dev/null
     echo $? >"$out.status"
 }
 

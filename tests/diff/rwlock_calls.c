@@ -156,9 +156,9 @@ int main(void)
     MUST0(pthread_rwlockattr_destroy(&ra));
     MUST0(pthread_rwlock_rdlock(&pw));
     pthread_t w = spawn(pw_writer, NULL);
-    msleep(30);
+    msleep(50);
     pthread_t r = spawn(pw_reader, NULL);
-    msleep(30);
+    msleep(50);
     note('M');
     MUST0(pthread_rwlock_unlock(&pw));
     join(w);

@@ -1,6 +1,6 @@
 /*
  * signal_read: a signal handler interrupting blocked I/O (one thread;
- * SIGALRM from setitimer 50 ms into the wait).  The handler writes one
+ * SIGALRM from setitimer 100 ms into the wait).  The handler writes one
  * byte into a pipe or socket when asked to.
  *
  *   - read of an empty pipe: without SA_RESTART -1 EINTR, even though the
@@ -36,7 +36,8 @@ static void on_alarm(int sig)
     }
 }
 
-static void handler(int flags, int feed)
+/* The timer fires `ms` after the handler is installed. */
+static void handler_in(int flags, int feed, long ms)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -44,8 +45,13 @@ static void handler(int flags, int feed)
     sa.sa_flags = flags;
     MUST(sigaction(SIGALRM, &sa, NULL));
     feed_fd = feed;
-    struct itimerval it = {{0, 0}, {0, 50000}};
+    struct itimerval it = {{0, 0}, {ms / 1000, (ms % 1000) * 1000}};
     MUST(setitimer(ITIMER_REAL, &it, NULL));
+}
+
+static void handler(int flags, int feed)
+{
+    handler_in(flags, feed, 100);
 }
 
 int main(void)
@@ -91,7 +97,7 @@ int main(void)
     handler(SA_RESTART, -1);
     SYS("select, SA_RESTART", select(p[0] + 1, &r, NULL, NULL, NULL));
 
-    handler(0, -1);
+    handler_in(0, -1, 200); /* time to fill the buffers first */
     long n = send(s[0], big, BIG, 0);
     printf("4 MB send, no SA_RESTART: %s (%ld)\n",
            n > 0 && n < BIG ? "a partial count" : "?", n);

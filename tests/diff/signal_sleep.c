@@ -1,6 +1,6 @@
 /*
  * signal_sleep: a signal with a handler interrupts sleeps (single thread;
- * SIGALRM from setitimer, 50 ms into a 2 s sleep).
+ * SIGALRM from setitimer, 100 ms into a 2 s sleep).
  *
  *   - nanosleep: -1 EINTR, the remaining time written back (between 1.5
  *     and 1.99 s); also with SA_RESTART (sleeps are never restarted);
@@ -60,25 +60,25 @@ int main(void)
     handler(0);
     struct timespec two = {2, 0}, rem;
 
-    arm(50);
+    arm(100);
     rem = (struct timespec){-1, -1};
-    SYS("nanosleep 2 s, SIGALRM at 50 ms", nanosleep(&two, &rem));
+    SYS("nanosleep 2 s, SIGALRM at 100 ms", nanosleep(&two, &rem));
     rem_check("remaining", rem);
 
     handler(SA_RESTART);
-    arm(50);
+    arm(100);
     rem = (struct timespec){-1, -1};
     SYS("nanosleep 2 s, SA_RESTART handler", nanosleep(&two, &rem));
     rem_check("remaining", rem);
     handler(0);
 
-    arm(50);
+    arm(100);
     rem = (struct timespec){-1, -1};
     ERR("clock_nanosleep CLOCK_MONOTONIC relative 2 s",
         clock_nanosleep(CLOCK_MONOTONIC, 0, &two, &rem));
     rem_check("remaining", rem);
 
-    arm(50);
+    arm(100);
     struct timespec dl = ts_in(CLOCK_MONOTONIC, 2000);
     rem = (struct timespec){-1, -1};
     ERR("clock_nanosleep TIMER_ABSTIME +2 s",
@@ -86,24 +86,24 @@ int main(void)
     printf("  remainder untouched: %s\n",
            rem.tv_sec == -1 && rem.tv_nsec == -1 ? "yes" : "no");
 
-    arm(50);
+    arm(100);
     SYS("usleep 2 s", usleep(2000000));
 
-    arm(50);
+    arm(100);
     double t0 = now_ms();
     SYS("sleep(3)", sleep(3));
     elapsed("  and it", t0, 40, 1500);
 
     struct timespec short_ts = {0, 150000000};
     int before = alarms;
-    arm(50);
+    arm(100);
     t0 = now_ms();
     while (alarms == before && now_ms() - t0 < 2000)
         ; /* busy: the handler runs while this thread runs */
     printf("SIGALRM handled while running: %s\n", alarms != before ? "yes" : "no");
     SYS("then nanosleep 150 ms", nanosleep(&short_ts, NULL));
 
-    arm(50);
+    arm(100);
     SYS("pause", pause());
     SYS("then nanosleep 150 ms", nanosleep(&short_ts, NULL));
     printf("SIGALRM handled %d times\n", (int)alarms);

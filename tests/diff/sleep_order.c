@@ -1,7 +1,7 @@
 /*
  * sleep_order: threads sleeping different lengths wake in order.
  *
- *   - 8 threads, started in a scrambled order, sleep 20, 45, 70, ... ms
+ *   - 8 threads, started in a scrambled order, sleep 20, 60, 100, ... ms
  *     with nanosleep, usleep, clock_nanosleep (relative and absolute) and
  *     sleep-free poll timeouts in turn; the order in which they record
  *     their wake-ups follows the durations;
@@ -23,7 +23,7 @@ static double start;
 static void *sleeper(void *arg)
 {
     int id = (int)(long)arg;
-    long ms = 20 + 25L * id;
+    long ms = 20 + 40L * id;
     double t0 = now_ms();
     switch (id % 5) {
     case 0:
