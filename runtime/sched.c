@@ -178,12 +178,18 @@
  * a blocking call glibc makes internally (stdio's write to a full socket,
  * the resolver), a lock another process holds, or a computation without
  * calls.  Its worker's other coroutines would wait.  A monitor thread
- * looks at every worker each 0.5 ms.  Each thread counts a *beat* when it
- * switches coroutines; a worker whose thread has not beaten for two looks
- * (one, if it is inside a call marked as blocking: the hooks of
- * libunblock/blocking.c, and read and write on files and devices) while
- * something else waits on it (its queue, its mailbox, or a watcher on its
- * loop) is *handed off*: a spare thread takes the worker over, its queue,
+ * looks at every worker each 0.25 ms.  Each thread counts a *beat* when it
+ * switches coroutines.  A worker whose thread has not beaten since the
+ * last look, outside the runtime, while something else waits on it (its
+ * queue, its mailbox, or a watcher on its loop; coroutines not yet started
+ * only if no worker is idle to steal them) is stuck if its thread is in a
+ * call marked as blocking (the hooks of libunblock/blocking.c, read and
+ * write on files and devices) or asleep in the kernel (/proc's state: a
+ * raw syscall, glibc's internal locks and I/O); a thread that runs has to
+ * have used the CPU for half a look over two looks (a computation).  A
+ * runnable thread the kernel has not run (the CPUs are busy) is not
+ * stuck: another thread would run no sooner.  A stuck worker is *handed
+ * off*: a spare thread takes the worker over, its queue,
  * its loop and its caches, and runs it from where it stood.  The stuck
  * coroutine goes on running on the old thread; at its next entry into the
  * runtime (the blocking call's end, or its next hook) it sees that its
@@ -1467,12 +1473,12 @@ void unb__rt_reclaim(void)
 /* How often the monitor looks, and for how many looks a worker may make
  * no progress before it is handed on: inside a call marked as blocking or
  * asleep in the kernel, and otherwise (a computation). */
-#define MONITOR_TICK_NS 500000
+#define MONITOR_TICK_NS 250000
 #define STILL_BLOCKING 1
 #define STILL_OTHER 2
 /* Looks with every worker asleep in its loop before the monitor sleeps
  * until a worker wakes. */
-#define MONITOR_QUIET_TICKS 40
+#define MONITOR_QUIET_TICKS 80
 /* How long an idle spare thread waits for work before it exits. */
 #define SPARE_IDLE_S 2
 
