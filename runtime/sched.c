@@ -188,8 +188,12 @@
  * raw syscall, glibc's internal locks and I/O); a thread that runs has to
  * have used the CPU for half a look over two looks (a computation).  A
  * runnable thread the kernel has not run (the CPUs are busy) is not
- * stuck: another thread would run no sooner.  A stuck worker is *handed
- * off*: a spare thread takes the worker over, its queue,
+ * stuck: another thread would run no sooner.  Before anything else, the
+ * monitor asks the thread to yield (yield_req): the end of a marked call
+ * in the program's code is a safe point, so a loop of short calls (the
+ * resolver, page-cached reads) yields there at the next call's end, and a
+ * marked call still running at the second look is handed off.  A stuck
+ * worker is *handed off*: a spare thread takes the worker over, its queue,
  * its loop and its caches, and runs it from where it stood.  The stuck
  * coroutine goes on running on the old thread; at its next entry into the
  * runtime (the blocking call's end, or its next hook) it sees that its
@@ -1440,6 +1444,19 @@ static void rejoin_post(void *arg)
     unb__worker_post(co->home, &co->ready_msg);
 }
 
+/* The end of a blocking call in the program's code, after the monitor
+ * found the worker without a switch for a look: a loop of short calls
+ * (the resolver, page-cached reads) yields here instead of costing a
+ * handoff per look. */
+void unb__rt_yield_requested(void)
+{
+    struct unb__m *m = fresh_m();
+    atomic_store_explicit(&m->st.yield_req, 0, memory_order_relaxed);
+    struct unb_coro *self = unb__sched_current();
+    if (self && !self->pinned)
+        unb__sched_yield();
+}
+
 void unb__rt_reclaim(void)
 {
     struct unb__m *m = tls_m;
@@ -1612,6 +1629,7 @@ static void spare_give(struct unb__m *m, struct unb__worker *w)
     /* In the runtime (see m_alloc) until the scheduler runs a coroutine. */
     atomic_store_explicit(&m->st.depth, 1, memory_order_relaxed);
     atomic_store_explicit(&m->st.take, UNB_TAKE_NONE, memory_order_relaxed);
+    atomic_store_explicit(&m->st.yield_req, 0, memory_order_relaxed);
     atomic_store_explicit(&m->w, w, memory_order_release);
     atomic_store_explicit(&m->wake, 1, memory_order_release);
     unb__futex_wake(&m->wake, 1);
@@ -1753,7 +1771,16 @@ static bool monitor_look(void)
         unsigned still = ++w->mon_still;
         if (!has_work(w))
             continue;
-        if (!blocking && !thread_holds(w, m, still)) {
+        /* The end of a marked call is a safe point: ask for a yield there
+         * first, which costs no thread. */
+        atomic_store_explicit(&m->st.yield_req, 1, memory_order_relaxed);
+        if (blocking) {
+            /* Asleep in the kernel: hand off now.  Running (a short call,
+             * one of many): the yield comes first; hand off at the next
+             * look if it did not. */
+            if (still < STILL_OTHER && thread_state(m->tid) == 'R')
+                continue;
+        } else if (!thread_holds(w, m, still)) {
             if (still >= STILL_OTHER)
                 w->mon_still = 0; /* preempted, not stuck: look again */
             continue;

@@ -109,6 +109,8 @@ struct unb__m_state {
     _Atomic uint32_t take;     /* UNB_TAKE_*: set by the monitor */
     _Atomic uint32_t blocking; /* inside a call marked as blocking */
     _Atomic uint32_t beat;     /* progress: switches to another coroutine */
+    _Atomic uint32_t yield_req; /* the monitor asks the running coroutine to
+                                   yield at the end of its blocking call */
 };
 enum { UNB_TAKE_NONE, UNB_TAKE_PENDING, UNB_TAKE_DONE };
 
@@ -118,6 +120,7 @@ extern UNB_TLS struct unb__m_state *unb__tls_m;
 extern bool unb__rt_fence;
 
 void unb__rt_reclaim(void);
+void unb__rt_yield_requested(void);
 
 static inline void unb__rt_fence_enter(void)
 {
@@ -189,6 +192,8 @@ static inline void unb__rt_block_end(uint32_t depth)
                             UNB_TAKE_NONE)) {
         unb__rt_enter(); /* back to the worker now, not at the next call */
         unb__rt_leave();
+    } else if (unb_unlikely(atomic_load_explicit(&m->yield_req, memory_order_relaxed))) {
+        unb__rt_yield_requested(); /* a safe point: let the others run */
     }
 }
 
