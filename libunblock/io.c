@@ -72,6 +72,7 @@ struct unb__fd *unb__io_classify(int fd)
         e->kind = UNB_FD_SOCKET;
     } else if (S_ISFIFO(st.st_mode)) {
         e->user_nonblock = (fl & O_NONBLOCK) != 0;
+        e->accmode = (uint8_t)(fl & O_ACCMODE);
         e->kind = UNB_FD_PIPE;
     } else {
         e->kind = UNB_FD_NATIVE;
@@ -126,6 +127,8 @@ ssize_t unb__io_read(int fd, struct unb__fd *e, ssize_t (*op)(int, void *), void
 {
     int64_t deadline = unb__io_deadline(e, 0);
     int saved = unb_errno; /* a call that succeeds leaves errno alone */
+    if (e->kind == UNB_FD_PIPE && e->accmode == O_WRONLY)
+        return op(fd, ctx); /* EBADF at once, as natively */
     for (;;) {
         if (e->kind == UNB_FD_PIPE) {
             if (pipe_ready(fd, 0, deadline) != 0)
@@ -161,6 +164,8 @@ ssize_t unb__io_write(int fd, struct unb__fd *e, ssize_t (*op)(int, void *, size
     int64_t deadline = unb__io_deadline(e, 1);
     size_t done = 0;
     int entry_errno = unb_errno; /* a call that succeeds leaves errno alone */
+    if (e->kind == UNB_FD_PIPE && e->accmode == O_RDONLY)
+        return op(fd, ctx, 0); /* EBADF at once, as natively */
     for (;;) {
         if (e->kind == UNB_FD_PIPE && pipe_ready(fd, 1, deadline) != 0)
             return done ? (ssize_t)done : -1;
@@ -194,6 +199,14 @@ static inline struct unb__fd *parkable(int fd)
         return NULL;
     struct unb__fd *e = unb__io_classify(fd);
     return e && !e->user_nonblock ? e : NULL;
+}
+
+/* For the socket calls (recv, send and their families): on anything but a
+ * socket they fail at once (ENOTSOCK), so they are made natively. */
+static inline struct unb__fd *sock_parkable(int fd)
+{
+    struct unb__fd *e = parkable(fd);
+    return e && e->kind == UNB_FD_SOCKET ? e : NULL;
 }
 
 /* ---- read family ------------------------------------------------------ */
@@ -280,7 +293,7 @@ UNB_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
 {
     if (flags & MSG_DONTWAIT) /* the program asked not to wait */
         return UNB_REAL(recvfrom)(fd, buf, len, flags, addr, addrlen);
-    struct unb__fd *e = parkable(fd);
+    struct unb__fd *e = sock_parkable(fd);
     if (!e)
         return UNB_REAL(recvfrom)(fd, buf, len, flags, addr, addrlen);
     struct rd r = {.sock = e->kind == UNB_FD_SOCKET,
@@ -313,7 +326,7 @@ UNB_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
     if (flags & MSG_DONTWAIT)
         return UNB_REAL(recvmsg)(fd, msg, flags);
-    struct unb__fd *e = parkable(fd);
+    struct unb__fd *e = sock_parkable(fd);
     if (!e)
         return UNB_REAL(recvmsg)(fd, msg, flags);
     struct rd r = {.sock = e->kind == UNB_FD_SOCKET, .msg = msg, .flags = flags};
@@ -337,12 +350,20 @@ struct wr {
     const struct msghdr *msg;
 };
 
+/* A blocking send cut short by the peer after some bytes went returns the
+ * count without SIGPIPE (the kernel raises it only when nothing was
+ * sent): the attempts after partial progress must not raise it either. */
+static inline int nosignal_after(size_t done)
+{
+    return done ? MSG_NOSIGNAL : 0;
+}
+
 static ssize_t op_write(int fd, void *c, size_t done)
 {
     struct wr *w = c;
     if (w->sock)
         return UNB_REAL(sendto)(fd, (const char *)w->buf + done, w->len - done,
-                                MSG_DONTWAIT, NULL, 0);
+                                MSG_DONTWAIT | nosignal_after(done), NULL, 0);
     return UNB_REAL(write)(fd, (const char *)w->buf + done, w->len - done);
 }
 
@@ -350,7 +371,8 @@ static ssize_t op_sendto(int fd, void *c, size_t done)
 {
     struct wr *w = c;
     return UNB_REAL(sendto)(fd, (const char *)w->buf + done, w->len - done,
-                            w->flags | (w->sock ? MSG_DONTWAIT : 0), w->addr, w->addrlen);
+                            w->flags | MSG_DONTWAIT | nosignal_after(done), w->addr,
+                            w->addrlen);
 }
 
 /*
@@ -406,13 +428,14 @@ static ssize_t op_writev(int fd, void *c, size_t done)
     struct msghdr m = {.msg_iov = (struct iovec *)w->iov,
                        .msg_iovlen = (size_t)w->iovcnt};
     /* On a socket, writev is sendmsg without ancillary data. */
-    return writev_from(fd, &m, MSG_DONTWAIT, done, w->sock);
+    return writev_from(fd, &m, MSG_DONTWAIT | nosignal_after(done), done, w->sock);
 }
 
 static ssize_t op_sendmsg(int fd, void *c, size_t done)
 {
     struct wr *w = c;
-    return writev_from(fd, w->msg, w->flags | (w->sock ? MSG_DONTWAIT : 0), done, true);
+    return writev_from(fd, w->msg, w->flags | MSG_DONTWAIT | nosignal_after(done), done,
+                       true);
 }
 
 UNB_EXPORT ssize_t write(int fd, const void *buf, size_t len)
@@ -429,7 +452,7 @@ UNB_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 {
     if (flags & MSG_DONTWAIT)
         return UNB_REAL(sendto)(fd, buf, len, flags, addr, addrlen);
-    struct unb__fd *e = parkable(fd);
+    struct unb__fd *e = sock_parkable(fd);
     if (!e)
         return UNB_REAL(sendto)(fd, buf, len, flags, addr, addrlen);
     struct wr w = {.sock = e->kind == UNB_FD_SOCKET,
@@ -459,7 +482,7 @@ UNB_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     if (flags & MSG_DONTWAIT)
         return UNB_REAL(sendmsg)(fd, msg, flags);
-    struct unb__fd *e = parkable(fd);
+    struct unb__fd *e = sock_parkable(fd);
     if (!e || !msg || msg->msg_iovlen > IOV_MAX)
         return UNB_REAL(sendmsg)(fd, msg, flags);
     struct wr w = {.sock = e->kind == UNB_FD_SOCKET, .msg = msg, .flags = flags};
