@@ -32,64 +32,64 @@
 #include "../runtime/sched.h"
 #include "real.h"
 
-#define BLOCKING UNB_BLOCKING
-
 /* ---- file I/O ------------------------------------------------------------ */
 
 UNB_EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off)
 {
-    return BLOCKING(UNB_REAL(pread)(fd, buf, n, off));
+    return UNB_BLOCKING(UNB_REAL(pread)(fd, buf, n, off));
 }
 
 UNB_EXPORT ssize_t pread64(int fd, void *buf, size_t n, off64_t off)
 {
-    return BLOCKING(UNB_REAL(pread64)(fd, buf, n, off));
+    return UNB_BLOCKING(UNB_REAL(pread64)(fd, buf, n, off));
 }
 
 UNB_EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-    return BLOCKING(UNB_REAL(pwrite)(fd, buf, n, off));
+    return UNB_BLOCKING(UNB_REAL(pwrite)(fd, buf, n, off));
 }
 
 UNB_EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
 {
-    return BLOCKING(UNB_REAL(pwrite64)(fd, buf, n, off));
+    return UNB_BLOCKING(UNB_REAL(pwrite64)(fd, buf, n, off));
 }
 
 UNB_EXPORT ssize_t preadv(int fd, const struct iovec *iov, int n, off_t off)
 {
-    return BLOCKING(UNB_REAL(preadv)(fd, iov, n, off));
+    return UNB_BLOCKING(UNB_REAL(preadv)(fd, iov, n, off));
 }
 
 UNB_EXPORT ssize_t preadv64(int fd, const struct iovec *iov, int n, off64_t off)
 {
-    return BLOCKING(UNB_REAL(preadv64)(fd, iov, n, off));
+    return UNB_BLOCKING(UNB_REAL(preadv64)(fd, iov, n, off));
 }
 
 UNB_EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int n, off_t off, int flags)
 {
-    return BLOCKING(UNB_REAL(preadv2)(fd, iov, n, off, flags));
+    return UNB_BLOCKING(UNB_REAL(preadv2)(fd, iov, n, off, flags));
 }
 
 UNB_EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
 {
-    return BLOCKING(UNB_REAL(pwritev)(fd, iov, n, off));
+    return UNB_BLOCKING(UNB_REAL(pwritev)(fd, iov, n, off));
 }
 
 UNB_EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int n, off64_t off)
 {
-    return BLOCKING(UNB_REAL(pwritev64)(fd, iov, n, off));
+    return UNB_BLOCKING(UNB_REAL(pwritev64)(fd, iov, n, off));
 }
 
-UNB_EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int n, off_t off, int flags)
+UNB_EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int n, off_t off,
+                            int flags)
 {
-    return BLOCKING(UNB_REAL(pwritev2)(fd, iov, n, off, flags));
+    return UNB_BLOCKING(UNB_REAL(pwritev2)(fd, iov, n, off, flags));
 }
 
 /* open blocks on a FIFO until the other end opens, and on slow storage. */
 static mode_t open_mode(int flags, va_list ap)
 {
-    return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? va_arg(ap, mode_t) : 0;
+    return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? va_arg(ap, mode_t)
+                                                                 : 0;
 }
 
 UNB_EXPORT int open(const char *path, int flags, ...)
@@ -98,7 +98,7 @@ UNB_EXPORT int open(const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = open_mode(flags, ap);
     va_end(ap);
-    return BLOCKING(UNB_REAL(open)(path, flags, mode));
+    return UNB_BLOCKING(UNB_REAL(open)(path, flags, mode));
 }
 
 UNB_EXPORT int open64(const char *path, int flags, ...)
@@ -107,7 +107,7 @@ UNB_EXPORT int open64(const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = open_mode(flags, ap);
     va_end(ap);
-    return BLOCKING(UNB_REAL(open64)(path, flags, mode));
+    return UNB_BLOCKING(UNB_REAL(open64)(path, flags, mode));
 }
 
 UNB_EXPORT int openat(int dirfd, const char *path, int flags, ...)
@@ -116,7 +116,7 @@ UNB_EXPORT int openat(int dirfd, const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = open_mode(flags, ap);
     va_end(ap);
-    return BLOCKING(UNB_REAL(openat)(dirfd, path, flags, mode));
+    return UNB_BLOCKING(UNB_REAL(openat)(dirfd, path, flags, mode));
 }
 
 UNB_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
@@ -125,22 +125,22 @@ UNB_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = open_mode(flags, ap);
     va_end(ap);
-    return BLOCKING(UNB_REAL(openat64)(dirfd, path, flags, mode));
+    return UNB_BLOCKING(UNB_REAL(openat64)(dirfd, path, flags, mode));
 }
 
 UNB_EXPORT int fsync(int fd)
 {
-    return BLOCKING(UNB_REAL(fsync)(fd));
+    return UNB_BLOCKING(UNB_REAL(fsync)(fd));
 }
 
 UNB_EXPORT int fdatasync(int fd)
 {
-    return BLOCKING(UNB_REAL(fdatasync)(fd));
+    return UNB_BLOCKING(UNB_REAL(fdatasync)(fd));
 }
 
 UNB_EXPORT int syncfs(int fd)
 {
-    return BLOCKING(UNB_REAL(syncfs)(fd));
+    return UNB_BLOCKING(UNB_REAL(syncfs)(fd));
 }
 
 /* ---- file locks ---------------------------------------------------------- */
@@ -149,57 +149,57 @@ UNB_EXPORT int flock(int fd, int op)
 {
     if (op & LOCK_NB)
         return UNB_REAL(flock)(fd, op);
-    return BLOCKING(UNB_REAL(flock)(fd, op));
+    return UNB_BLOCKING(UNB_REAL(flock)(fd, op));
 }
 
 UNB_EXPORT int lockf(int fd, int cmd, off_t len)
 {
-    return BLOCKING(UNB_REAL(lockf)(fd, cmd, len));
+    return UNB_BLOCKING(UNB_REAL(lockf)(fd, cmd, len));
 }
 
 UNB_EXPORT int lockf64(int fd, int cmd, off64_t len)
 {
-    return BLOCKING(UNB_REAL(lockf64)(fd, cmd, len));
+    return UNB_BLOCKING(UNB_REAL(lockf64)(fd, cmd, len));
 }
 
 /* ---- child processes ----------------------------------------------------- */
 
 UNB_EXPORT pid_t wait(int *status)
 {
-    return BLOCKING(UNB_REAL(wait)(status));
+    return UNB_BLOCKING(UNB_REAL(wait)(status));
 }
 
 UNB_EXPORT pid_t waitpid(pid_t pid, int *status, int options)
 {
     if (options & WNOHANG)
         return UNB_REAL(waitpid)(pid, status, options);
-    return BLOCKING(UNB_REAL(waitpid)(pid, status, options));
+    return UNB_BLOCKING(UNB_REAL(waitpid)(pid, status, options));
 }
 
 UNB_EXPORT int waitid(idtype_t type, id_t id, siginfo_t *info, int options)
 {
     if (options & WNOHANG)
         return UNB_REAL(waitid)(type, id, info, options);
-    return BLOCKING(UNB_REAL(waitid)(type, id, info, options));
+    return UNB_BLOCKING(UNB_REAL(waitid)(type, id, info, options));
 }
 
 UNB_EXPORT pid_t wait3(int *status, int options, struct rusage *ru)
 {
     if (options & WNOHANG)
         return UNB_REAL(wait3)(status, options, ru);
-    return BLOCKING(UNB_REAL(wait3)(status, options, ru));
+    return UNB_BLOCKING(UNB_REAL(wait3)(status, options, ru));
 }
 
 UNB_EXPORT pid_t wait4(pid_t pid, int *status, int options, struct rusage *ru)
 {
     if (options & WNOHANG)
         return UNB_REAL(wait4)(pid, status, options, ru);
-    return BLOCKING(UNB_REAL(wait4)(pid, status, options, ru));
+    return UNB_BLOCKING(UNB_REAL(wait4)(pid, status, options, ru));
 }
 
 UNB_EXPORT int system(const char *command)
 {
-    return BLOCKING(UNB_REAL(system)(command));
+    return UNB_BLOCKING(UNB_REAL(system)(command));
 }
 
 /* ---- the resolver -------------------------------------------------------- */
@@ -207,13 +207,13 @@ UNB_EXPORT int system(const char *command)
 UNB_EXPORT int getaddrinfo(const char *node, const char *service,
                            const struct addrinfo *hints, struct addrinfo **res)
 {
-    return BLOCKING(UNB_REAL(getaddrinfo)(node, service, hints, res));
+    return UNB_BLOCKING(UNB_REAL(getaddrinfo)(node, service, hints, res));
 }
 
 UNB_EXPORT int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
                            socklen_t hostlen, char *serv, socklen_t servlen, int flags)
 {
-    return BLOCKING(
+    return UNB_BLOCKING(
         UNB_REAL(getnameinfo)(sa, salen, host, hostlen, serv, servlen, flags));
 }
 
@@ -222,29 +222,31 @@ UNB_EXPORT int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *hos
  * stays valid (the buffer is per thread, not freed). */
 UNB_EXPORT struct hostent *gethostbyname(const char *name)
 {
-    return BLOCKING(UNB_REAL(gethostbyname)(name));
+    return UNB_BLOCKING(UNB_REAL(gethostbyname)(name));
 }
 
 UNB_EXPORT struct hostent *gethostbyname2(const char *name, int af)
 {
-    return BLOCKING(UNB_REAL(gethostbyname2)(name, af));
+    return UNB_BLOCKING(UNB_REAL(gethostbyname2)(name, af));
 }
 
 UNB_EXPORT struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type)
 {
-    return BLOCKING(UNB_REAL(gethostbyaddr)(addr, len, type));
+    return UNB_BLOCKING(UNB_REAL(gethostbyaddr)(addr, len, type));
 }
 
 UNB_EXPORT int gethostbyname_r(const char *name, struct hostent *ret, char *buf,
                                size_t buflen, struct hostent **result, int *h_errnop)
 {
-    return BLOCKING(UNB_REAL(gethostbyname_r)(name, ret, buf, buflen, result, h_errnop));
+    return UNB_BLOCKING(
+        UNB_REAL(gethostbyname_r)(name, ret, buf, buflen, result, h_errnop));
 }
 
-UNB_EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf,
-                                size_t buflen, struct hostent **result, int *h_errnop)
+UNB_EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret,
+                                char *buf, size_t buflen, struct hostent **result,
+                                int *h_errnop)
 {
-    return BLOCKING(
+    return UNB_BLOCKING(
         UNB_REAL(gethostbyname2_r)(name, af, ret, buf, buflen, result, h_errnop));
 }
 
@@ -252,7 +254,7 @@ UNB_EXPORT int gethostbyaddr_r(const void *addr, socklen_t len, int type,
                                struct hostent *ret, char *buf, size_t buflen,
                                struct hostent **result, int *h_errnop)
 {
-    return BLOCKING(
+    return UNB_BLOCKING(
         UNB_REAL(gethostbyaddr_r)(addr, len, type, ret, buf, buflen, result, h_errnop));
 }
 
@@ -262,7 +264,7 @@ UNB_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout
 {
     if (timeout == 0)
         return UNB_REAL(epoll_wait)(epfd, ev, max, timeout);
-    return BLOCKING(UNB_REAL(epoll_wait)(epfd, ev, max, timeout));
+    return UNB_BLOCKING(UNB_REAL(epoll_wait)(epfd, ev, max, timeout));
 }
 
 UNB_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
@@ -270,31 +272,31 @@ UNB_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeou
 {
     if (timeout == 0)
         return UNB_REAL(epoll_pwait)(epfd, ev, max, timeout, mask);
-    return BLOCKING(UNB_REAL(epoll_pwait)(epfd, ev, max, timeout, mask));
+    return UNB_BLOCKING(UNB_REAL(epoll_pwait)(epfd, ev, max, timeout, mask));
 }
 
 UNB_EXPORT int pause(void)
 {
-    return BLOCKING(UNB_REAL(pause)());
+    return UNB_BLOCKING(UNB_REAL(pause)());
 }
 
 UNB_EXPORT int sigsuspend(const sigset_t *mask)
 {
-    return BLOCKING(UNB_REAL(sigsuspend)(mask));
+    return UNB_BLOCKING(UNB_REAL(sigsuspend)(mask));
 }
 
 UNB_EXPORT int sigwait(const sigset_t *set, int *sig)
 {
-    return BLOCKING(UNB_REAL(sigwait)(set, sig));
+    return UNB_BLOCKING(UNB_REAL(sigwait)(set, sig));
 }
 
 UNB_EXPORT int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 {
-    return BLOCKING(UNB_REAL(sigwaitinfo)(set, info));
+    return UNB_BLOCKING(UNB_REAL(sigwaitinfo)(set, info));
 }
 
 UNB_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info,
                             const struct timespec *timeout)
 {
-    return BLOCKING(UNB_REAL(sigtimedwait)(set, info, timeout));
+    return UNB_BLOCKING(UNB_REAL(sigtimedwait)(set, info, timeout));
 }

@@ -245,8 +245,9 @@ static ssize_t op_readv(int fd, void *c)
 static ssize_t op_recvfrom(int fd, void *c)
 {
     struct rd *r = c;
-    return UNB_REAL(recvfrom)(fd, r->buf, r->len, r->flags | (r->sock ? MSG_DONTWAIT : 0),
-                              r->addr, r->addrlen);
+    return UNB_REAL(recvfrom)(fd, r->buf, r->len,
+                              r->flags | (r->sock ? MSG_DONTWAIT : 0), r->addr,
+                              r->addrlen);
 }
 
 static ssize_t op_recvmsg(int fd, void *c)

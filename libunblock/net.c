@@ -88,7 +88,8 @@ static int block_outside(int fd)
 UNB_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
 {
     struct unb__fd *e = unb__sched_parkable() ? unb__io_classify(fd) : NULL;
-    if (!e || e->user_nonblock || e->kind != UNB_FD_SOCKET || !listener_nonblock(fd, e)) {
+    if (!e || e->user_nonblock || e->kind != UNB_FD_SOCKET ||
+        !listener_nonblock(fd, e)) {
         int nfd;
         while ((nfd = UNB_REAL(accept4)(fd, addr, addrlen, flags)) < 0 &&
                (unb_errno == EAGAIN || unb_errno == EWOULDBLOCK) && !e &&

@@ -227,8 +227,9 @@ static int thread_wait(struct unb__bucket *b, struct unb__pwaiter *p,
     uint32_t depth = unb__rt_block_begin();
     int ret = 0;
     while (!atomic_load_explicit(&p->w.woken, memory_order_acquire)) {
-        long rc = unb__sys6(SYS_futex, (long)&p->w.woken, op, 0, (long)(dl ? &dl->at : NULL),
-                            0, (long)FUTEX_BITSET_MATCH_ANY);
+        long rc =
+            unb__sys6(SYS_futex, (long)&p->w.woken, op, 0, (long)(dl ? &dl->at : NULL),
+                      0, (long)FUTEX_BITSET_MATCH_ANY);
         if (rc != -ETIMEDOUT)
             continue;
         unb__spin_lock(&b->lock);

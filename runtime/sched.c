@@ -274,7 +274,7 @@
 struct unb__worker {
     struct unb__deque runq;
     _Atomic(struct unb__m *) m; /* the OS thread running this worker */
-    uint32_t tick; /* switches out of coroutines */
+    uint32_t tick;              /* switches out of coroutines */
     uint32_t last_poll_tick;
     uint32_t last_inject_tick;
     uint32_t rng;          /* victim selection */
@@ -296,10 +296,10 @@ struct unb__worker {
     bool in_idle_list;
     bool woken_spinning; /* popped by wakep; spin on wake */
     /* The monitor's own view (monitor thread only): */
-    uint32_t mon_beat;     /* m->beat when last seen */
-    unsigned mon_still;    /* monitor ticks without a beat */
-    struct unb__m *mon_m;  /* the thread mon_beat belongs to */
-    int64_t mon_cpu;       /* that thread's CPU time at the first still look */
+    uint32_t mon_beat;    /* m->beat when last seen */
+    unsigned mon_still;   /* monitor ticks without a beat */
+    struct unb__m *mon_m; /* the thread mon_beat belongs to */
+    int64_t mon_cpu;      /* that thread's CPU time at the first still look */
     /* Counters: written by the owner only, read by anyone. */
     _Atomic uint64_t n_switches, n_steals, n_parks, n_wakeups;
     unsigned id;
@@ -318,12 +318,12 @@ struct unb__m {
     void (*after_fn)(void *);  /* action for the next context */
     void *after_arg;
     _Atomic(struct unb__worker *) w; /* the worker it runs, or NULL */
-    _Atomic uint32_t wake;          /* futex: a spare's wake-up */
-    struct unb__m *next;            /* rt.spares, rt.free_m */
-    bool initial;                   /* the process's initial thread: stays */
-    bool idle;                      /* in rt.spares (under rt.spare_lock) */
-    bool reserved;                  /* new, taken by spare_get: not in rt.spares */
-    pid_t tid;                      /* the kernel's id of the thread */
+    _Atomic uint32_t wake;           /* futex: a spare's wake-up */
+    struct unb__m *next;             /* rt.spares, rt.free_m */
+    bool initial;                    /* the process's initial thread: stays */
+    bool idle;                       /* in rt.spares (under rt.spare_lock) */
+    bool reserved;                   /* new, taken by spare_get: not in rt.spares */
+    pid_t tid;                       /* the kernel's id of the thread */
     pthread_t thread;
     void *altstack;
     void *thread_stack_lo; /* the OS thread's stack, for ASan */
@@ -363,9 +363,9 @@ static struct {
 
     /* The monitor and its spare threads (see "The monitor"). */
     struct unb__lock spare_lock UNB_ALIGNED_LINE;
-    struct unb__m *spares;     /* idle spare threads */
-    struct unb__m *free_m;     /* structs of spares that exited, for reuse */
-    unsigned nthreads;         /* live threads that run workers */
+    struct unb__m *spares; /* idle spare threads */
+    struct unb__m *free_m; /* structs of spares that exited, for reuse */
+    unsigned nthreads;     /* live threads that run workers */
     unsigned nthreads_peak;
     _Atomic uint64_t handoffs;
     pthread_t monitor;
@@ -708,7 +708,8 @@ static void migrate_arrive(struct unb__worker *w, struct unb__msg *m)
 
 static void arrive_home(struct unb__worker *w, struct unb__msg *m)
 {
-    homed_push(w, (struct unb_coro *)((char *)m - offsetof(struct unb_coro, ready_msg)));
+    homed_push(w,
+               (struct unb_coro *)((char *)m - offsetof(struct unb_coro, ready_msg)));
 }
 
 static void migrate_leave(void *arg)
@@ -913,9 +914,9 @@ static struct unb_coro *find_runnable(struct unb__worker *w)
         unb__intr_process();
         struct unb_coro *co = NULL;
         int64_t queued = unb__deque_size(&w->runq) + w->nhomed;
-        if (w->waiting > 0 &&
-            (w->tick - w->last_poll_tick >= (queued > FAIR_INTERVAL ? queued : FAIR_INTERVAL) ||
-             __atomic_load_n(&w->poll_due, __ATOMIC_RELAXED))) {
+        if (w->waiting > 0 && (w->tick - w->last_poll_tick >=
+                                   (queued > FAIR_INTERVAL ? queued : FAIR_INTERVAL) ||
+                               __atomic_load_n(&w->poll_due, __ATOMIC_RELAXED))) {
             __atomic_store_n(&w->poll_due, false, __ATOMIC_RELAXED);
             poll_loop(w, false);
         }
@@ -1051,26 +1052,27 @@ static void coro_free(struct unb_coro *co)
         unb__stack_unmap(&st);
         return;
     }
-    struct unb__worker *w = unb__sched_worker();
-    if (!w) {
-        co->next = NULL;
-        pool_give(co);
-        return;
+    struct unb__worker *w = unb__rt_enter(); /* its cache is the worker's */
+    struct unb_coro *give = co;              /* to the shared pool */
+    co->next = NULL;
+    if (w) {
+        co->next = w->pool;
+        w->pool = co;
+        give = NULL;
+        if (++w->npool > POOL_WORKER_MAX) {
+            /* Over the cap: hand half of the cache to the shared pool. */
+            for (unsigned i = 0; i < POOL_BATCH; i++) {
+                struct unb_coro *c = w->pool;
+                w->pool = c->next;
+                c->next = give;
+                give = c;
+            }
+            w->npool -= POOL_BATCH;
+        }
     }
-    co->next = w->pool;
-    w->pool = co;
-    if (++w->npool <= POOL_WORKER_MAX)
-        return;
-    /* Over the cap: hand half of the cache to the shared pool. */
-    struct unb_coro *give = NULL;
-    for (unsigned i = 0; i < POOL_BATCH; i++) {
-        struct unb_coro *c = w->pool;
-        w->pool = c->next;
-        c->next = give;
-        give = c;
-    }
-    w->npool -= POOL_BATCH;
-    pool_give(give);
+    unb__rt_leave();
+    if (give)
+        pool_give(give);
 }
 
 /* After action of a finishing coroutine: it is off its stack now. */
@@ -1201,9 +1203,10 @@ int unb__sched_spawn_thread(void *(*fn)(void *), void *arg, size_t stack_size,
     if (stack_size <= rt.stack_size - 2 * unb__page_size)
         stack_size = 0;
     else /* usable size asked for, plus the guard page and our header */
-        stack_size = ((stack_size + unb__page_size - 1) & ~(unb__page_size - 1)) +
-                     unb__page_size + ((coro_header_size() + unb__page_size - 1) &
-                                       ~(unb__page_size - 1));
+        stack_size =
+            ((stack_size + unb__page_size - 1) & ~(unb__page_size - 1)) +
+            unb__page_size +
+            ((coro_header_size() + unb__page_size - 1) & ~(unb__page_size - 1));
     if (unb_unlikely(atomic_load_explicit(&rt.lazy, memory_order_relaxed)))
         start_rest();
     struct unb_coro *co;
@@ -1225,6 +1228,9 @@ static void unlock_spin(void *lock)
 
 static int join_in(struct unb_coro *co, void **result);
 
+/* In a section from the start: join parks while holding co->lock, and a
+ * coroutine must not move threads with a spinlock held (see "The
+ * monitor"). */
 int unb__sched_join(struct unb_coro *co, void **result)
 {
     unb__rt_enter();
@@ -1256,17 +1262,7 @@ static int join_in(struct unb_coro *co, void **result)
     return 0;
 }
 
-static int tryjoin_in(struct unb_coro *co, void **result);
-
 int unb__sched_tryjoin(struct unb_coro *co, void **result)
-{
-    unb__rt_enter();
-    int rc = tryjoin_in(co, result);
-    unb__rt_leave();
-    return rc;
-}
-
-static int tryjoin_in(struct unb_coro *co, void **result)
 {
     if (co == unb__sched_current())
         return -EDEADLK;
@@ -1300,11 +1296,8 @@ int unb__sched_detach(struct unb_coro *co)
     co->detached = 1;
     bool done = co->done;
     unb__spin_unlock(&co->lock);
-    if (done) {
-        unb__rt_enter();
+    if (done)
         coro_free(co); /* finished and released */
-        unb__rt_leave();
-    }
     return 0;
 }
 
@@ -1462,7 +1455,8 @@ void unb__rt_reclaim(void)
     struct unb__m *m = tls_m;
     uint32_t take;
     for (int spins = 0;
-         (take = atomic_load_explicit(&m->st.take, memory_order_acquire)) == UNB_TAKE_PENDING;
+         (take = atomic_load_explicit(&m->st.take, memory_order_acquire)) ==
+         UNB_TAKE_PENDING;
          spins++) {
         if (spins < 64)
             unb__cpu_relax();
@@ -1472,7 +1466,7 @@ void unb__rt_reclaim(void)
     if (take == UNB_TAKE_NONE)
         return;
     struct unb_coro *self = tls_cur;
-    UNB_ASSERT(self); /* a scheduler is always inside the runtime */
+    UNB_ASSERT(self);  /* a scheduler is always inside the runtime */
     tls_worker = NULL; /* not ours any more */
     if (self->pinned)
         return; /* a pinned coroutine goes on here, as a plain thread would */
@@ -1563,7 +1557,8 @@ static bool spare_wait(struct unb__m *m)
             return true;
         struct timespec idle = {SPARE_IDLE_S, 0};
         bool stop = atomic_load(&rt.stopping) != 0;
-        if (!stop && unb__futex_wait(&m->wake, 0, m->initial ? NULL : &idle) != -ETIMEDOUT)
+        if (!stop &&
+            unb__futex_wait(&m->wake, 0, m->initial ? NULL : &idle) != -ETIMEDOUT)
             continue;
         unb__lock(&rt.spare_lock);
         if (atomic_load_explicit(&m->w, memory_order_relaxed) || !m->idle) {
@@ -1656,8 +1651,9 @@ static bool has_work(struct unb__worker *w)
     if (unb__deque_size(&w->runq) <= 0 &&
         atomic_load_explicit(&rt.ninject, memory_order_relaxed) == 0)
         return false;
-    return rt.nworkers == 1 || (atomic_load_explicit(&rt.nidle, memory_order_relaxed) == 0 &&
-                                atomic_load_explicit(&rt.nspinning, memory_order_relaxed) == 0);
+    return rt.nworkers == 1 ||
+           (atomic_load_explicit(&rt.nidle, memory_order_relaxed) == 0 &&
+            atomic_load_explicit(&rt.nspinning, memory_order_relaxed) == 0);
 }
 
 /*

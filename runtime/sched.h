@@ -26,7 +26,6 @@ struct unb__msg {
     void (*fn)(struct unb__worker *w, struct unb__msg *m);
 };
 
-
 /*
  * A coroutine.  The struct lives at the top of the coroutine's own stack
  * mapping, so one mmap holds both and a pooled stack is a pooled coroutine.
@@ -105,10 +104,10 @@ extern UNB_TLS struct unb_coro *unb__tls_cur;
  * one cannot move: it gets NULL and goes on as a plain thread would).
  */
 struct unb__m_state {
-    _Atomic uint32_t depth;    /* > 0: inside the runtime */
-    _Atomic uint32_t take;     /* UNB_TAKE_*: set by the monitor */
-    _Atomic uint32_t blocking; /* inside a call marked as blocking */
-    _Atomic uint32_t beat;     /* progress: switches to another coroutine */
+    _Atomic uint32_t depth;     /* > 0: inside the runtime */
+    _Atomic uint32_t take;      /* UNB_TAKE_*: set by the monitor */
+    _Atomic uint32_t blocking;  /* inside a call marked as blocking */
+    _Atomic uint32_t beat;      /* progress: switches to another coroutine */
     _Atomic uint32_t yield_req; /* the monitor asks the running coroutine to
                                    yield at the end of its blocking call */
 };
@@ -192,7 +191,8 @@ static inline void unb__rt_block_end(uint32_t depth)
                             UNB_TAKE_NONE)) {
         unb__rt_enter(); /* back to the worker now, not at the next call */
         unb__rt_leave();
-    } else if (unb_unlikely(atomic_load_explicit(&m->yield_req, memory_order_relaxed))) {
+    } else if (unb_unlikely(
+                   atomic_load_explicit(&m->yield_req, memory_order_relaxed))) {
         unb__rt_yield_requested(); /* a safe point: let the others run */
     }
 }
@@ -204,7 +204,7 @@ static inline void unb__rt_block_end(uint32_t depth)
  * restores it). */
 #define UNB_BLOCKING(call)                                                             \
     ({                                                                                 \
-        struct unb__m_state *m_ = UNB_TLS_FRESH(unb__tls_m);                            \
+        struct unb__m_state *m_ = UNB_TLS_FRESH(unb__tls_m);                           \
         __typeof__(call) r_;                                                           \
         if (!m_ || atomic_load_explicit(&m_->depth, memory_order_relaxed) != 0) {      \
             r_ = (call);                                                               \

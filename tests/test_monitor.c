@@ -105,11 +105,12 @@ static void run_scenario(struct scenario *sc)
     long ticks = atomic_load(&hb.ticks);
     diag("%s: %.2f s, heartbeat %ld ticks, largest gap %.2f ms, %" PRIu64
          " handoffs, up to %llu spare threads",
-         sc->name, (double)elapsed / 1e9, ticks, gap_ms, after.handoffs - before.handoffs,
+         sc->name, (double)elapsed / 1e9, ticks, gap_ms,
+         after.handoffs - before.handoffs,
          (unsigned long long)atomic_load(&hb.spares_seen));
     ok(sc->result == 1, "%s: the call gives its native result", sc->name);
-    cmp_ok((double)elapsed / 1e9, >=, sc->seconds * 0.9, "%s: it took as long as the call",
-           sc->name);
+    cmp_ok((double)elapsed / 1e9, >=, sc->seconds * 0.9,
+           "%s: it took as long as the call", sc->name);
     cmp_ok(gap_ms, <, 100, "%s: the heartbeat on the same worker never stalls 100 ms",
            sc->name);
     /* A tick costs about 1.1 ms (the loop's millisecond timeout).  During
@@ -117,8 +118,8 @@ static void run_scenario(struct scenario *sc)
      * loop of short calls goes back to its worker after each, and is
      * handed off again after a tick, so the heartbeat gets a share. */
     cmp_ok((double)ticks, >=, (double)elapsed / 1e6 / 1.1 * sc->share,
-           "%s: the heartbeat ticked through it (%.0f%% of the ticks at least)", sc->name,
-           sc->share * 100);
+           "%s: the heartbeat ticked through it (%.0f%% of the ticks at least)",
+           sc->name, sc->share * 100);
 }
 
 /* ---- the scenarios ------------------------------------------------------ */
@@ -333,24 +334,28 @@ int main(int argc, char **argv)
     usleep(20000);
     int threads_before = os_threads();
 
-    struct scenario sleep2 = {"raw syscall(SYS_nanosleep) for 2 s", raw_sleep, 2, 0, 0.5};
+    struct scenario sleep2 = {"raw syscall(SYS_nanosleep) for 2 s", raw_sleep, 2, 0,
+                              0.5};
     run_scenario(&sleep2);
 
     pid_t holder = hold_lock(1);
-    struct scenario fl = {"flock held by another process for 1 s", flock_wait, 0.9, 0, 0.5};
+    struct scenario fl = {"flock held by another process for 1 s", flock_wait, 0.9, 0,
+                          0.5};
     run_scenario(&fl);
     waitpid(holder, NULL, 0);
 
     struct scenario cpu = {"a 2 s computation without calls", compute, 2, 0, 0.5};
     run_scenario(&cpu);
 
-    struct scenario gai = {"getaddrinfo(\"localhost\") for 0.5 s", resolve, 0.5, 0, 0.1};
+    struct scenario gai = {"getaddrinfo(\"localhost\") for 0.5 s", resolve, 0.5, 0,
+                           0.1};
     run_scenario(&gai);
 
     struct scenario rd = {"reading a 64 MiB file for 0.5 s", read_file, 0.5, 0, 0.1};
     run_scenario(&rd);
 
-    struct scenario wt = {"waitpid for a child that exits after 1 s", child_wait, 0.9, 0, 0.5};
+    struct scenario wt = {"waitpid for a child that exits after 1 s", child_wait, 0.9,
+                          0, 0.5};
     run_scenario(&wt);
 
     /* The spare threads exit after 2 s idle. */

@@ -3,10 +3,10 @@
  * while other threads sit in calls that block their OS thread and that no
  * hook can park: a raw syscall(SYS_nanosleep), a loop that computes
  * without calls, a read of a pseudo-terminal with nothing to read yet,
- * and stdio lines to a socket that a slow reader drains.  Natively each is a thread of its
- * own.  Under the preload with one worker, the monitor hands the worker
- * to spare threads.  Prints one line per scenario; run natively and under
- * LD_PRELOAD (also with UNBLOCK_WORKERS=1) by tests/test_preload.c.
+ * and stdio lines to a socket that a slow reader drains.  Natively each is a thread of
+ * its own.  Under the preload with one worker, the monitor hands the worker to spare
+ * threads.  Prints one line per scenario; run natively and under LD_PRELOAD (also with
+ * UNBLOCK_WORKERS=1) by tests/test_preload.c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -119,7 +119,8 @@ static void measure(const char *what, void *(*fn)(void *), void *arg, void *want
     atomic_store(&measuring, false);
     double gap = atomic_load(&max_gap_ms);
     check(res == want, "%s: the call returns what it should", what);
-    if (!check(gap < 150 && atomic_load(&ticks) >= 50, "%s: the heartbeat keeps ticking", what))
+    if (!check(gap < 150 && atomic_load(&ticks) >= 50,
+               "%s: the heartbeat keeps ticking", what))
         detail("largest gap %.1f ms, %ld ticks", gap, atomic_load(&ticks));
 }
 
