@@ -373,6 +373,7 @@ static struct {
     _Atomic uint32_t monitor_stop;
     _Atomic uint32_t monitor_parked; /* futex: asleep until a worker wakes */
     _Atomic bool lazy; /* preload: only worker 0 runs until a second coroutine */
+    sigset_t sigmask;  /* the workers' signal mask: spares take it too */
     bool said_no_spare;
 } rt;
 
@@ -1360,6 +1361,10 @@ void unb__waiter_wake(struct unb__waiter *wt)
 static void thread_setup(struct unb__m *m)
 {
     unb__tls_m = &m->st;
+    /* Spares are made by the monitor, which blocks every signal: give
+     * them the mask the workers started with, so that the program's
+     * signals reach coroutines whichever thread runs them. */
+    pthread_sigmask(SIG_SETMASK, &rt.sigmask, NULL);
     m->tid = (pid_t)unb__sys3(SYS_gettid, 0, 0, 0);
     if (unb__stack_altstack(&m->altstack) != 0)
         m->altstack = NULL; /* overflows then die without the message */
@@ -1982,6 +1987,7 @@ static int start_locked(bool adopt)
     atomic_store(&rt.stopping, 0);
 
     rt.nthreads = 0;
+    pthread_sigmask(SIG_SETMASK, NULL, &rt.sigmask);
     membarrier_register();
     /* Under the preload the calling thread is worker 0, and the others
      * and the monitor start with the program's second coroutine: a

@@ -226,6 +226,41 @@ static void *child_wait(void *arg)
     return NULL;
 }
 
+/* A signal raised by a coroutine that runs on a spare thread (its worker
+ * was handed off) runs the handler: spares take the workers' signal mask,
+ * not the monitor's, which blocks everything. */
+static atomic_int usr1;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&usr1, 1);
+}
+
+static void *raise_usr1(void *arg)
+{
+    (void)arg;
+    raise(SIGUSR1);
+    return NULL;
+}
+
+static void signal_on_spare(void)
+{
+    signal(SIGUSR1, on_usr1);
+    struct scenario sc = {"raw sleep under a signal", raw_sleep, 0.3, 0, 0};
+    unb_coro_t *sleeper = unb_spawn(raw_sleep, &sc);
+    usleep(100000); /* the worker is on a spare thread by now */
+    unb_stats_t st;
+    unb_stats(&st);
+    unb_join(unb_spawn(raise_usr1, NULL), NULL);
+    unb_join(sleeper, NULL);
+    ok(st.spare_threads > 0,
+       "a spare thread runs the worker while a raw sleep holds its thread");
+    is_int(atomic_load(&usr1), 1,
+           "a signal raised by a coroutine on the spare thread ran its handler");
+    signal(SIGUSR1, SIG_DFL);
+}
+
 /* ---- helpers ------------------------------------------------------------ */
 
 static int os_threads(void)
@@ -357,6 +392,8 @@ int main(int argc, char **argv)
     struct scenario wt = {"waitpid for a child that exits after 1 s", child_wait, 0.9,
                           0, 0.5};
     run_scenario(&wt);
+
+    signal_on_spare();
 
     /* The spare threads exit after 2 s idle. */
     int64_t t0 = now_ns();
