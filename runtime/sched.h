@@ -156,10 +156,11 @@ static inline void unb__rt_leave(void)
 /*
  * Brackets a call that may block the thread for long (a file read, the
  * resolver, a lock, a wait): while inside, the monitor hands the worker
- * to a spare thread after one tick instead of two.  begin returns what
- * end needs.  After end, the coroutine runs on the worker's current
- * thread again (unless pinned); inside a runtime section, re-read the
- * worker.
+ * to a spare thread at its first look if the thread sleeps in the kernel,
+ * and the call's end is a safe point where the coroutine yields if the
+ * monitor asked (yield_req).  begin returns what end needs.  After end,
+ * the coroutine runs on the worker's current thread again (unless
+ * pinned); inside a runtime section, re-read the worker.
  */
 static inline uint32_t unb__rt_block_begin(void)
 {
