@@ -38,6 +38,7 @@
  */
 #define _GNU_SOURCE
 #include "tap.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -110,23 +111,6 @@ static unsigned workers(void)
     if (unb_stats(&st) != 0)
         BAIL("unb_stats failed");
     return (unsigned)st.workers;
-}
-
-static unb_coro_t *spawn(void *(*fn)(void *), void *arg)
-{
-    unb_coro_t *co = unb_spawn(fn, arg);
-    if (!co)
-        BAIL("unb_spawn failed: %s", strerror(errno));
-    return co;
-}
-
-static void *join(unb_coro_t *co)
-{
-    void *r = NULL;
-    int rc = unb_join(co, &r);
-    if (rc != 0)
-        BAIL("unb_join failed: %s", strerror(rc));
-    return r;
 }
 
 static int wait_flag(_Atomic int *flag, double limit_s)

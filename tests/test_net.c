@@ -24,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include "tap.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -91,23 +92,6 @@ static unb_stats_t stats(void)
 static uint64_t parks(void)
 {
     return stats().parks;
-}
-
-static unb_coro_t *spawn(void *(*fn)(void *), void *arg)
-{
-    unb_coro_t *co = unb_spawn(fn, arg);
-    if (!co)
-        BAIL("unb_spawn failed: %s", strerror(errno));
-    return co;
-}
-
-static void *join(unb_coro_t *co)
-{
-    void *r = NULL;
-    int rc = unb_join(co, &r);
-    if (rc != 0)
-        BAIL("unb_join failed: %s", strerror(rc));
-    return r;
 }
 
 static int wait_flag(_Atomic int *flag, double limit_s)

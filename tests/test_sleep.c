@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include "tap.h"
+#include "util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -90,23 +91,6 @@ static void sleep_ms(long ms)
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
-}
-
-static unb_coro_t *spawn(void *(*fn)(void *), void *arg)
-{
-    unb_coro_t *co = unb_spawn(fn, arg);
-    if (!co)
-        BAIL("unb_spawn failed: %s", strerror(errno));
-    return co;
-}
-
-static void *join(unb_coro_t *co)
-{
-    void *r = NULL;
-    int rc = unb_join(co, &r);
-    if (rc != 0)
-        BAIL("unb_join failed: %s", strerror(rc));
-    return r;
 }
 
 /* Runs fn(arg) on a new plain thread and waits for it. */

@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include "tap.h"
+#include "util.h"
 
 #include <errno.h>
 #include <spawn.h>
@@ -42,23 +43,6 @@ static unb_stats_t stats(void)
     if (unb_stats(&st) != 0)
         BAIL("unb_stats failed");
     return st;
-}
-
-static unb_coro_t *spawn(void *(*fn)(void *), void *arg)
-{
-    unb_coro_t *co = unb_spawn(fn, arg);
-    if (!co)
-        BAIL("unb_spawn failed: %s", strerror(errno));
-    return co;
-}
-
-static void *join(unb_coro_t *co)
-{
-    void *r = NULL;
-    int rc = unb_join(co, &r);
-    if (rc != 0)
-        BAIL("unb_join failed: %s", strerror(rc));
-    return r;
 }
 
 /* ---- two CPU-bound coroutines run in parallel --------------------------- */
