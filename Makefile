@@ -17,7 +17,8 @@ OPT := -O2 -g
 SANFLAGS := $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer $(if $(filter address,$(SAN)),-fsanitize=undefined))
 CFLAGS ?= $(OPT)
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -pthread -Iinclude
-LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
+# Frame pointers: the coroutine dump walks them (runtime/dump.c).
+LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden -fno-omit-frame-pointer
 LDLIBS_LIB := -lev -ldl -pthread
 
 LIB_SRCS := $(wildcard runtime/*.c) $(wildcard libunblock/*.c)
@@ -86,7 +87,7 @@ $(LIB): $(LIB_REAL)
 
 launcher: $(LAUNCHER)
 
-$(LAUNCHER): tools/unblock.c Makefile
+$(LAUNCHER): tools/unblock.c runtime/dumpsig.h Makefile
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -DUNB_VERSION='"$(VERSION)"' -o $@ $<
 
@@ -127,6 +128,12 @@ $(BUILD)/tests/test_deque: tests/test_deque.c tests/tap.h $(UNIT_DEQUE_SRCS)
 $(BUILD)/tests/helpers/%: tests/helpers/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $<
+
+# The dump's test reads this one's backtraces: frame pointers and exported
+# names, as a user debugging with the dump would build.
+$(BUILD)/tests/helpers/parked: tests/helpers/parked.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fno-omit-frame-pointer -rdynamic -o $@ $<
 
 # Programs for the preload tests never mention libunblock either.
 $(BUILD)/tests/preload/%: tests/preload/%.c tests/preload/check.h

@@ -89,9 +89,9 @@ int64_t unb__io_deadline(const struct unb__fd *e, int dir)
 
 /* Parks until fd is ready for dir: 0, or -1 with errno (EAGAIN for a
  * timeout, as SO_RCVTIMEO/SO_SNDTIMEO give it). */
-static int wait_ready(int fd, int dir, int64_t deadline)
+static int wait_ready(int fd, int dir, int64_t deadline, enum unb__call call)
 {
-    int rc = unb__fd_wait(fd, dir ? EV_WRITE : EV_READ, deadline, !deadline);
+    int rc = unb__fd_wait(fd, dir ? EV_WRITE : EV_READ, deadline, !deadline, call);
     if (rc == 0)
         return 0;
     unb_errno = rc == -ETIMEDOUT ? EAGAIN : -rc;
@@ -100,22 +100,23 @@ static int wait_ready(int fd, int dir, int64_t deadline)
 
 /* Waits until a pipe is ready without blocking the worker: 0, or -1 with
  * errno. */
-static int pipe_ready(int fd, int dir, int64_t deadline)
+static int pipe_ready(int fd, int dir, int64_t deadline, enum unb__call call)
 {
     for (;;) {
         struct pollfd p = {.fd = fd, .events = dir ? POLLOUT : POLLIN};
         int r = UNB_REAL(poll)(&p, 1, 0);
         if (r != 0)
             return r < 0 ? -1 : 0; /* ready, hung up, or an error: call */
-        if (wait_ready(fd, dir, deadline) != 0)
+        if (wait_ready(fd, dir, deadline, call) != 0)
             return -1;
     }
 }
 
-int unb__io_park(int fd, struct unb__fd *e, int dir, int64_t deadline)
+int unb__io_park(int fd, struct unb__fd *e, int dir, int64_t deadline,
+                 enum unb__call call)
 {
     atomic_store_explicit(dir ? &e->wr_ready : &e->rd_ready, 0, memory_order_relaxed);
-    return wait_ready(fd, dir, deadline);
+    return wait_ready(fd, dir, deadline, call);
 }
 
 /*
@@ -123,7 +124,7 @@ int unb__io_park(int fd, struct unb__fd *e, int dir, int64_t deadline)
  * the size asked for (a shorter result clears the readiness hint).
  */
 ssize_t unb__io_read(int fd, struct unb__fd *e, ssize_t (*op)(int, void *), void *ctx,
-                     size_t want)
+                     size_t want, enum unb__call call)
 {
     int64_t deadline = unb__io_deadline(e, 0);
     int saved = unb_errno; /* a call that succeeds leaves errno alone */
@@ -131,7 +132,7 @@ ssize_t unb__io_read(int fd, struct unb__fd *e, ssize_t (*op)(int, void *), void
         return op(fd, ctx); /* EBADF at once, as natively */
     for (;;) {
         if (e->kind == UNB_FD_PIPE) {
-            if (pipe_ready(fd, 0, deadline) != 0)
+            if (pipe_ready(fd, 0, deadline, call) != 0)
                 return -1;
             ssize_t n = op(fd, ctx);
             if (n >= 0)
@@ -149,7 +150,7 @@ ssize_t unb__io_read(int fd, struct unb__fd *e, ssize_t (*op)(int, void *), void
             if (unb_errno != EAGAIN && unb_errno != EWOULDBLOCK)
                 return -1;
         }
-        if (unb__io_park(fd, e, 0, deadline) != 0)
+        if (unb__io_park(fd, e, 0, deadline, call) != 0)
             return -1;
     }
 }
@@ -159,7 +160,7 @@ ssize_t unb__io_read(int fd, struct unb__fd *e, ssize_t (*op)(int, void *), void
  * caller's data; the engine loops until `want` bytes are written.
  */
 ssize_t unb__io_write(int fd, struct unb__fd *e, ssize_t (*op)(int, void *, size_t),
-                      void *ctx, size_t want)
+                      void *ctx, size_t want, enum unb__call call)
 {
     int64_t deadline = unb__io_deadline(e, 1);
     size_t done = 0;
@@ -167,7 +168,7 @@ ssize_t unb__io_write(int fd, struct unb__fd *e, ssize_t (*op)(int, void *, size
     if (e->kind == UNB_FD_PIPE && e->accmode == O_RDONLY)
         return op(fd, ctx, 0); /* EBADF at once, as natively */
     for (;;) {
-        if (e->kind == UNB_FD_PIPE && pipe_ready(fd, 1, deadline) != 0)
+        if (e->kind == UNB_FD_PIPE && pipe_ready(fd, 1, deadline, call) != 0)
             return done ? (ssize_t)done : -1;
         ssize_t n = op(fd, ctx, done);
         if (n >= 0) {
@@ -182,7 +183,7 @@ ssize_t unb__io_write(int fd, struct unb__fd *e, ssize_t (*op)(int, void *, size
             return done ? (ssize_t)done : -1;
         if (e->kind == UNB_FD_PIPE)
             continue;
-        if (unb__io_park(fd, e, 1, deadline) != 0) {
+        if (unb__io_park(fd, e, 1, deadline, call) != 0) {
             if (!done)
                 return -1;
             unb_errno = entry_errno; /* partial progress: a count, no error */
@@ -272,7 +273,7 @@ UNB_EXPORT ssize_t read(int fd, void *buf, size_t len)
     struct rd r = {.sock = e->kind == UNB_FD_SOCKET, .buf = buf, .len = len};
     if (len == 0) /* read(2) of nothing never waits (recv of nothing does) */
         return UNB_REAL(read)(fd, buf, len);
-    return unb__io_read(fd, e, op_read, &r, len);
+    return unb__io_read(fd, e, op_read, &r, len, UNB_CALL_READ);
 }
 
 UNB_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
@@ -286,7 +287,7 @@ UNB_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
     size_t want = iov_total(iov, iovcnt);
     if (want == 0)
         return UNB_REAL(readv)(fd, iov, iovcnt);
-    return unb__io_read(fd, e, op_readv, &r, want);
+    return unb__io_read(fd, e, op_readv, &r, want, UNB_CALL_READV);
 }
 
 UNB_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
@@ -304,13 +305,13 @@ UNB_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
                    .addr = addr,
                    .addrlen = addrlen};
     if (!(flags & MSG_WAITALL) || e->kind != UNB_FD_SOCKET)
-        return unb__io_read(fd, e, op_recvfrom, &r, len);
+        return unb__io_read(fd, e, op_recvfrom, &r, len, UNB_CALL_RECV);
     /* MSG_WAITALL: the kernel does not wait on a MSG_DONTWAIT attempt. */
     size_t got = 0;
     while (got < len) {
         r.buf = (char *)buf + got;
         r.len = len - got;
-        ssize_t n = unb__io_read(fd, e, op_recvfrom, &r, r.len);
+        ssize_t n = unb__io_read(fd, e, op_recvfrom, &r, r.len, UNB_CALL_RECV);
         if (n <= 0)
             return got ? (ssize_t)got : n;
         got += (size_t)n;
@@ -334,7 +335,7 @@ UNB_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
     size_t want = msg && msg->msg_iovlen <= IOV_MAX
                       ? iov_total(msg->msg_iov, (int)msg->msg_iovlen)
                       : 0;
-    return unb__io_read(fd, e, op_recvmsg, &r, want);
+    return unb__io_read(fd, e, op_recvmsg, &r, want, UNB_CALL_RECVMSG);
 }
 
 /* ---- write family ----------------------------------------------------- */
@@ -445,7 +446,7 @@ UNB_EXPORT ssize_t write(int fd, const void *buf, size_t len)
     if (!e) /* a file, a terminal, a device: may block */
         return UNB_BLOCKING(UNB_REAL(write)(fd, buf, len));
     struct wr w = {.sock = e->kind == UNB_FD_SOCKET, .buf = buf, .len = len};
-    return unb__io_write(fd, e, op_write, &w, len);
+    return unb__io_write(fd, e, op_write, &w, len, UNB_CALL_WRITE);
 }
 
 UNB_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
@@ -462,7 +463,7 @@ UNB_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
                    .flags = flags,
                    .addr = addr,
                    .addrlen = addrlen};
-    return unb__io_write(fd, e, op_sendto, &w, len);
+    return unb__io_write(fd, e, op_sendto, &w, len, UNB_CALL_SEND);
 }
 
 UNB_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
@@ -476,7 +477,7 @@ UNB_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
     if (!e || iovcnt < 0 || iovcnt > IOV_MAX) /* a file, a terminal, a device */
         return UNB_BLOCKING(UNB_REAL(writev)(fd, iov, iovcnt));
     struct wr w = {.sock = e->kind == UNB_FD_SOCKET, .iov = iov, .iovcnt = iovcnt};
-    return unb__io_write(fd, e, op_writev, &w, iov_total(iov, iovcnt));
+    return unb__io_write(fd, e, op_writev, &w, iov_total(iov, iovcnt), UNB_CALL_WRITEV);
 }
 
 UNB_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -488,7 +489,7 @@ UNB_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
         return UNB_REAL(sendmsg)(fd, msg, flags);
     struct wr w = {.sock = e->kind == UNB_FD_SOCKET, .msg = msg, .flags = flags};
     return unb__io_write(fd, e, op_sendmsg, &w,
-                         iov_total(msg->msg_iov, (int)msg->msg_iovlen));
+                         iov_total(msg->msg_iov, (int)msg->msg_iovlen), UNB_CALL_SENDMSG);
 }
 
 /* ---- fortified variants ------------------------------------------------ */

@@ -17,14 +17,15 @@ struct unb__fd *unb__io_classify(int fd);
 int64_t unb__io_deadline(const struct unb__fd *e, int dir);
 
 /* Parks until fd is ready for dir; 0, or -1 with errno (EAGAIN on
- * timeout, EBADF if closed, EINTR). */
-int unb__io_park(int fd, struct unb__fd *e, int dir, int64_t deadline);
+ * timeout, EBADF if closed, EINTR).  call: the program's call (calls.h). */
+int unb__io_park(int fd, struct unb__fd *e, int dir, int64_t deadline,
+                 enum unb__call call);
 
 /* The engines behind the read and write families (io.c). */
 ssize_t unb__io_read(int fd, struct unb__fd *e, ssize_t (*op)(int, void *), void *ctx,
-                     size_t want);
+                     size_t want, enum unb__call call);
 ssize_t unb__io_write(int fd, struct unb__fd *e, ssize_t (*op)(int, void *, size_t),
-                      void *ctx, size_t want);
+                      void *ctx, size_t want, enum unb__call call);
 
 
 #endif

@@ -109,7 +109,7 @@ UNB_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int fl
         }
         if (unb_errno != EAGAIN && unb_errno != EWOULDBLOCK)
             return -1;
-        if (unb__io_park(fd, e, 0, deadline) != 0)
+        if (unb__io_park(fd, e, 0, deadline, UNB_CALL_ACCEPT) != 0)
             return -1;
     }
 }
@@ -143,7 +143,7 @@ UNB_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
      * as the blocking call leaves it. */
     while ((rc = UNB_REAL(connect)(fd, addr, len)) != 0 &&
            (unb_errno == EINPROGRESS || unb_errno == EALREADY)) {
-        if (unb__io_park(fd, e, 1, deadline) != 0) {
+        if (unb__io_park(fd, e, 1, deadline, UNB_CALL_CONNECT) != 0) {
             if (unb_errno == EAGAIN) /* SO_SNDTIMEO ran out */
                 unb_errno = EINPROGRESS;
             goto out;

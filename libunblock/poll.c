@@ -90,7 +90,7 @@ static void cancel(struct unb__intr *it)
 
 /* Parks until one of fds may be ready or the deadline (ns, 0: none)
  * passes.  0, or -EINTR / -ENOMEM. */
-static int park_in(struct pollfd *fds, nfds_t n, int64_t deadline)
+static int park_in(struct pollfd *fds, nfds_t n, int64_t deadline, enum unb__call call)
 {
     struct pw small[8];
     struct pw *ws = n <= 8 ? small : malloc(sizeof *ws * n);
@@ -115,23 +115,26 @@ static int park_in(struct pollfd *fds, nfds_t n, int64_t deadline)
     }
     unb__worker_waiting_add(p.w, 1);
     unb__intr_arm(&p.it, false, cancel);
-    unb__sched_park(NULL, NULL);
+    /* The dump shows the count and the first fd (poll(NULL, 0, t) sleeps). */
+    uint32_t first = n ? (uint32_t)fds[0].fd : (uint32_t)-1;
+    unb__sched_park(NULL, NULL, call, (int64_t)((uint64_t)n << 32 | first));
     bool intr = unb__intr_disarm(&p.it);
     if (ws != small)
         free(ws);
     return intr ? -EINTR : 0;
 }
 
-static int park_on(struct pollfd *fds, nfds_t n, int64_t deadline)
+static int park_on(struct pollfd *fds, nfds_t n, int64_t deadline, enum unb__call call)
 {
     unb__rt_enter(); /* the loop is touched only in a section (sched.h) */
-    int rc = park_in(fds, n, deadline);
+    int rc = park_in(fds, n, deadline, call);
     unb__rt_leave();
     return rc;
 }
 
 /* poll() for a coroutine; deadline in ns (0: none), block: may park. */
-static int co_poll(struct pollfd *fds, nfds_t n, int64_t deadline, bool block)
+static int co_poll(struct pollfd *fds, nfds_t n, int64_t deadline, bool block,
+                   enum unb__call call)
 {
     for (;;) {
         int r = UNB_REAL(poll)(fds, n, 0);
@@ -139,7 +142,7 @@ static int co_poll(struct pollfd *fds, nfds_t n, int64_t deadline, bool block)
             return r;
         if (deadline && unb__now_ns() >= deadline)
             return 0;
-        int rc = park_on(fds, n, deadline);
+        int rc = park_on(fds, n, deadline, call);
         if (rc != 0) {
             unb_errno = -rc;
             return -1;
@@ -156,7 +159,7 @@ UNB_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
     if (!unb__sched_parkable() || timeout == 0)
         return UNB_REAL(poll)(fds, n, timeout);
-    return co_poll(fds, n, deadline_ms(timeout), true);
+    return co_poll(fds, n, deadline_ms(timeout), true, UNB_CALL_POLL);
 }
 
 UNB_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
@@ -178,7 +181,7 @@ UNB_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
     }
     int64_t deadline =
         ts ? unb__now_ns() + (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec : 0;
-    return co_poll(fds, n, deadline, true);
+    return co_poll(fds, n, deadline, true, UNB_CALL_POLL);
 }
 
 /* select via poll: builds the pollfd array, maps revents back. */
@@ -207,7 +210,7 @@ static int co_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, int64_t deadl
         if (ev)
             p[k++] = (struct pollfd){.fd = fd, .events = ev};
     }
-    int r = co_poll(p, (nfds_t)n, deadline, block);
+    int r = co_poll(p, (nfds_t)n, deadline, block, UNB_CALL_SELECT);
     int count = 0;
     if (r >= 0) {
         for (int i = 0; i < n; i++)

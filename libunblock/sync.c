@@ -169,7 +169,7 @@ static int mutex_lock_slow(struct umutex *m, const struct unb__deadline *dl)
             unb__plot_unlock(b); /* released meanwhile: try again */
             continue;
         }
-        if (unb__plot_wait(b, m, 0, dl) == -ETIMEDOUT)
+        if (unb__plot_wait(b, m, 0, dl, UNB_CALL_MUTEX) == -ETIMEDOUT)
             return ETIMEDOUT;
     }
 }
@@ -339,7 +339,7 @@ static int cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct unb__de
     struct unb__bucket *b = unb__plot_lock(c);
     int w = 0;
     if (atomic_load_explicit(cond_seq(c), memory_order_relaxed) == seq)
-        w = unb__plot_wait(b, c, 0, dl);
+        w = unb__plot_wait(b, c, 0, dl, UNB_CALL_COND);
     else
         unb__plot_unlock(b);
     /* Relock without a deadline, as natively. */
@@ -465,7 +465,8 @@ static int rw_lock(pthread_rwlock_t *l, bool write, bool try,
             unb__plot_unlock(b); /* it changed: look again */
             continue;
         }
-        if (unb__plot_wait(b, l, write, dl) == -ETIMEDOUT)
+        if (unb__plot_wait(b, l, write, dl, write ? UNB_CALL_RWLOCK_WR : UNB_CALL_RWLOCK_RD) ==
+            -ETIMEDOUT)
             return ETIMEDOUT;
     }
 }
@@ -644,7 +645,7 @@ static int sem_wait_dl(sem_t *sem, const struct unb__deadline *dl)
         uint64_t d = atomic_fetch_add_explicit(&s->data, SEM_WAITER, memory_order_seq_cst);
         int rc = 0;
         if (SEM_VALUE(d) == 0)
-            rc = unb__plot_wait(b, s, 0, dl);
+            rc = unb__plot_wait(b, s, 0, dl, UNB_CALL_SEM);
         else
             unb__plot_unlock(b);
         atomic_fetch_sub_explicit(&s->data, SEM_WAITER, memory_order_relaxed);
@@ -760,7 +761,7 @@ UNB_EXPORT int pthread_barrier_wait(pthread_barrier_t *b)
     if (++u->arrived < u->count) {
         /* Only the last arrival wakes us, and the lot has no spurious
          * wake-ups. */
-        unb__plot_wait(bk, b, 0, NULL);
+        unb__plot_wait(bk, b, 0, NULL, UNB_CALL_BARRIER);
         return 0;
     }
     u->arrived = 0;
@@ -794,6 +795,6 @@ UNB_EXPORT int pthread_once(pthread_once_t *o, void (*init)(void))
             unb__plot_unlock(b);
             return 0;
         }
-        unb__plot_wait(b, o, 0, NULL);
+        unb__plot_wait(b, o, 0, NULL, UNB_CALL_ONCE);
     }
 }

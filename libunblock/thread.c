@@ -267,7 +267,7 @@ UNB_EXPORT int pthread_join(pthread_t t, void **ret)
     struct unb_coro *co = as_coro(t);
     if (!co)
         return UNB_REAL(pthread_join)(t, ret);
-    return -unb__sched_join(co, ret);
+    return -unb__sched_join(co, ret, UNB_CALL_JOIN);
 }
 
 UNB_EXPORT int pthread_tryjoin_np(pthread_t t, void **ret)

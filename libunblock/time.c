@@ -17,7 +17,7 @@ UNB_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
 {
     if (!unb__sched_parkable())
         return UNB_REAL(nanosleep)(req, rem);
-    int rc = unb__sleep(CLOCK_MONOTONIC, 0, req, rem);
+    int rc = unb__sleep(CLOCK_MONOTONIC, 0, req, rem, UNB_CALL_NANOSLEEP);
     if (rc == -ENOTSUP)
         return UNB_REAL(nanosleep)(req, rem);
     if (rc == 0)
@@ -31,7 +31,7 @@ UNB_EXPORT int clock_nanosleep(clockid_t clock, int flags, const struct timespec
 {
     if (!unb__sched_parkable())
         return UNB_REAL(clock_nanosleep)(clock, flags, req, rem);
-    int rc = unb__sleep(clock, flags, req, rem);
+    int rc = unb__sleep(clock, flags, req, rem, UNB_CALL_CLOCK_NANOSLEEP);
     if (rc == -ENOTSUP) /* e.g. a CPU-time clock: the kernel decides */
         return UNB_REAL(clock_nanosleep)(clock, flags, req, rem);
     return -rc; /* clock_nanosleep returns the error, errno untouched */
@@ -42,7 +42,7 @@ UNB_EXPORT int usleep(useconds_t usec)
     if (!unb__sched_parkable())
         return UNB_REAL(usleep)(usec);
     struct timespec ts = {(time_t)(usec / 1000000), (long)(usec % 1000000) * 1000};
-    int rc = unb__sleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+    int rc = unb__sleep(CLOCK_MONOTONIC, 0, &ts, NULL, UNB_CALL_USLEEP);
     if (rc == 0)
         return 0;
     unb_errno = -rc;
@@ -57,7 +57,7 @@ UNB_EXPORT unsigned int sleep(unsigned int seconds)
      * fraction dropped; errno unchanged on success. */
     int saved = unb_errno;
     struct timespec ts = {(time_t)seconds, 0}, rem = {0, 0};
-    if (unb__sleep(CLOCK_MONOTONIC, 0, &ts, &rem) == -EINTR) {
+    if (unb__sleep(CLOCK_MONOTONIC, 0, &ts, &rem, UNB_CALL_SLEEP) == -EINTR) {
         unb_errno = EINTR;
         return (unsigned int)rem.tv_sec;
     }

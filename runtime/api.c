@@ -37,7 +37,7 @@ UNB_EXPORT int unb_join(unb_coro_t *co, void **result)
 {
     if (!co)
         return EINVAL;
-    return -unb__sched_join(co, result);
+    return -unb__sched_join(co, result, UNB_CALL_UNB_JOIN);
 }
 
 UNB_EXPORT int unb_detach(unb_coro_t *co)
@@ -99,7 +99,8 @@ UNB_EXPORT int unb_wait_fd(int fd, int events, int timeout_ms)
         return r < 0 ? -1 : r;
     int64_t deadline =
         timeout_ms < 0 ? 0 : unb__now_ns() + (int64_t)timeout_ms * 1000000 + 1;
-    int rc = unb__fd_wait(fd, events == POLLIN ? EV_READ : EV_WRITE, deadline, false);
+    int rc = unb__fd_wait(fd, events == POLLIN ? EV_READ : EV_WRITE, deadline, false,
+                          UNB_CALL_WAIT_FD);
     if (rc == 0)
         return 1;
     if (rc == -ETIMEDOUT)

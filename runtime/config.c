@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "dumpsig.h"
 #include "stack.h"
 
 struct unb__config unb__config = {
@@ -142,6 +143,19 @@ static void load_stats(const char *v)
     unb__say("UNBLOCK_STATS=%s is neither 0 nor 1; statistics stay off", v);
 }
 
+static void load_dump_signal(const char *v)
+{
+    unb__config.dump_signal = 0;
+    int sig = unb__dump_signal_parse(v);
+    if (sig >= 0) {
+        unb__config.dump_signal = sig;
+        return;
+    }
+    unb__say("UNBLOCK_DUMP_SIGNAL=%s is not a signal the dump can use (a name like "
+             "USR2 or QUIT, RTMIN+n, or a number); no dump signal",
+             v);
+}
+
 void unb__config_load(void)
 {
     /* In a setuid or otherwise secure-execution process the environment
@@ -151,6 +165,7 @@ void unb__config_load(void)
     load_stack_size(secure ? NULL : getenv("UNBLOCK_STACK_SIZE"));
     load_spares(secure ? NULL : getenv("UNBLOCK_SPARE_THREADS"));
     load_stats(secure ? NULL : getenv("UNBLOCK_STATS"));
+    load_dump_signal(secure ? NULL : getenv("UNBLOCK_DUMP_SIGNAL"));
 }
 
 /* Is `path` (an LD_PRELOAD entry) this library? */

@@ -243,11 +243,11 @@ static void close_remote(struct unb__pd *pd)
     unb__waiter_init(&req.done);
     if (req.done.co) {
         /* Post only once parked: the home may answer at once. */
-        unb__sched_park(post_close, &req);
+        unb__sched_park(post_close, &req, UNB_CALL_CLOSE, pd->io[0].fd);
     } else {
         post_close(&req);
         _Atomic uint8_t lock = 1;
-        unb__waiter_wait(&req.done, &lock);
+        unb__waiter_wait(&req.done, &lock, UNB_CALL_CLOSE, pd->io[0].fd);
     }
 }
 
@@ -256,7 +256,8 @@ static void unlock_spin(void *lock)
     unb__spin_unlock(lock);
 }
 
-static int wait_in(int fd, int events, int64_t deadline_ns, bool restartable)
+static int wait_in(int fd, int events, int64_t deadline_ns, bool restartable,
+                   enum unb__call call)
 {
     struct unb__fd *e = unb__fd_get(fd);
     if (!e)
@@ -303,7 +304,7 @@ static int wait_in(int fd, int events, int64_t deadline_ns, bool restartable)
         }
         unb__worker_waiting_add(me, 1);
         unb__intr_arm(&w.it, restartable, cancel);
-        unb__sched_park(unlock_spin, &e->lock);
+        unb__sched_park(unlock_spin, &e->lock, call, fd);
         if (unb__intr_disarm(&w.it))
             return -EINTR;
         if (w.result == 0)
@@ -313,10 +314,11 @@ static int wait_in(int fd, int events, int64_t deadline_ns, bool restartable)
     }
 }
 
-int unb__fd_wait(int fd, int events, int64_t deadline_ns, bool restartable)
+int unb__fd_wait(int fd, int events, int64_t deadline_ns, bool restartable,
+                 enum unb__call call)
 {
     unb__rt_enter(); /* the loop is touched only in a section (sched.h) */
-    int rc = wait_in(fd, events, deadline_ns, restartable);
+    int rc = wait_in(fd, events, deadline_ns, restartable, call);
     unb__rt_leave();
     return rc;
 }

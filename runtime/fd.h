@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "calls.h"
 #include "common.h"
 
 enum unb__fd_kind {
@@ -67,8 +68,10 @@ void unb__fd_reset(int fd, enum unb__fd_kind kind, bool user_nonblock,
  * fd is closed.  Returns 0, -ETIMEDOUT, -EBADF (closed while parked), or
  * -EINTR (a signal handler interrupted it; `restartable` says whether an
  * SA_RESTART handler would have the kernel restart the call instead).
+ * `call`: the program's call that waits (calls.h).
  */
-int unb__fd_wait(int fd, int events, int64_t deadline_ns, bool restartable);
+int unb__fd_wait(int fd, int events, int64_t deadline_ns, bool restartable,
+                 enum unb__call call);
 
 /* Called before the real close (or dup2/dup3 over fd): parked waiters get
  * EBADF, and the entry forgets the file. */

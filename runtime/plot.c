@@ -216,7 +216,7 @@ static void unlock_bucket(void *b)
 
 /* A thread waits on its futex, with the deadline as an absolute timeout. */
 static int thread_wait(struct unb__bucket *b, struct unb__pwaiter *p,
-                       const struct unb__deadline *dl)
+                       const struct unb__deadline *dl, enum unb__call call)
 {
     unb__spin_unlock(&b->lock);
     int op = FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG;
@@ -224,7 +224,7 @@ static int thread_wait(struct unb__bucket *b, struct unb__pwaiter *p,
         op |= FUTEX_CLOCK_REALTIME;
     /* A pinned coroutine blocks its thread: let the monitor hand the
      * worker on meanwhile. */
-    uint32_t depth = unb__rt_block_begin();
+    uint32_t depth = unb__rt_block_begin(unb__call_label(call));
     int ret = 0;
     while (!atomic_load_explicit(&p->w.woken, memory_order_acquire)) {
         long rc =
@@ -248,7 +248,7 @@ static int thread_wait(struct unb__bucket *b, struct unb__pwaiter *p,
 }
 
 static int wait_in(struct unb__bucket *b, const void *addr, uintptr_t token,
-                   const struct unb__deadline *dl)
+                   const struct unb__deadline *dl, enum unb__call call)
 {
     if (dl && passed(dl)) {
         unb__spin_unlock(&b->lock);
@@ -258,14 +258,14 @@ static int wait_in(struct unb__bucket *b, const void *addr, uintptr_t token,
     unb__waiter_init(&p.w);
     enqueue(b, &p);
     if (!p.w.co)
-        return thread_wait(b, &p, dl);
+        return thread_wait(b, &p, dl, call);
     if (!dl) {
-        unb__sched_park(unlock_bucket, b);
+        unb__sched_park(unlock_bucket, b, call, (int64_t)(uintptr_t)addr);
         return 0;
     }
     struct timed t = {.w = unb__sched_worker(), .p = &p, .b = b};
     timed_start(&t, dl);
-    unb__sched_park(unlock_bucket, b);
+    unb__sched_park(unlock_bucket, b, call, (int64_t)(uintptr_t)addr);
     if (p.timed_out)
         return -ETIMEDOUT; /* the watcher fired and is stopped */
     timed_stop(&t);
@@ -273,9 +273,9 @@ static int wait_in(struct unb__bucket *b, const void *addr, uintptr_t token,
 }
 
 int unb__plot_wait(struct unb__bucket *b, const void *addr, uintptr_t token,
-                   const struct unb__deadline *dl)
+                   const struct unb__deadline *dl, enum unb__call call)
 {
-    int rc = wait_in(b, addr, token, dl);
+    int rc = wait_in(b, addr, token, dl, call);
     unb__rt_leave(); /* the section unb__plot_lock entered */
     return rc;
 }

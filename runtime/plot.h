@@ -61,7 +61,7 @@ void unb__plot_unlock(struct unb__bucket *b);
  * return.
  */
 int unb__plot_wait(struct unb__bucket *b, const void *addr, uintptr_t token,
-                   const struct unb__deadline *dl);
+                   const struct unb__deadline *dl, enum unb__call call);
 
 /* With b locked: the oldest waiter on addr, or NULL; and the next one
  * after p on the same address. */

@@ -253,6 +253,7 @@
 #include "../libunblock/real.h"
 #include "config.h"
 #include "deque.h"
+#include "dump.h"
 #include "intr.h"
 #include "fd.h"
 #include "lock.h"
@@ -302,6 +303,7 @@ struct unb__worker {
     int64_t mon_cpu;      /* that thread's CPU time at the first still look */
     /* Counters: written by the owner only, read by anyone. */
     _Atomic uint64_t n_switches, n_steals, n_parks, n_wakeups;
+    _Atomic uint64_t n_parks_by[UNB_CALL_COUNT];
     unsigned id;
     _Atomic uint32_t exited;
 } UNB_ALIGNED_LINE;
@@ -372,6 +374,7 @@ static struct {
     bool monitor_running;
     _Atomic uint32_t monitor_stop;
     _Atomic uint32_t monitor_parked; /* futex: asleep until a worker wakes */
+    _Atomic uint32_t dump_req;       /* futex: a dump was asked for */
     _Atomic bool lazy; /* preload: only worker 0 runs until a second coroutine */
     sigset_t sigmask;  /* the workers' signal mask: spares take it too */
     bool said_no_spare;
@@ -548,8 +551,11 @@ static void switch_out(struct unb__m *m, struct unb__worker *w, struct unb_coro 
     if (unb_likely(++w->tick % SWITCHES_PER_SCHED_PASS != 0))
         next = take_local(w);
     tls_cur = next;
-    if (next)
+    if (next) {
         STAT_INC(w, n_switches);
+        next->on = m;
+        atomic_store_explicit(&next->state, UNB_CO_RUNNING, memory_order_relaxed);
+    }
     beat(m);
     /* errno is per thread; give each coroutine its own, as it would have
      * had as a thread, on whichever thread it resumes. */
@@ -559,7 +565,7 @@ static void switch_out(struct unb__m *m, struct unb__worker *w, struct unb_coro 
     resumed(self, depth - leave);
 }
 
-void unb__sched_park(void (*after)(void *), void *arg)
+void unb__sched_park(void (*after)(void *), void *arg, enum unb__call call, int64_t obj)
 {
     struct unb__worker *w = unb__rt_enter();
     struct unb__m *m = tls_m; /* fresh after the enter */
@@ -568,6 +574,11 @@ void unb__sched_park(void (*after)(void *), void *arg)
     m->after_fn = after;
     m->after_arg = arg;
     STAT_INC(w, n_parks);
+    STAT_INC(w, n_parks_by[call]);
+    self->wait_call = (uint8_t)call;
+    self->wait_obj = obj;
+    self->wait_since = ev_now(w->loop); /* the loop's clock: no syscall */
+    atomic_store_explicit(&self->state, UNB_CO_PARKED, memory_order_relaxed);
     switch_out(m, w, self, false, 1);
 }
 
@@ -623,6 +634,7 @@ void unb__sched_ready(struct unb_coro *co)
     struct unb__worker *w = unb__rt_enter();
     struct unb__worker *home = co->home;
     if (home) {
+        atomic_store_explicit(&co->state, UNB_CO_READY, memory_order_relaxed);
         /* It has run: it resumes where it ran (see "Affinity"). */
         if (home == w) {
             homed_push(w, co);
@@ -722,7 +734,7 @@ static void migrate_leave(void *arg)
 void unb__sched_migrate(struct unb__worker *to)
 {
     struct migration mg = {.msg = {.fn = migrate_arrive}, .co = tls_cur, .to = to};
-    unb__sched_park(migrate_leave, &mg);
+    unb__sched_park(migrate_leave, &mg, UNB_CALL_MIGRATE, 0);
 }
 
 static void drain_mailbox(struct unb__worker *w)
@@ -943,12 +955,72 @@ static struct unb_coro *find_runnable(struct unb__worker *w)
 static void run(struct unb__m *m, struct unb__worker *w, struct unb_coro *co)
 {
     tls_cur = co;
+    co->on = m;
+    atomic_store_explicit(&co->state, UNB_CO_RUNNING, memory_order_relaxed);
     STAT_INC(w, n_switches);
     beat(m);
     do_switch(m, &m->sched_ctx, co, false);
     /* Back on the scheduler's stack: someone switched to us. */
     atomic_store_explicit(&m->st.depth, 1, memory_order_relaxed);
     run_after(m);
+}
+
+/* ---- the registry of live coroutines ---------------------------------- */
+
+/*
+ * Every coroutine from its creation to its end, for the dump only (see
+ * "The dump").  Striped by id, so that workers creating and ending
+ * coroutines at the same time rarely meet on a lock: each costs one
+ * uncontended lock at birth and one at death.
+ */
+#define REG_STRIPES 16
+
+static struct reg_stripe {
+    struct unb__lock lock;
+    struct unb_coro *head;
+} UNB_ALIGNED_LINE registry[REG_STRIPES];
+
+static struct reg_stripe *reg_stripe(const struct unb_coro *co)
+{
+    return &registry[co->id % REG_STRIPES];
+}
+
+static void registry_add(struct unb_coro *co)
+{
+    struct reg_stripe *r = reg_stripe(co);
+    unb__lock(&r->lock);
+    co->reg_prev = NULL;
+    co->reg_next = r->head;
+    if (r->head)
+        r->head->reg_prev = co;
+    r->head = co;
+    unb__unlock(&r->lock);
+}
+
+static void registry_remove(struct unb_coro *co)
+{
+    struct reg_stripe *r = reg_stripe(co);
+    unb__lock(&r->lock);
+    if (co->reg_prev)
+        co->reg_prev->reg_next = co->reg_next;
+    else
+        r->head = co->reg_next;
+    if (co->reg_next)
+        co->reg_next->reg_prev = co->reg_prev;
+    unb__unlock(&r->lock);
+}
+
+/* In a forked child only `keep` (the forking coroutine) exists. */
+static void registry_fork_child(struct unb_coro *keep)
+{
+    for (unsigned i = 0; i < REG_STRIPES; i++) {
+        atomic_store(&registry[i].lock.state, 0);
+        registry[i].head = NULL;
+    }
+    if (keep) {
+        keep->reg_prev = keep->reg_next = NULL;
+        reg_stripe(keep)->head = keep;
+    }
 }
 
 /* ---- coroutines: birth, reuse, death ---------------------------------- */
@@ -1080,6 +1152,7 @@ static void coro_free(struct unb_coro *co)
 static void finish_exit(void *arg)
 {
     struct unb_coro *co = arg;
+    registry_remove(co);
     atomic_fetch_sub_explicit(&rt.alive, 1, memory_order_relaxed);
     unb__spin_lock(&co->lock);
     co->done = 1;
@@ -1161,6 +1234,9 @@ static int coro_new(void *(*fn)(void *), void *arg, size_t stack_size,
     co->done = 0;
     co->detached = 0;
     co->id = atomic_fetch_add_explicit(&rt.spawned, 1, memory_order_relaxed) + 1;
+    atomic_store_explicit(&co->state, UNB_CO_NEW, memory_order_relaxed);
+    co->wait_call = UNB_CALL_OTHER;
+    registry_add(co);
 #ifdef UNB_TSAN
     co->tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -1227,20 +1303,20 @@ static void unlock_spin(void *lock)
     unb__spin_unlock(lock);
 }
 
-static int join_in(struct unb_coro *co, void **result);
+static int join_in(struct unb_coro *co, void **result, enum unb__call call);
 
 /* In a section from the start: join parks while holding co->lock, and a
  * coroutine must not move threads with a spinlock held (see "The
  * monitor"). */
-int unb__sched_join(struct unb_coro *co, void **result)
+int unb__sched_join(struct unb_coro *co, void **result, enum unb__call call)
 {
     unb__rt_enter();
-    int rc = join_in(co, result);
+    int rc = join_in(co, result, call);
     unb__rt_leave();
     return rc;
 }
 
-static int join_in(struct unb_coro *co, void **result)
+static int join_in(struct unb_coro *co, void **result, enum unb__call call)
 {
     if (co == unb__sched_current())
         return -EDEADLK;
@@ -1253,7 +1329,7 @@ static int join_in(struct unb_coro *co, void **result)
         struct unb__waiter wt;
         unb__waiter_init(&wt);
         co->joiner = &wt;
-        unb__waiter_wait(&wt, &co->lock);
+        unb__waiter_wait(&wt, &co->lock, call, (int64_t)co->id);
     } else {
         unb__spin_unlock(&co->lock);
     }
@@ -1304,7 +1380,9 @@ int unb__sched_detach(struct unb_coro *co)
 
 static void requeue(void *arg)
 {
-    local_push(tls_worker, arg);
+    struct unb_coro *co = arg;
+    atomic_store_explicit(&co->state, UNB_CO_READY, memory_order_relaxed);
+    local_push(tls_worker, co);
 }
 
 void unb__sched_yield(void)
@@ -1330,16 +1408,17 @@ void unb__waiter_init(struct unb__waiter *wt)
     atomic_init(&wt->woken, 0);
 }
 
-void unb__waiter_wait(struct unb__waiter *wt, _Atomic uint8_t *lock)
+void unb__waiter_wait(struct unb__waiter *wt, _Atomic uint8_t *lock, enum unb__call call,
+                      int64_t obj)
 {
     if (wt->co) {
-        unb__sched_park(unlock_spin, lock);
+        unb__sched_park(unlock_spin, lock, call, obj);
         return;
     }
     unb__spin_unlock(lock);
     /* A pinned coroutine blocks its thread: let the monitor hand the
      * worker on meanwhile. */
-    uint32_t depth = unb__rt_block_begin();
+    uint32_t depth = unb__rt_block_begin(unb__call_label(call));
     while (!atomic_load_explicit(&wt->woken, memory_order_acquire))
         unb__futex_wait(&wt->woken, 0, NULL);
     unb__rt_block_end(depth);
@@ -1800,8 +1879,20 @@ static void *monitor_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* the program's signals go to workers */
     prctl(PR_SET_NAME, "unblock-monitor");
     prctl(PR_SET_TIMERSLACK, 1000); /* ticks on time, within a microsecond */
+    if (unb__config.spares == 0) {
+        /* No handoffs: here only for the dump. */
+        while (!atomic_load(&rt.monitor_stop))
+            if (atomic_exchange(&rt.dump_req, 0))
+                unb__dump_run();
+            else
+                unb__futex_wait(&rt.dump_req, 0, NULL);
+        return NULL;
+    }
     unsigned quiet = 0;
     while (!atomic_load_explicit(&rt.monitor_stop, memory_order_relaxed)) {
+        if (unb_unlikely(atomic_load_explicit(&rt.dump_req, memory_order_relaxed)) &&
+            atomic_exchange(&rt.dump_req, 0))
+            unb__dump_run();
         struct timespec tick = {0, MONITOR_TICK_NS};
         clock_nanosleep(CLOCK_MONOTONIC, 0, &tick, NULL);
         if (!monitor_look()) {
@@ -1813,7 +1904,7 @@ static void *monitor_main(void *arg)
         /* Every worker sleeps in its loop: so do we, until one wakes
          * (poll_loop).  Dekker again, with a fence on both sides. */
         atomic_store(&rt.monitor_parked, 1);
-        if (monitor_look() && !atomic_load(&rt.monitor_stop))
+        if (monitor_look() && !atomic_load(&rt.monitor_stop) && !atomic_load(&rt.dump_req))
             unb__futex_wait(&rt.monitor_parked, 1, NULL);
         atomic_store(&rt.monitor_parked, 0);
         quiet = 0;
@@ -1843,7 +1934,8 @@ static void membarrier_register(void)
 
 static void monitor_start(void)
 {
-    if (unb__config.spares == 0 || rt.monitor_running)
+    /* Without spare threads it runs only to write dumps. */
+    if ((unb__config.spares == 0 && !unb__config.dump_signal) || rt.monitor_running)
         return;
     atomic_store(&rt.monitor_stop, 0);
     atomic_store(&rt.monitor_parked, 0);
@@ -1864,6 +1956,7 @@ static void monitor_stop(void)
     atomic_store(&rt.monitor_stop, 1);
     atomic_store(&rt.monitor_parked, 0);
     unb__futex_wake(&rt.monitor_parked, 1);
+    unb__futex_wake(&rt.dump_req, 1);
     UNB_REAL(pthread_join)(rt.monitor, NULL);
     rt.monitor_running = false;
 }
@@ -1994,9 +2087,11 @@ static int start_locked(bool adopt)
      * program that never makes a thread stays single-threaded (a
      * multithreaded process pays the kernel's file-table and file-position
      * locking on every read and write). */
-    if (adopt)
+    unb__dump_install();
+    if (adopt) {
         atomic_store(&rt.lazy, true);
-    else if ((rc = start_threads(0)) != 0) {
+        monitor_start(); /* if only for the dump: it must answer at once */
+    } else if ((rc = start_threads(0)) != 0) {
         for (unsigned i = 0; i < rt.nworkers; i++)
             worker_fini(&ws[i]);
         free(ws);
@@ -2186,6 +2281,7 @@ void unb__sched_fork_child(void)
     unb__plot_reset();
     unb__fd_fork_child();
     struct unb_coro *cur = tls_cur;
+    registry_fork_child(cur);
     unb__intr_fork_child(cur);
     if (atomic_load(&rt.state) != RT_RUNNING) {
         atomic_store(&rt.start_lock.state, 0);
@@ -2245,6 +2341,149 @@ void unb__sched_fork_child(void)
     atomic_store(&rt.start_lock.state, 0);
 }
 
+/* ---- the dump ------------------------------------------------------------ */
+
+/*
+ * The dump itself (dump.c) runs on the monitor thread, since a signal
+ * handler may do little more than ask for it.  It starts from a copy of
+ * every live coroutine taken here, under the registry's locks, so no
+ * coroutine can end and free its stack while its frames are read.  The
+ * copy is racy otherwise: a coroutine may move on while it is copied, and
+ * then shows a state it had a moment ago.
+ */
+
+void unb__sched_dump_request(void)
+{
+    atomic_store(&rt.dump_req, 1);
+    unb__futex_wake(&rt.dump_req, 1);
+    uint32_t one = 1;
+    if (atomic_compare_exchange_strong(&rt.monitor_parked, &one, 0))
+        unb__futex_wake(&rt.monitor_parked, 1);
+}
+
+/*
+ * The return addresses of a switched-out coroutine, innermost first: its
+ * resume address, then up the chain of frame pointers from the rbp it saved.
+ * The runtime keeps frame pointers, so the chain reaches at least the hook
+ * and the program's call of it; the program's own frames follow where it
+ * was built with them too.  Every frame must lie above the last one and
+ * inside the coroutine's stack, so a wrong guess ends the walk and can
+ * never read outside the stack.  The stack is live memory another thread
+ * may be writing: hence no sanitizer here.
+ */
+__attribute__((no_sanitize("address", "thread"))) static unsigned
+walk_frames(const struct unb_coro *co, uintptr_t *out, unsigned max)
+{
+    uintptr_t lo = (uintptr_t)co->ctx.rsp, hi = (uintptr_t)co; /* the header's base */
+    if (lo < (uintptr_t)co->stack.lo || lo >= hi || max == 0)
+        return 0;
+    unsigned n = 0;
+    out[n++] = (uintptr_t)co->ctx.rip;
+    uintptr_t fp = (uintptr_t)co->ctx.rbp;
+    while (n < max && fp >= lo && fp + 16 <= hi && (fp & 7) == 0) {
+        const volatile uintptr_t *frame = (const volatile uintptr_t *)fp;
+        uintptr_t next = frame[0], ret = frame[1];
+        if (ret < 4096)
+            break;
+        out[n++] = ret;
+        if (next <= fp)
+            break;
+        fp = next;
+    }
+    return n;
+}
+
+static void snap_coro(struct unb__dump_coro *d, struct unb_coro *co)
+{
+    memset(d, 0, sizeof *d);
+    d->id = co->id;
+    memcpy(d->name, co->name, sizeof d->name);
+    d->name[sizeof d->name - 1] = 0;
+    d->pthread = co->pthread;
+    d->pinned = co->pinned;
+    d->entry = (uintptr_t)co->fn;
+    struct unb__worker *home = co->home;
+    d->worker = home ? (int)home->id : -1;
+    uint8_t state = atomic_load_explicit(&co->state, memory_order_acquire);
+    d->state = state;
+    if (state == UNB_CO_RUNNING) {
+        struct unb__m *m = co->on;
+        if (m) {
+            d->tid = m->tid;
+            d->blocking = atomic_load_explicit(&m->st.blocking, memory_order_relaxed);
+        }
+        return;
+    }
+    if (state == UNB_CO_PARKED) {
+        d->wait_call = co->wait_call;
+        d->wait_obj = co->wait_obj;
+        d->wait_since = co->wait_since;
+    }
+    if (state == UNB_CO_PARKED || state == UNB_CO_READY) {
+        d->nframes = walk_frames(co, d->frames, UNB_DUMP_FRAMES);
+        /* Resumed meanwhile: the frames may be half old, half new. */
+        if (atomic_load_explicit(&co->state, memory_order_acquire) != state)
+            d->nframes = 0;
+    }
+}
+
+int unb__sched_snapshot(struct unb__dump *d)
+{
+    memset(d, 0, sizeof *d);
+    if (atomic_load_explicit(&rt.state, memory_order_acquire) != RT_RUNNING)
+        return 0;
+    size_t cap = 0;
+    for (unsigned i = 0; i < REG_STRIPES; i++) {
+        struct reg_stripe *r = &registry[i];
+        unb__lock(&r->lock);
+        for (struct unb_coro *co = r->head; co; co = co->reg_next) {
+            if (d->nco == cap) {
+                size_t ncap = cap ? 2 * cap : 256;
+                struct unb__dump_coro *n = realloc(d->co, ncap * sizeof *n);
+                if (!n) {
+                    unb__unlock(&r->lock);
+                    unb__sched_snapshot_free(d);
+                    return -ENOMEM;
+                }
+                d->co = n;
+                cap = ncap;
+            }
+            snap_coro(&d->co[d->nco++], co);
+        }
+        unb__unlock(&r->lock);
+    }
+    d->nw = rt.nworkers;
+    d->w = calloc(d->nw ? d->nw : 1, sizeof *d->w);
+    if (!d->w) {
+        unb__sched_snapshot_free(d);
+        return -ENOMEM;
+    }
+    for (unsigned i = 0; i < d->nw; i++) {
+        struct unb__worker *w = &rt.workers[i];
+        struct unb__m *m = atomic_load_explicit(&w->m, memory_order_acquire);
+        d->w[i].id = w->id;
+        d->w[i].tid = m ? m->tid : 0;
+        d->w[i].sleeping = __atomic_load_n(&w->in_sleeping_poll, __ATOMIC_RELAXED);
+        int64_t q = unb__deque_size(&w->runq);
+        d->w[i].queued = (unsigned)(q > 0 ? q : 0) +
+                         __atomic_load_n(&w->nhomed, __ATOMIC_RELAXED);
+    }
+    unb__lock(&rt.spare_lock);
+    d->spare_threads = rt.nthreads > rt.nworkers ? rt.nthreads - rt.nworkers : 0;
+    unb__unlock(&rt.spare_lock);
+    d->handoffs = atomic_load(&rt.handoffs);
+    return 0;
+}
+
+void unb__sched_snapshot_free(struct unb__dump *d)
+{
+    free(d->co);
+    free(d->w);
+    d->co = NULL;
+    d->w = NULL;
+    d->nco = d->nw = 0;
+}
+
 /* ---- statistics ------------------------------------------------------- */
 
 void unb__sched_stats(struct unb_stats *st)
@@ -2273,4 +2512,15 @@ void unb__sched_stats(struct unb_stats *st)
         st->parks += atomic_load_explicit(&w->n_parks, memory_order_relaxed);
         st->wakeups += atomic_load_explicit(&w->n_wakeups, memory_order_relaxed);
     }
+}
+
+void unb__sched_parks_by_call(uint64_t out[UNB_CALL_COUNT])
+{
+    memset(out, 0, sizeof(uint64_t) * UNB_CALL_COUNT);
+    if (atomic_load_explicit(&rt.state, memory_order_acquire) != RT_RUNNING)
+        return;
+    for (unsigned i = 0; i < rt.nworkers; i++)
+        for (unsigned c = 0; c < UNB_CALL_COUNT; c++)
+            out[c] += atomic_load_explicit(&rt.workers[i].n_parks_by[c],
+                                           memory_order_relaxed);
 }

@@ -9,12 +9,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "calls.h"
 #include "common.h"
 #include "ctx.h"
 #include "sanitize.h"
 #include "stack.h"
 
 struct unb__worker;
+struct unb__m;
 
 /*
  * A message to a worker, run on its thread by its scheduler: the only way
@@ -56,6 +58,15 @@ struct unb_coro {
     char name[16];              /* pthread_setname_np */
     struct unb__worker *home;   /* where it first ran, and runs from then on */
     struct unb__msg ready_msg;  /* a wake-up sent home (sched.c, "Affinity") */
+    /* For the dump (sched.c, "The dump"): what it is doing, and what it
+     * waits in while parked.  Written by whoever moves it, read racily. */
+    _Atomic uint8_t state;     /* UNB_CO_* */
+    uint8_t wait_call;         /* enum unb__call of its last park */
+    int64_t wait_obj;          /* the call's object (calls.h) */
+    double wait_since;         /* its worker's loop time at the park */
+    struct unb__m *on;         /* the thread that last ran it */
+    struct unb_coro *reg_prev; /* the registry of live coroutines */
+    struct unb_coro *reg_next;
 #ifdef UNB_ASAN
     void *asan_fake_stack;
 #endif
@@ -63,6 +74,9 @@ struct unb_coro {
     void *tsan_fiber;
 #endif
 };
+
+/* A coroutine's state, as the dump shows it. */
+enum { UNB_CO_NEW, UNB_CO_READY, UNB_CO_RUNNING, UNB_CO_PARKED, UNB_CO_DONE };
 
 /*
  * Something waiting to be woken: a parked coroutine, or a plain thread
@@ -106,7 +120,7 @@ extern UNB_TLS struct unb_coro *unb__tls_cur;
 struct unb__m_state {
     _Atomic uint32_t depth;     /* > 0: inside the runtime */
     _Atomic uint32_t take;      /* UNB_TAKE_*: set by the monitor */
-    _Atomic uint32_t blocking;  /* inside a call marked as blocking */
+    _Atomic(const char *) blocking; /* inside this call marked as blocking */
     _Atomic uint32_t beat;      /* progress: switches to another coroutine */
     _Atomic uint32_t yield_req; /* the monitor asks the running coroutine to
                                    yield at the end of its blocking call */
@@ -162,7 +176,7 @@ static inline void unb__rt_leave(void)
  * the coroutine runs on the worker's current thread again (unless
  * pinned); inside a runtime section, re-read the worker.
  */
-static inline uint32_t unb__rt_block_begin(void)
+static inline uint32_t unb__rt_block_begin(const char *what)
 {
     struct unb__m_state *m = UNB_TLS_FRESH(unb__tls_m);
     if (!m)
@@ -170,7 +184,7 @@ static inline uint32_t unb__rt_block_begin(void)
     uint32_t depth = atomic_load_explicit(&m->depth, memory_order_relaxed);
     /* No beat: a coroutine that makes one short call after another keeps
      * its worker from the others as surely as one long call does. */
-    atomic_store_explicit(&m->blocking, 1, memory_order_relaxed);
+    atomic_store_explicit(&m->blocking, what, memory_order_relaxed);
     if (depth)
         atomic_store_explicit(&m->depth, 0, memory_order_release);
     return depth;
@@ -181,7 +195,7 @@ static inline void unb__rt_block_end(uint32_t depth)
     struct unb__m_state *m = UNB_TLS_FRESH(unb__tls_m);
     if (!m)
         return;
-    atomic_store_explicit(&m->blocking, 0, memory_order_relaxed);
+    atomic_store_explicit(&m->blocking, NULL, memory_order_relaxed);
     if (depth) {
         atomic_store_explicit(&m->depth, depth, memory_order_relaxed);
         unb__rt_fence_enter();
@@ -210,7 +224,7 @@ static inline void unb__rt_block_end(uint32_t depth)
         if (!m_ || atomic_load_explicit(&m_->depth, memory_order_relaxed) != 0) {      \
             r_ = (call);                                                               \
         } else {                                                                       \
-            unb__rt_block_begin();                                                     \
+            unb__rt_block_begin(__func__);                                             \
             r_ = (call);                                                               \
             unb__rt_block_end(0);                                                      \
         }                                                                              \
@@ -267,9 +281,10 @@ int unb__sched_start(void);
  * lock under which the coroutine made itself findable by a waker: nobody
  * can resume it before that).  Returns when unb__sched_ready() resumes it,
  * possibly on another worker.  after must not park or touch the parked
- * coroutine's stack.
+ * coroutine's stack.  `call` and `obj` say what the coroutine waits in
+ * (calls.h): the statistics count parks by call, and the dump shows them.
  */
-void unb__sched_park(void (*after)(void *), void *arg);
+void unb__sched_park(void (*after)(void *), void *arg, enum unb__call call, int64_t obj);
 
 /* Makes a parked coroutine runnable.  Any thread, any context. */
 void unb__sched_ready(struct unb_coro *co);
@@ -281,8 +296,10 @@ void unb__sched_yield(void);
 void unb__waiter_init(struct unb__waiter *w);
 
 /* Waits until unb__waiter_wake(w).  *lock (a spinlock) is held on entry
- * and released once the caller is parked or about to sleep. */
-void unb__waiter_wait(struct unb__waiter *w, _Atomic uint8_t *lock);
+ * and released once the caller is parked or about to sleep.  call and
+ * obj: as for unb__sched_park. */
+void unb__waiter_wait(struct unb__waiter *w, _Atomic uint8_t *lock, enum unb__call call,
+                      int64_t obj);
 
 void unb__waiter_wake(struct unb__waiter *w);
 
@@ -309,10 +326,13 @@ int unb__sched_tryjoin(struct unb_coro *co, void **result);
 
 /* Whether co was detached; its stack's usable bounds. */
 bool unb__sched_detached(struct unb_coro *co);
-int unb__sched_join(struct unb_coro *co, void **result);
+/* call: UNB_CALL_JOIN or UNB_CALL_UNB_JOIN, for the dump. */
+int unb__sched_join(struct unb_coro *co, void **result, enum unb__call call);
 int unb__sched_detach(struct unb_coro *co);
 struct unb_stats;
 void unb__sched_stats(struct unb_stats *st);
+/* Parks so far by call (calls.h), summed over the workers. */
+void unb__sched_parks_by_call(uint64_t out[UNB_CALL_COUNT]);
 
 /* Ends the calling coroutine now with `result`, as if its function had
  * returned it (the exit hook runs first).  Its stack is abandoned, not

@@ -56,7 +56,7 @@ static ino_t err_ino;
 
 /* A buffer of lines, each prefixed "libunblock: ". */
 struct out {
-    char buf[1024];
+    char buf[2048];
     size_t len;
 };
 
@@ -108,6 +108,30 @@ static unsigned long long u(uint64_t v)
     return (unsigned long long)v;
 }
 
+/* "parks by call: read 812, write 40, ...", the most frequent first. */
+static void parks_by_call(struct out *o)
+{
+    uint64_t n[UNB_CALL_COUNT];
+    unb__sched_parks_by_call(n);
+    char text[768];
+    size_t len = 0;
+    for (;;) {
+        unsigned best = UNB_CALL_COUNT;
+        for (unsigned c = 0; c < UNB_CALL_COUNT; c++)
+            if (n[c] && (best == UNB_CALL_COUNT || n[c] > n[best]))
+                best = c;
+        if (best == UNB_CALL_COUNT)
+            break;
+        int k = snprintf(text + len, sizeof text - len, "%s%s %llu", len ? ", " : "",
+                         unb__call_label(best), u(n[best]));
+        if (k < 0 || (size_t)k >= sizeof text - len)
+            break;
+        len += (size_t)k;
+        n[best] = 0;
+    }
+    line(o, "  parks by call: %s", len ? text : "none");
+}
+
 static void print_stats(void)
 {
     if (!unb__config.stats || atomic_exchange(&printed, true))
@@ -127,6 +151,7 @@ static void print_stats(void)
          u(st.handoffs), u(st.spare_threads), u(st.spare_peak));
     line(&o, "  stacks: %llu mapped, %llu of them unguarded", u(st.stacks_mapped),
          u(st.stacks_unguarded));
+    parks_by_call(&o);
     write_all(out_fd(), o.buf, o.len);
 }
 

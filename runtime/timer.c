@@ -89,7 +89,7 @@ static struct timespec ts_add(struct timespec a, struct timespec b)
 }
 
 static int sleep_in(clockid_t clock, int flags, const struct timespec *req,
-                    struct timespec *rem)
+                    enum unb__call call, struct timespec *rem)
 {
     if (!req)
         return -EFAULT;
@@ -129,7 +129,7 @@ static int sleep_in(clockid_t clock, int flags, const struct timespec *req,
     }
     unb__worker_waiting_add(w, 1);
     unb__intr_arm(&s.it, false, cancel);
-    unb__sched_park(NULL, NULL);
+    unb__sched_park(NULL, NULL, call, (int64_t)delay.tv_sec * 1000000000 + delay.tv_nsec);
 
     if (!unb__intr_disarm(&s.it))
         return 0;
@@ -141,10 +141,10 @@ static int sleep_in(clockid_t clock, int flags, const struct timespec *req,
 }
 
 int unb__sleep(clockid_t clock, int flags, const struct timespec *req,
-               struct timespec *rem)
+               struct timespec *rem, enum unb__call call)
 {
     unb__rt_enter(); /* the loop is touched only in a section (sched.h) */
-    int rc = sleep_in(clock, flags, req, rem);
+    int rc = sleep_in(clock, flags, req, call, rem);
     unb__rt_leave();
     return rc;
 }

@@ -4,6 +4,8 @@
 
 #include <time.h>
 
+#include "calls.h"
+
 /*
  * Parks the calling coroutine until `req` has passed on `clock`, or until
  * the absolute time `req` if flags has TIMER_ABSTIME.  Returns 0;
@@ -13,6 +15,6 @@
  * cannot wait on (the caller then makes the native call).
  */
 int unb__sleep(clockid_t clock, int flags, const struct timespec *req,
-               struct timespec *rem);
+               struct timespec *rem, enum unb__call call);
 
 #endif

@@ -2,6 +2,7 @@
  * unblock: runs a command with libunblock preloaded.
  *
  *   unblock [options] [--] command [args...]
+ *   unblock --dump PID
  *
  * It puts libunblock first in LD_PRELOAD (the user's other entries follow
  * in their order; an entry that already names a libunblock.so* is dropped,
@@ -21,17 +22,29 @@
  * every process the command starts.  Exit status of the launcher itself,
  * as env(1): 2 for a usage error, 125 when the library cannot be found,
  * 126 when the command cannot be executed, 127 when it does not exist.
+ *
+ * --dump PID asks a running process for its coroutine dump (runtime/dump.c)
+ * and prints it: the process must have been started with a dump signal
+ * (UNBLOCK_DUMP_SIGNAL, --dump-signal), which the launcher reads from its
+ * /proc/PID/environ and checks it catches, so that a process without one
+ * is never sent a signal that would kill it.  The signal goes with
+ * sigqueue and a value naming a pipe, whose read end gets the dump.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "../runtime/dumpsig.h"
 
 #ifndef UNB_VERSION
 #define UNB_VERSION "unknown" /* the Makefile passes its VERSION */
@@ -55,6 +68,7 @@ enum {
 
 static const char usage_text[] =
     "Usage: unblock [options] [--] command [args...]\n"
+    "       unblock --dump PID\n"
     "Runs command with libunblock preloaded: main and every thread become\n"
     "coroutines, and blocking calls park them instead of blocking OS threads.\n"
     "\n"
@@ -70,6 +84,11 @@ static const char usage_text[] =
     "                         (UNBLOCK_STATS=1)\n"
     "      --native-threads   keep threads as OS threads; only calls made in\n"
     "                         coroutines park (UNBLOCK_THREADS=native)\n"
+    "      --dump-signal SIG  on signal SIG (a name like USR2, RTMIN+n or a\n"
+    "                         number) write a dump of every coroutine to\n"
+    "                         stderr and go on (UNBLOCK_DUMP_SIGNAL; default none)\n"
+    "      --dump PID         print the coroutine dump of process PID, which\n"
+    "                         was started with a dump signal, and exit\n"
     "  -h, --help             print this help and exit\n"
     "  -V, --version          print the version and exit\n"
     "\n"
@@ -260,7 +279,7 @@ static char *preload_value(const char *lib, const char *old)
 }
 
 /* Long options without a short form: values no character has. */
-enum { OPT_SPARES = 256, OPT_STATS, OPT_NATIVE };
+enum { OPT_SPARES = 256, OPT_STATS, OPT_NATIVE, OPT_DUMP_SIGNAL, OPT_DUMP };
 
 static const struct option longopts[] = {
     {"workers", required_argument, NULL, 'w'},
@@ -268,6 +287,8 @@ static const struct option longopts[] = {
     {"spare-threads", required_argument, NULL, OPT_SPARES},
     {"stats", no_argument, NULL, OPT_STATS},
     {"native-threads", no_argument, NULL, OPT_NATIVE},
+    {"dump-signal", required_argument, NULL, OPT_DUMP_SIGNAL},
+    {"dump", required_argument, NULL, OPT_DUMP},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -290,9 +311,117 @@ __attribute__((noreturn)) static void bad_option(char **argv)
     fail(EXIT_USAGE, "unknown option -%c", optopt);
 }
 
+/* ---- --dump PID ---------------------------------------------------------- */
+
+/* The value of UNBLOCK_DUMP_SIGNAL in process pid's initial environment,
+ * or NULL; exits on an unreadable environment. */
+static char *target_dump_signal(long pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/environ", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        fail(1, "cannot read the environment of process %ld: %s", pid, strerror(errno));
+    static const char key[] = "UNBLOCK_DUMP_SIGNAL=";
+    char *entry = NULL, *value = NULL;
+    size_t cap = 0;
+    while (getdelim(&entry, &cap, '\0', f) > 0)
+        if (strncmp(entry, key, sizeof key - 1) == 0) {
+            free(value);
+            value = strdup(entry + sizeof key - 1);
+        }
+    free(entry);
+    fclose(f);
+    return value;
+}
+
+/* Whether process pid catches sig (its /proc status's SigCgt mask). */
+static bool target_catches(long pid, int sig)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    unsigned long long mask = 0;
+    bool found = false;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "SigCgt: %llx", &mask) == 1) {
+            found = true;
+            break;
+        }
+    fclose(f);
+    return found && sig <= 64 && (mask >> (sig - 1) & 1);
+}
+
+/* Reads what arrives on fd to stdout; false if nothing came within
+ * `first_ms`.  Closes `ours` (our copy of the write end) once the target
+ * writes, so that its close ends the read. */
+static bool relay(int fd, int ours, int first_ms)
+{
+    bool got = false;
+    char buf[65536];
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, got ? 10000 : first_ms);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return got;
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return got;
+        if (!got && ours >= 0) {
+            close(ours);
+            ours = -1;
+        }
+        got = true;
+        if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+            fail(1, "cannot write the dump: %s", strerror(errno));
+    }
+}
+
+__attribute__((noreturn)) static void dump(const char *pid_text)
+{
+    unsigned long pid;
+    if (parse_count(pid_text, INT_MAX, &pid) != 0 || pid == 0)
+        fail(EXIT_USAGE, "--dump %s is not a process id", pid_text);
+    char *value = target_dump_signal((long)pid);
+    int sig = unb__dump_signal_parse(value);
+    if (sig <= 0)
+        fail(1,
+             "process %lu has no dump signal: start it with unblock --dump-signal "
+             "SIG or UNBLOCK_DUMP_SIGNAL=SIG",
+             pid);
+    if (!target_catches((long)pid, sig))
+        fail(1,
+             "process %lu does not catch its dump signal %s (%d): it is not running "
+             "libunblock, or the program took the signal over; not sending it",
+             pid, value, sig);
+    free(value);
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        fail(1, "pipe: %s", strerror(errno));
+    if (p[1] > UNB_DUMP_FD_MASK)
+        fail(1, "too many open files to name a pipe to process %lu", pid);
+    union sigval v = {.sival_int = UNB_DUMP_TAG | p[1]};
+    if (sigqueue((pid_t)pid, sig, v) != 0)
+        fail(1, "cannot signal process %lu: %s", pid, strerror(errno));
+    if (!relay(p[0], p[1], 5000))
+        fail(1,
+             "no dump from process %lu within 5 s; if it cannot open this "
+             "process's pipe (another user), it wrote the dump to its stderr",
+             pid);
+    if (fflush(stdout) != 0)
+        fail(1, "cannot write the dump: %s", strerror(errno));
+    exit(0);
+}
+
 int main(int argc, char **argv)
 {
-    const char *workers = NULL, *stack = NULL, *spares = NULL;
+    const char *workers = NULL, *stack = NULL, *spares = NULL, *dump_signal = NULL;
     bool stats = false, native = false;
 
     opterr = 0; /* our own one-line messages */
@@ -305,6 +434,8 @@ int main(int argc, char **argv)
         case OPT_SPARES: spares = optarg; break;
         case OPT_STATS: stats = true; break;
         case OPT_NATIVE: native = true; break;
+        case OPT_DUMP_SIGNAL: dump_signal = optarg; break;
+        case OPT_DUMP: dump(optarg);
         case 'h': fputs(usage_text, stdout); return fflush(stdout) == 0 ? 0 : 1;
         case 'V':
             printf("unblock (libunblock) %s\n", UNB_VERSION);
@@ -316,6 +447,11 @@ int main(int argc, char **argv)
     }
     if (optind >= argc)
         fail(EXIT_USAGE, "no command given");
+    if (dump_signal && unb__dump_signal_parse(dump_signal) <= 0)
+        fail(EXIT_USAGE,
+             "--dump-signal %s is not a signal the dump can use (a name like USR2 "
+             "or QUIT, RTMIN+n, or a number; not KILL, STOP, CHLD or a fault)",
+             dump_signal);
 
     unsigned long n;
     int rc;
@@ -350,6 +486,8 @@ int main(int argc, char **argv)
         set("UNBLOCK_STATS", "1");
     if (native)
         set("UNBLOCK_THREADS", "native");
+    if (dump_signal)
+        set("UNBLOCK_DUMP_SIGNAL", dump_signal);
 
     const char *cmd = argv[optind];
     execvp(cmd, argv + optind);
