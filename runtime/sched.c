@@ -192,7 +192,11 @@
  * monitor asks the thread to yield (yield_req): the end of a marked call
  * in the program's code is a safe point, so a loop of short calls (the
  * resolver, page-cached reads) yields there at the next call's end, and a
- * marked call still running at the second look is handed off.  A stuck
+ * marked call still running at the second look is handed off.  A thread
+ * found inside a marked call while others wait is asked at every look,
+ * even one that has just beaten, and such a yield polls the loop on the
+ * way: a loop of short calls gives the timers and fds a look each 0.25 ms
+ * rather than each other look.  A stuck
  * worker is *handed off*: a spare thread takes the worker over, its queue,
  * its loop and its caches, and runs it from where it stood.  The stuck
  * coroutine goes on running on the old thread; at its next entry into the
@@ -224,13 +228,32 @@
  * Spares: at most UNBLOCK_SPARE_THREADS (64 by default; 0 turns the
  * monitor off) beyond the workers; idle ones wait 2 s for a worker to take
  * over, then exit (the process's initial thread stays).  While every
- * worker sleeps in its loop, the monitor sleeps too, until a worker wakes
- * (one futex wake, only after a quiet period).  The monitor also marks
+ * worker sleeps in its loop and none has woken since the last look, the
+ * monitor sleeps too, until a worker wakes (one futex wake, only after a
+ * quiet period of 20 ms).  A worker that wakes often (a periodic timer)
+ * keeps it looking, so that it is already looking when such a worker
+ * gets stuck: a monitor woken by the worker's wake-up would first need a
+ * thread wake-up, late on a busy machine, and then two looks.  The monitor also marks
  * each busy worker's poll as due every look, so timers and I/O wait at
  * most a look on a worker whose coroutines run long between switches.
  * A handoff costs about as much as two thread wake-ups; a coroutine that
  * computes for long keeps being handed off each millisecond or so, which
  * works as coarse preemption without interrupting it.
+ *
+ * The dump
+ *
+ * Every coroutine is in a registry from its creation to its end: lists
+ * striped by id, each under its own lock, so a birth or a death costs one
+ * uncontended lock.  Nothing in scheduling reads it; it is there so that
+ * the dump (dump.c), on the monitor thread, can list every coroutine.
+ * Each park records what the coroutine waits in (the program's call and
+ * its object, calls.h) and the loop time, and each switch records the
+ * coroutine's state and the thread that runs it; these are plain stores
+ * beside the switch's own.  The dump's copy holds a stripe's lock while
+ * it reads that stripe's coroutines, so none can end and free its stack
+ * while its frame pointers are followed; a UNBLOCK_DUMP_SIGNAL keeps the
+ * monitor thread running even with the spares off (then it only waits
+ * for dumps).
  */
 #define _GNU_SOURCE
 #include "sched.h"
@@ -284,6 +307,7 @@ struct unb__worker {
     bool in_poll;          /* inside ev_run */
     bool in_sleeping_poll; /* inside a blocking ev_run */
     bool poll_due;         /* set by the monitor: a tick passed, poll */
+    _Atomic uint32_t wakes; /* blocking polls left: the monitor's sign of life */
     struct unb_coro *homed_head, *homed_tail; /* runnable coroutines homed here */
     uint32_t nhomed;
     uint32_t take_rr;
@@ -298,6 +322,7 @@ struct unb__worker {
     bool woken_spinning; /* popped by wakep; spin on wake */
     /* The monitor's own view (monitor thread only): */
     uint32_t mon_beat;    /* m->beat when last seen */
+    uint32_t mon_wakes;   /* wakes when last seen */
     unsigned mon_still;   /* monitor ticks without a beat */
     struct unb__m *mon_m; /* the thread mon_beat belongs to */
     int64_t mon_cpu;      /* that thread's CPU time at the first still look */
@@ -789,6 +814,9 @@ static void poll_loop(struct unb__worker *w, bool block)
     w->in_poll = false;
     if (block) {
         __atomic_store_n(&w->in_sleeping_poll, false, __ATOMIC_RELAXED);
+        atomic_store_explicit(&w->wakes,
+                              atomic_load_explicit(&w->wakes, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
         monitor_nudge();
     }
     w->last_poll_tick = w->tick;
@@ -1530,8 +1558,13 @@ void unb__rt_yield_requested(void)
     struct unb__m *m = fresh_m();
     atomic_store_explicit(&m->st.yield_req, 0, memory_order_relaxed);
     struct unb_coro *self = unb__sched_current();
-    if (self && !self->pinned)
-        unb__sched_yield();
+    if (!self || self->pinned)
+        return;
+    /* What waits is mostly timers and fds: look at them on the way. */
+    struct unb__worker *w = unb__sched_worker();
+    if (w)
+        __atomic_store_n(&w->poll_due, true, __ATOMIC_RELAXED);
+    unb__sched_yield();
 }
 
 void unb__rt_reclaim(void)
@@ -1830,6 +1863,14 @@ static bool monitor_look(void)
         struct unb__m *m = atomic_load_explicit(&w->m, memory_order_acquire);
         if (!m)
             continue;
+        /* Quiet means asleep now and not woken since the last look: a
+         * worker that wakes every millisecond (a periodic timer) keeps
+         * the monitor looking, so that it looks when the worker is busy. */
+        uint32_t wakes = atomic_load_explicit(&w->wakes, memory_order_relaxed);
+        if (wakes != w->mon_wakes) {
+            w->mon_wakes = wakes;
+            asleep = false;
+        }
         if (!__atomic_load_n(&w->in_sleeping_poll, __ATOMIC_RELAXED)) {
             asleep = false;
             /* Timers and I/O wait at most a tick on a busy worker, however
@@ -1841,6 +1882,12 @@ static bool monitor_look(void)
             w->mon_m = m;
             w->mon_beat = b;
             w->mon_still = 0;
+            /* Inside a marked call while others wait: yield at its end,
+             * so a loop of short calls gives way every look. */
+            if (atomic_load_explicit(&m->st.blocking, memory_order_relaxed) &&
+                atomic_load_explicit(&m->st.depth, memory_order_relaxed) == 0 &&
+                has_work(w))
+                atomic_store_explicit(&m->st.yield_req, 1, memory_order_relaxed);
             continue;
         }
         if (atomic_load_explicit(&m->st.depth, memory_order_relaxed) != 0) {
@@ -2090,7 +2137,8 @@ static int start_locked(bool adopt)
     unb__dump_install();
     if (adopt) {
         atomic_store(&rt.lazy, true);
-        monitor_start(); /* if only for the dump: it must answer at once */
+        if (unb__config.dump_signal)
+            monitor_start(); /* the dump must be answered at once */
     } else if ((rc = start_threads(0)) != 0) {
         for (unsigned i = 0; i < rt.nworkers; i++)
             worker_fini(&ws[i]);
@@ -2336,6 +2384,8 @@ void unb__sched_fork_child(void)
             if (w != self && worker_spawn(w) != 0)
                 unb__say("worker %u could not be started after fork", w->id);
         }
+        monitor_start();
+    } else if (unb__config.dump_signal) {
         monitor_start();
     }
     atomic_store(&rt.start_lock.state, 0);

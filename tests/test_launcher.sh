@@ -262,11 +262,11 @@ else
 fi
 missing=""
 for w in "statistics of threads (pid" spawned "alive at peak" switches steals parks wakeups \
-    handoffs "spare threads" mapped; do
+    handoffs "spare threads" mapped "parks by call: "; do
     grep -q "$w" "$tmp/err" || missing+=" '$w'"
 done
 is "$(grep -vc '^libunblock: ' "$tmp/err"):$(grep -c '^libunblock: ' "$tmp/err")${missing:+ missing:$missing}" \
-    "0:5" "the statistics are 5 lines, each prefixed 'libunblock: ', with every counter"
+    "0:6" "the statistics are 6 lines, each prefixed 'libunblock: ', with every counter"
 is "$(cat "$tmp/out")" 45 "the program's own output is unchanged"
 sw=$(stat_of switches)
 [ -n "$sw" ] && ((sw >= 11))
