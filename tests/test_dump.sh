@@ -5,9 +5,10 @@
 #   UNB_BUILD=build prove -v --exec tests/run-test tests/test_dump.sh
 #
 # tests/helpers/parked (an ordinary pthread program) runs under the
-# preload with UNBLOCK_DUMP_SIGNAL=USR2, its five threads blocked in read,
-# pthread_mutex_lock, pthread_cond_wait, nanosleep and accept, and main in
-# a read of its stdin (a fifo this script holds open).  Then:
+# preload with UNBLOCK_DUMP_SIGNAL=USR2, five of its threads blocked in
+# read, pthread_mutex_lock, pthread_cond_wait, nanosleep and accept, one
+# computing, and main in a read of its stdin (a fifo this script holds
+# open).  Then:
 # - kill -USR2 writes the dump to its stderr: every coroutine with the
 #   call it waits in and that call's object as the program knows it (the
 #   fd numbers and the mutex address it printed), a backtrace through the
@@ -105,9 +106,9 @@ cp "$D/err" "$D/dump1"
 
 grep -q "^libunblock: coroutine dump of parked (pid $ppid)" "$D/dump1"
 ok $? "the dump names the program and its pid"
-grep -q '^libunblock: 6 coroutines: 0 running, 0 runnable, 6 parked, 0 new;' "$D/dump1"
-ok $? "it counts 6 coroutines, all parked" "$(sed -n 2p "$D/dump1")"
-grep -qE '^worker 0: thread [0-9]+, asleep in its loop' "$D/dump1"
+grep -q '^libunblock: 7 coroutines: 1 running, 0 runnable, 6 parked, 0 new;' "$D/dump1"
+ok $? "it counts 7 coroutines, 6 parked and 1 running" "$(sed -n 2p "$D/dump1")"
+grep -qE '^worker 0: thread [0-9]+, (asleep in its loop|busy), [0-9]+ queued$' "$D/dump1"
 ok $? "it shows the workers"
 
 # Which coroutine waits in what: ids follow creation (main first).
@@ -128,6 +129,8 @@ expect_wait 4 '\[pthread_cond_wait\(0x[0-9a-f]+\), parked' "the waiter waits in 
 expect_wait 5 '\[nanosleep, (59|60)\.[0-9]+ s left, parked' \
     "the sleeper waits in nanosleep with about 60 s left"
 expect_wait 6 "\\[accept\\(fd $lfd\\), parked" "the acceptor waits in accept(fd $lfd)"
+expect_wait 7 '\[running on thread [0-9]+, worker [0-9], a thread of the program\]:$' \
+    "the spinner is running, on its OS thread"
 
 # Backtraces: the function that made the call, then the thread's start
 # routine, and no frame of the runtime in between.

@@ -8,6 +8,7 @@
  *   waiter    pthread_cond_wait() on a condition nobody signals
  *   sleeper   nanosleep() of 60 s
  *   acceptor  accept() on a listening loopback socket nobody connects to
+ *   spinner   a loop without calls, until main sees EOF
  *
  * Each blocks inside a function of its own (wait_in_*), so a backtrace of
  * it shows that function above the thread's start routine.  Then main
@@ -32,6 +33,7 @@ static int listen_fd;
 static pthread_mutex_t held = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t cond_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t never = PTHREAD_COND_INITIALIZER;
+static volatile int done;
 
 #define BLOCKER __attribute__((noinline, used))
 
@@ -66,6 +68,13 @@ BLOCKER void wait_in_accept(void)
     int fd = accept(listen_fd, NULL, NULL);
     if (fd >= 0)
         close(fd);
+}
+
+BLOCKER void *spinner_main(void *arg)
+{
+    while (!done)
+        ;
+    return arg;
 }
 
 BLOCKER void *reader_main(void *arg)
@@ -114,7 +123,7 @@ int main(void)
     }
     pthread_mutex_lock(&held);
     void *(*mains[])(void *) = {reader_main, locker_main, waiter_main, sleeper_main,
-                                acceptor_main};
+                                acceptor_main, spinner_main};
     for (size_t i = 0; i < sizeof mains / sizeof mains[0]; i++) {
         pthread_t t;
         int e = pthread_create(&t, NULL, mains[i], NULL);
@@ -130,5 +139,6 @@ int main(void)
     char buf[256];
     while (read(0, buf, sizeof buf) > 0)
         ;
+    done = 1;
     return 0;
 }
