@@ -1,4 +1,4 @@
-# libunblock: make, make test, make bench, make demo, make install, make clean.
+# libunblock: make, make test, make soak, make bench, make demo, make install, make clean.
 #
 #   BUILD=dir     output directory (default: build)
 #   CC=clang      any C11 compiler with GNU extensions
@@ -48,6 +48,10 @@ PRELOAD_PROGS := $(patsubst tests/preload/%.c,$(BUILD)/tests/preload/%,$(wildcar
 # The differential suite: small ordinary programs whose output and status
 # under the preload must equal the native run's (tests/diff/).
 DIFF_PROGS := $(patsubst tests/diff/%.c,$(BUILD)/tests/diff/%,$(wildcard tests/diff/*.c))
+# Fault injection (tests/fault/, run by tests/test_fault.sh) and the soak
+# client (tests/soak/, also used there): ordinary programs too.
+FAULT_PROGS := $(patsubst tests/fault/%.c,$(BUILD)/tests/fault/%,$(wildcard tests/fault/*.c))
+SOAK_CLIENT := $(BUILD)/tests/soak/soak_client
 # Test scripts (TAP on stdout) that drive real programs.
 TEST_SCRIPTS := $(wildcard tests/test_*.sh)
 BENCH_SRCS := $(wildcard bench/bench_*.c)
@@ -56,7 +60,7 @@ BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 # Programs linked with the library find it in $(BUILD) without installing.
 LINK_UNBLOCK = -L$(BUILD) -lunblock -Wl,-rpath,$(abspath $(BUILD))
 
-.PHONY: all lib launcher man examples tests test bench bench-quick demo clean format deps deps-bench install uninstall
+.PHONY: soak all lib launcher man examples tests test bench bench-quick demo clean format deps deps-bench install uninstall
 all: lib launcher man examples
 
 # On a fresh machine, `make test` and `make demo` install what they need.
@@ -145,11 +149,26 @@ $(BUILD)/tests/diff/%: tests/diff/%.c $(wildcard tests/diff/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< -lm
 
-tests: $(TESTS) $(TEST_HELPERS) $(PRELOAD_PROGS) $(DIFF_PROGS) $(LAUNCHER) $(MAN_PAGES) examples
+$(BUILD)/tests/fault/%: tests/fault/%.c $(wildcard tests/diff/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -lm
+
+$(SOAK_CLIENT): tests/soak/soak_client.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $<
+
+tests: $(TESTS) $(TEST_HELPERS) $(PRELOAD_PROGS) $(DIFF_PROGS) $(FAULT_PROGS) $(SOAK_CLIENT) \
+    $(LAUNCHER) $(MAN_PAGES) examples
 
 test: deps
 	$(MAKE) tests
 	UNB_BUILD=$(BUILD) prove -f --exec tests/run-test $(TESTS) $(TEST_SCRIPTS)
+
+# The soak (issue 7; minutes, not part of make test): 10,000 connections
+# with random disconnects through the preloaded examples/echo_threads.
+soak: deps
+	$(MAKE) $(LIB) $(SOAK_CLIENT) $(BUILD)/examples/echo_threads
+	UNB_BUILD=$(BUILD) tests/soak/run-soak
 
 $(BUILD)/bench/bench_%: bench/bench_%.c $(LIB)
 	@mkdir -p $(@D)

@@ -104,7 +104,16 @@ static int pipe_ready(int fd, int dir, int64_t deadline, enum unb__call call)
 {
     for (;;) {
         struct pollfd p = {.fd = fd, .events = dir ? POLLOUT : POLLIN};
+        int saved = unb_errno;
         int r = UNB_REAL(poll)(&p, 1, 0);
+        if (r < 0 && unb_errno == EINTR) {
+            /* A handler ran on this thread during the look: the thread was
+             * running, not blocked, so this is no interruption of the
+             * program's call (the runtime delivers those, intr.h); poll
+             * gives EINTR even with SA_RESTART.  Look again. */
+            unb_errno = saved;
+            continue;
+        }
         if (r != 0)
             return r < 0 ? -1 : 0; /* ready, hung up, or an error: call */
         if (wait_ready(fd, dir, deadline, call) != 0)

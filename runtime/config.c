@@ -60,6 +60,57 @@ bool unb__parse_size(const char *s, size_t *out)
     return true;
 }
 
+/*
+ * A value as a message shows it: printable ASCII as it is, any other byte
+ * (a newline that would forge a second line, a control character, bytes
+ * that are not UTF-8, the backslash itself) as \xHH, and at most SHOWN_MAX
+ * bytes of the value, then "...", so that the message stays one line and
+ * its end (the value used instead) is never cut off.
+ */
+#define SHOWN_MAX 40
+struct shown {
+    char s[SHOWN_MAX * 4 + 4];
+};
+
+static const char *shown(const char *v, struct shown *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *p = out->s;
+    size_t i = 0;
+    for (; v[i] && i < SHOWN_MAX; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            *p++ = (char)c;
+            continue;
+        }
+        *p++ = '\\';
+        *p++ = 'x';
+        *p++ = hex[c >> 4];
+        *p++ = hex[c & 15];
+    }
+    if (v[i]) {
+        memcpy(p, "...", 3);
+        p += 3;
+    }
+    *p = '\0';
+    return out->s;
+}
+
+/* A count: decimal digits only (no sign, no spaces, no base prefix), at
+ * most max.  Returns false for anything else. */
+static bool parse_count(const char *v, long max, long *out)
+{
+    if (*v < '0' || *v > '9')
+        return false;
+    errno = 0;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end != '\0' || errno != 0 || n > max)
+        return false;
+    *out = n;
+    return true;
+}
+
 static unsigned cpus_available(void)
 {
     cpu_set_t set;
@@ -80,13 +131,12 @@ static void load_workers(const char *v)
     unb__config.workers = dflt;
     if (!v)
         return;
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (*v == '\0' || *end != '\0' || errno != 0 || n < 1 || n > UNB_WORKERS_MAX) {
+    long n;
+    struct shown sh;
+    if (!parse_count(v, UNB_WORKERS_MAX, &n) || n < 1) {
         unb__say("UNBLOCK_WORKERS=%s is not a worker count from 1 to %d; "
                  "using %u (the CPUs available)",
-                 v, UNB_WORKERS_MAX, dflt);
+                 shown(v, &sh), UNB_WORKERS_MAX, dflt);
         return;
     }
     unb__config.workers = (unsigned)n;
@@ -98,16 +148,17 @@ static void load_stack_size(const char *v)
     if (!v)
         return;
     size_t n;
+    struct shown sh;
     if (!unb__parse_size(v, &n)) {
         unb__say("UNBLOCK_STACK_SIZE=%s is not a size (like 256k or 1m); "
                  "using the default 256k",
-                 v);
+                 shown(v, &sh));
         return;
     }
     if (n < UNB_STACK_SIZE_MIN || n > UNB_STACK_SIZE_MAX) {
         unb__say("UNBLOCK_STACK_SIZE=%s is outside 16k to 1g; "
                  "using the default 256k",
-                 v);
+                 shown(v, &sh));
         return;
     }
     size_t ps = unb__page_size;
@@ -119,13 +170,12 @@ static void load_spares(const char *v)
     unb__config.spares = UNB_SPARES_DEFAULT;
     if (!v)
         return;
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (*v == '\0' || *end != '\0' || errno != 0 || n < 0 || n > UNB_SPARES_MAX) {
+    long n;
+    struct shown sh;
+    if (!parse_count(v, UNB_SPARES_MAX, &n)) {
         unb__say("UNBLOCK_SPARE_THREADS=%s is not a thread count from 0 to %d; "
                  "using the default %d",
-                 v, UNB_SPARES_MAX, UNB_SPARES_DEFAULT);
+                 shown(v, &sh), UNB_SPARES_MAX, UNB_SPARES_DEFAULT);
         return;
     }
     unb__config.spares = (unsigned)n;
@@ -140,7 +190,8 @@ static void load_stats(const char *v)
         unb__config.stats = true;
         return;
     }
-    unb__say("UNBLOCK_STATS=%s is neither 0 nor 1; statistics stay off", v);
+    struct shown sh;
+    unb__say("UNBLOCK_STATS=%s is neither 0 nor 1; statistics stay off", shown(v, &sh));
 }
 
 static void load_dump_signal(const char *v)
@@ -202,9 +253,10 @@ bool unb__config_threads_as_coroutines(void)
         return true;
     if (strcmp(v, "native") == 0)
         return false;
+    struct shown sh;
     unb__say("UNBLOCK_THREADS=%s is neither \"coroutines\" nor \"native\"; "
              "using \"%s\" (%s)",
-             v, dflt ? "coroutines" : "native",
+             shown(v, &sh), dflt ? "coroutines" : "native",
              dflt ? "the default under LD_PRELOAD" : "the default when linked");
     return dflt;
 }

@@ -1073,6 +1073,36 @@ static void pool_refill(struct unb__worker *w, unsigned n)
     unb__unlock(&rt.pool_lock);
 }
 
+/* When a stack cannot be mapped (RLIMIT_AS, vm.max_map_count): unmaps the
+ * shells cached in the shared pool and in w's cache (w: the caller's
+ * worker or NULL), so that a stack of another size, which the caches
+ * cannot give, finds the room they held.  Returns whether any was
+ * unmapped. */
+static bool caches_drop(struct unb__worker *w)
+{
+    unb__lock(&rt.pool_lock);
+    struct unb_coro *list = rt.pool;
+    rt.pool = NULL;
+    rt.npool = 0;
+    unb__unlock(&rt.pool_lock);
+    bool any = list != NULL;
+    while (list) {
+        struct unb_coro *co = list;
+        list = co->next;
+        struct unb__stack st = co->stack; /* co lives in the mapping */
+        unb__stack_unmap(&st);
+    }
+    while (w && w->pool) {
+        struct unb_coro *co = w->pool;
+        w->pool = co->next;
+        w->npool--;
+        struct unb__stack st = co->stack;
+        unb__stack_unmap(&st);
+        any = true;
+    }
+    return any;
+}
+
 /* A coroutine shell (stack + header) from the caches, or a new mapping.
  * Only stacks of the default size are cached. */
 static struct unb_coro *coro_alloc(struct unb__worker *w, size_t size, int *err)
@@ -1102,6 +1132,8 @@ static struct unb_coro *coro_alloc(struct unb__worker *w, size_t size, int *err)
 map:;
     struct unb__stack st;
     int rc = unb__stack_map(size, &st);
+    if (rc != 0 && caches_drop(w))
+        rc = unb__stack_map(size, &st); /* the address space they held is free */
     if (rc != 0) {
         *err = -rc;
         return NULL;

@@ -23,14 +23,29 @@ struct sleeper {
         ev_periodic periodic;
     } u;
     bool periodic;
+    bool counted; /* in the worker's `waiting` count: taken out once */
     struct unb__intr it;
 };
+
+/* On the loop's thread.  Both the firing and an interruption end the
+ * wait, and both may happen (a signal as the timer fires): the worker's
+ * count of waits must drop once, or it goes negative and the worker
+ * counts as having nothing to wait for (its loop is then neither polled
+ * between coroutines nor handed off by the monitor when its thread is
+ * stuck: a parked coroutine waits forever). */
+static void uncount(struct sleeper *s)
+{
+    if (s->counted) {
+        s->counted = false;
+        unb__worker_waiting_add(s->it.w, -1);
+    }
+}
 
 #define NSEC 1000000000L
 
 static void fired(struct sleeper *s)
 {
-    unb__worker_waiting_add(s->it.w, -1);
+    uncount(s);
     if (unb__intr_complete(&s->it))
         unb__sched_ready(s->it.co);
 }
@@ -58,7 +73,7 @@ static void cancel(struct unb__intr *it)
         ev_periodic_stop(loop, &s->u.periodic);
     else
         ev_timer_stop(loop, &s->u.timer);
-    unb__worker_waiting_add(it->w, -1);
+    uncount(s);
 }
 
 static double ts_to_double(const struct timespec *ts)
@@ -128,6 +143,7 @@ static int sleep_in(clockid_t clock, int flags, const struct timespec *req,
         ev_timer_start(loop, &s.u.timer);
     }
     unb__worker_waiting_add(w, 1);
+    s.counted = true;
     unb__intr_arm(&s.it, false, cancel);
     unb__sched_park(NULL, NULL, call, (int64_t)delay.tv_sec * 1000000000 + delay.tv_nsec);
 

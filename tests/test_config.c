@@ -497,19 +497,38 @@ static void check_ran(const struct child *c, const char *env)
            "%s: %d coroutines spawned and joined give the right result", env, NCORO);
 }
 
-/* A bad value: one line on stderr naming the variable, the value, and what
- * is used instead (`used`); the runtime runs with workers/stack as given. */
-static void check_bad(const char *env, const char *used, int workers, long stack)
+/* Only printable ASCII and the final newline: a value's control bytes, a
+ * newline that would forge a second message, or bytes that are not UTF-8
+ * must come out escaped. */
+static int printable_line(const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i + 1 < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f)
+            return 0;
+    return n > 0 && s[n - 1] == '\n';
+}
+
+/* A bad value: one line on stderr naming the variable, the value as `named`
+ * shows it (escaped, shortened), and what is used instead (`used`); the
+ * runtime runs with workers/stack as given.  `label` names the case. */
+static void check_bad_shown(const char *label, const char *env, const char *named,
+                            const char *used, int workers, long stack)
 {
     struct child c;
     run_child(&c, "run", env);
-    check_ran(&c, env);
+    check_ran(&c, label);
+    env = label;
     int pass = count_lines(c.err) == 1 && c.err[strlen(c.err) - 1] == '\n';
     ok(pass, "%s: exactly one line on stderr", env);
     if (!pass)
         diag_text("stderr", c.err);
-    pass = strstr(c.err, env) != NULL;
-    ok(pass, "%s: the line names the variable and its bad value", env);
+    pass = printable_line(c.err);
+    ok(pass, "%s: the line is printable ASCII (the value escaped)", env);
+    if (!pass)
+        diag_text("stderr", c.err);
+    pass = strstr(c.err, named) != NULL;
+    ok(pass, "%s: the line names the variable and its bad value (\"%s\")", env, named);
     if (!pass)
         diag_text("stderr", c.err);
     pass = strstr(c.err, used) != NULL;
@@ -522,6 +541,11 @@ static void check_bad(const char *env, const char *used, int workers, long stack
            workers);
     snprintf(want, sizeof want, "%ld", stack);
     is_str(kv(c.out, "stack"), want, "%s: coroutine stacks are %ld bytes", env, stack);
+}
+
+static void check_bad(const char *env, const char *used, int workers, long stack)
+{
+    check_bad_shown(env, env, env, used, workers, stack);
 }
 
 /* A good value: nothing on stderr, and it takes effect. */
@@ -560,6 +584,46 @@ static void test_values(void)
     check_bad("UNBLOCK_STACK_SIZE=1", "256k", cpus, DEFAULT_STACK);
     check_bad("UNBLOCK_STACK_SIZE=zzz", "256k", cpus, DEFAULT_STACK);
     check_bad("UNBLOCK_STACK_SIZE=2g", "256k", cpus, DEFAULT_STACK);
+
+    /* Malformed values of every kind: sign, spaces, a base prefix, junk,
+     * overflow, a newline (which must not forge a second message), bytes
+     * that are not UTF-8, a value longer than a message line. */
+    check_bad("UNBLOCK_WORKERS=", using_cpus, cpus, DEFAULT_STACK);
+    check_bad("UNBLOCK_WORKERS= 3", using_cpus, cpus, DEFAULT_STACK);
+    check_bad("UNBLOCK_WORKERS=3 ", using_cpus, cpus, DEFAULT_STACK);
+    check_bad("UNBLOCK_WORKERS=+3", using_cpus, cpus, DEFAULT_STACK);
+    check_bad("UNBLOCK_WORKERS=0x3", using_cpus, cpus, DEFAULT_STACK);
+    check_bad("UNBLOCK_WORKERS=3abc", using_cpus, cpus, DEFAULT_STACK);
+    check_bad("UNBLOCK_WORKERS=99999999999999999999999", using_cpus, cpus,
+              DEFAULT_STACK);
+    check_bad_shown("UNBLOCK_WORKERS=3<newline>libunblock: forged",
+                    "UNBLOCK_WORKERS=3\nlibunblock: forged",
+                    "UNBLOCK_WORKERS=3\\x0alibunblock: forged", using_cpus, cpus,
+                    DEFAULT_STACK);
+    check_bad_shown("UNBLOCK_WORKERS=<0xff 0xfe, not UTF-8>",
+                    "UNBLOCK_WORKERS=\377\376", "UNBLOCK_WORKERS=\\xff\\xfe",
+                    using_cpus, cpus, DEFAULT_STACK);
+    static char huge[4096 + 32];
+    snprintf(huge, sizeof huge, "UNBLOCK_WORKERS=");
+    memset(huge + strlen(huge), '7', 4096);
+    check_bad_shown("UNBLOCK_WORKERS=<4096 digits>", huge,
+                    "UNBLOCK_WORKERS=7777777777777777777777777777777777777777...",
+                    using_cpus, cpus, DEFAULT_STACK);
+    check_bad("UNBLOCK_STACK_SIZE=", "256k", cpus, DEFAULT_STACK);
+    check_bad("UNBLOCK_STACK_SIZE=-64k", "256k", cpus, DEFAULT_STACK);
+    check_bad("UNBLOCK_STACK_SIZE=64kk", "256k", cpus, DEFAULT_STACK);
+    check_bad("UNBLOCK_STACK_SIZE=18446744073709551616", "256k", cpus, DEFAULT_STACK);
+    check_bad("UNBLOCK_STACK_SIZE=99999999999999g", "256k", cpus, DEFAULT_STACK);
+    check_bad_shown("UNBLOCK_STACK_SIZE=64k<tab>", "UNBLOCK_STACK_SIZE=64k\t",
+                    "UNBLOCK_STACK_SIZE=64k\\x09", "256k", cpus, DEFAULT_STACK);
+    check_bad("UNBLOCK_SPARE_THREADS=-1", "the default 64", cpus, DEFAULT_STACK);
+    check_bad("UNBLOCK_SPARE_THREADS=4097", "the default 64", cpus, DEFAULT_STACK);
+    check_bad("UNBLOCK_SPARE_THREADS=many", "the default 64", cpus, DEFAULT_STACK);
+    check_bad("UNBLOCK_STATS=yes", "statistics stay off", cpus, DEFAULT_STACK);
+    check_bad_shown("UNBLOCK_STATS=<escape sequence>", "UNBLOCK_STATS=\033[2J",
+                    "UNBLOCK_STATS=\\x1b[2J", "statistics stay off", cpus,
+                    DEFAULT_STACK);
+    check_bad("UNBLOCK_THREADS=threads", "using \"native\"", cpus, DEFAULT_STACK);
 
     check_good("UNBLOCK_WORKERS=3", 3, DEFAULT_STACK);
     check_good("UNBLOCK_STACK_SIZE=64k", cpus, 65536);

@@ -1,0 +1,162 @@
+/*
+ * thread_rlimit: threads are created under RLIMIT_AS until a thread's
+ * stack can no longer be mapped.
+ *
+ *   - pthread_create fails with EAGAIN (as natively: the stack's mmap
+ *     failed), with the default attributes and with a 1 MiB stack size;
+ *   - every thread created before the failure runs and joins with its
+ *     value; the program goes on working under the limit (a pipe between
+ *     two threads carries its bytes);
+ *   - once those are joined, as many threads can be created again (their
+ *     stacks are reused or unmapped), and threads with a larger stack
+ *     (1 MiB) too: the room the joined ones held is not kept from them;
+ *   - with the limit raised back, more threads than before can be made.
+ *
+ * How many threads fit differs (8 MiB native stacks, 256 KiB coroutine
+ * stacks): the counts go to stderr, the verdicts to stdout.
+ */
+#define _GNU_SOURCE
+#include <stdatomic.h>
+#include <sys/resource.h>
+
+#include "../diff/diff.h"
+
+#define MAX_THREADS 4096
+#define MARGIN (64L << 20)
+
+static _Atomic int release;
+static pthread_t held[MAX_THREADS + 64];
+
+static void *hold(void *arg)
+{
+    while (!atomic_load(&release))
+        msleep(1);
+    return arg;
+}
+
+static long vm_size_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* Creates threads until one fails or there are max; returns the count,
+ * *err the error. */
+static int fill(const pthread_attr_t *attr, int max, int *err)
+{
+    int n = 0;
+    *err = 0;
+    atomic_store(&release, 0);
+    while (n < max) {
+        int e = pthread_create(&held[n], attr, hold, (void *)(intptr_t)(n + 1));
+        if (e) {
+            *err = e;
+            break;
+        }
+        n++;
+    }
+    return n;
+}
+
+/* Releases and joins n threads; returns how many gave their own value. */
+static int drain(int n)
+{
+    atomic_store(&release, 1);
+    int good = 0;
+    for (int i = 0; i < n; i++) {
+        void *r = NULL;
+        good += pthread_join(held[i], &r) == 0 && r == (void *)(intptr_t)(i + 1);
+    }
+    return good;
+}
+
+static int pfd[2];
+static void *pipe_writer(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100; i++)
+        write_all(pfd[1], "0123456789", 10);
+    close(pfd[1]);
+    return NULL;
+}
+
+int main(void)
+{
+    diff_start(0);
+    alarm(60);
+    /* Warm up: the first thread starts what the process needs for threads
+     * (under the preload, the workers and the monitor). */
+    pthread_t t = spawn(hold, NULL);
+    atomic_store(&release, 1);
+    join(t);
+
+    struct rlimit orig, low;
+    MUST(getrlimit(RLIMIT_AS, &orig));
+    low = orig;
+    low.rlim_cur = (rlim_t)vm_size_kb() * 1024 + MARGIN;
+    MUST(setrlimit(RLIMIT_AS, &low));
+
+    int err;
+    int n = fill(NULL, MAX_THREADS, &err);
+    printf("default attributes: pthread_create fails at last: %s (%s)\n",
+           n < MAX_THREADS ? "yes" : "no", ename(err));
+    /* Under the limit, with the threads held: I/O between two more. */
+    int alive_io = 0;
+    if (n > 2) {
+        atomic_store(&release, 1);
+        void *r;
+        MUST0(pthread_join(held[--n], &r));
+        MUST0(pthread_join(held[--n], &r));
+        atomic_store(&release, 0);
+        MUST(pipe(pfd));
+        pthread_t w;
+        if (pthread_create(&w, NULL, pipe_writer, NULL) == 0) {
+            char buf[64];
+            size_t got = 0;
+            ssize_t k;
+            while ((k = read(pfd[0], buf, sizeof buf)) > 0)
+                got += (size_t)k;
+            MUST0(pthread_join(w, NULL));
+            alive_io = got == 1000;
+        }
+        close(pfd[0]);
+    }
+    printf("under the limit, two threads still pass 1000 bytes through a pipe: %s\n",
+           alive_io ? "yes" : "no");
+    int good = drain(n);
+    printf("every thread created before the failure joins with its value: %s\n",
+           good == n ? "yes" : "no");
+    int n2 = fill(NULL, MAX_THREADS, &err);
+    int good2 = drain(n2);
+    printf("after joining them, as many can be created again: %s; they join: %s\n",
+           n2 >= n ? "yes" : "no", good2 == n2 ? "yes" : "no");
+
+    pthread_attr_t big;
+    pthread_attr_init(&big);
+    pthread_attr_setstacksize(&big, 1 << 20);
+    int nb = fill(&big, MAX_THREADS, &err);
+    int goodb = drain(nb);
+    printf("1 MiB stacks: some are created: %s; pthread_create fails at last: %s (%s); "
+           "the others join: %s\n",
+           nb > 0 ? "yes" : "no", nb < MAX_THREADS ? "yes" : "no", ename(err),
+           goodb == nb ? "yes" : "no");
+    pthread_attr_destroy(&big);
+
+    MUST(setrlimit(RLIMIT_AS, &orig));
+    int n3 = fill(NULL, n + 8, &err);
+    int good3 = drain(n3);
+    printf("limit raised back: more threads than before: %s; they join: %s\n",
+           n3 == n + 8 ? "yes" : "no", good3 == n3 ? "yes" : "no");
+    fprintf(stderr,
+            "threads held: %d under the limit (%d again, %d with 1 MiB stacks), "
+            "%d with the limit raised (asked for %d)\n",
+            n, n2, nb, n3, n + 8);
+    return 0;
+}
