@@ -955,9 +955,15 @@ static struct unb_coro *find_runnable(struct unb__worker *w)
         unb__intr_process();
         struct unb_coro *co = NULL;
         int64_t queued = unb__deque_size(&w->runq) + w->nhomed;
+        /* The monitor's poll_due brings the poll forward only while the
+         * queue is short: what a poll wakes joins the queue's end, so with
+         * a long one it would run no sooner, and each poll reports again
+         * every fd whose woken coroutine still waits in the queue (with
+         * 10,000 of them, a poll each look was most of the worker's time). */
         if (w->waiting > 0 && (w->tick - w->last_poll_tick >=
                                    (queued > FAIR_INTERVAL ? queued : FAIR_INTERVAL) ||
-                               __atomic_load_n(&w->poll_due, __ATOMIC_RELAXED))) {
+                               (queued < FAIR_INTERVAL &&
+                                __atomic_load_n(&w->poll_due, __ATOMIC_RELAXED)))) {
             __atomic_store_n(&w->poll_due, false, __ATOMIC_RELAXED);
             poll_loop(w, false);
         }
