@@ -44,7 +44,8 @@ TEST_SRCS := $(wildcard tests/test_*.c)
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
 # Ordinary pthread programs run natively and under the preload (tests/preload/).
-PRELOAD_PROGS := $(patsubst tests/preload/%.c,$(BUILD)/tests/preload/%,$(wildcard tests/preload/*.c))
+PRELOAD_PROGS := $(patsubst tests/preload/%.c,$(BUILD)/tests/preload/%,$(wildcard tests/preload/*.c)) \
+    $(BUILD)/tests/preload/cleanup_exit_eh $(BUILD)/tests/preload/unwind_cxx
 # The differential suite: small ordinary programs whose output and status
 # under the preload must equal the native run's (tests/diff/).
 DIFF_PROGS := $(patsubst tests/diff/%.c,$(BUILD)/tests/diff/%,$(wildcard tests/diff/*.c))
@@ -143,6 +144,15 @@ $(BUILD)/tests/helpers/parked: tests/helpers/parked.c
 $(BUILD)/tests/preload/%: tests/preload/%.c tests/preload/check.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< -lm
+
+# cleanup_exit again with -fexceptions (cleanup handlers that only an
+# unwind runs), and a C++ program (destructors).
+$(BUILD)/tests/preload/cleanup_exit_eh: tests/preload/cleanup_exit.c tests/preload/check.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fexceptions -o $@ $<
+$(BUILD)/tests/preload/unwind_cxx: tests/preload/unwind_cxx.cc
+	@mkdir -p $(@D)
+	$(CXX) -std=c++17 -O2 -g -Wall -Wextra $(SANFLAGS) -pthread -o $@ $<
 
 # So are the differential programs.
 $(BUILD)/tests/diff/%: tests/diff/%.c $(wildcard tests/diff/*.h)

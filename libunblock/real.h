@@ -80,6 +80,9 @@
     X(pthread_equal)         \
     X(pthread_kill)          \
     X(pthread_cancel)        \
+    X(__pthread_register_cancel)   \
+    X(__pthread_unregister_cancel) \
+    X(__pthread_unwind_next) \
     X(pthread_setname_np)    \
     X(pthread_getname_np)    \
     X(pthread_getattr_np)    \

@@ -16,10 +16,12 @@
  * in co->tsd; a plain thread in a __thread pointer, whose destructors run
  * at thread exit through one glibc key.
  *
- * What is not done: pthread_exit does not unwind the coroutine's stack
- * (cleanup handlers pushed with pthread_cleanup_push and C++ destructors
- * of the exiting coroutine do not run; key destructors do); pthread_cancel
- * of a coroutine is refused with ENOTSUP; a signal sent to a coroutine with
+ * pthread_exit unwinds the coroutine's stack as glibc unwinds a thread's
+ * (see "Exit"): C++ destructors and cleanup handlers run, innermost first,
+ * then key destructors.
+ *
+ * What is not done: pthread_cancel of a coroutine is refused with ENOTSUP;
+ * a signal sent to a coroutine with
  * pthread_kill goes to the process; scheduling and affinity calls on a
  * coroutine are accepted and ignored.
  */
@@ -28,12 +30,14 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <unwind.h>
 
 #include "../runtime/sched.h"
 #include "real.h"
@@ -334,6 +338,90 @@ UNB_EXPORT pthread_t pthread_self(void)
     return UNB_REAL(pthread_self)();
 }
 
+/*
+ * Exit.  glibc ends a thread by unwinding its stack: a forced unwind
+ * (_Unwind_ForcedUnwind) runs every frame's C++ destructors and the
+ * cleanup handlers of code built with -fexceptions, and its stop function
+ * jumps into each cleanup buffer that pthread_cleanup_push registered
+ * (C without -fexceptions) as the unwind reaches the frame that holds it.
+ * The handler runs there and calls __pthread_unwind_next, which goes on
+ * unwinding from that frame.  glibc keeps the chain of buffers in the OS
+ * thread's descriptor, which a worker's coroutines share, so the chain is
+ * ours for coroutines (co->cleanup, linked through the buffer's private
+ * words) and glibc's for plain threads.  The unwind ends at the
+ * coroutine's first frame (the switch trampoline marks the outermost
+ * frame), where the coroutine ends as if its function had returned.
+ */
+struct unwinding {
+    struct _Unwind_Exception exc; /* what the unwinder carries */
+    struct unb_coro *co;
+    void *result;
+};
+
+#define UNWIND_CLASS 0x554e424c65786974ull /* "UNBLexit" */
+
+static _Unwind_Reason_Code unwind_stop(int version, _Unwind_Action actions,
+                                       _Unwind_Exception_Class cls,
+                                       struct _Unwind_Exception *exc,
+                                       struct _Unwind_Context *ctx, void *arg);
+
+static void unwind_cleanup(_Unwind_Reason_Code rc, struct _Unwind_Exception *exc)
+{
+    (void)rc;
+    (void)exc;
+    unb__die("a coroutine's pthread_exit was caught and not rethrown");
+}
+
+__attribute__((noreturn)) static void unwind_finish(struct unwinding *u)
+{
+    void *result = u->result;
+    u->co->unwinding = NULL;
+    free(u);
+    unb__sched_exit(result);
+}
+
+/* Jumps into a cleanup buffer: its first words are a jmp_buf, saved by
+ * __sigsetjmp without the signal mask (the rest of a full jmp_buf, which
+ * longjmp would read only with a saved mask, is not there: hence the
+ * pointer the compiler cannot follow). */
+__attribute__((noreturn)) static void jump_to(__pthread_unwind_buf_t *buf)
+{
+    struct __jmp_buf_tag *env = (struct __jmp_buf_tag *)(void *)buf->__cancel_jmp_buf;
+    __asm__("" : "+r"(env));
+    longjmp(env, 1);
+}
+
+/* Goes on unwinding co's stack from the caller's frame. */
+__attribute__((noreturn)) static void unwind_on(struct unwinding *u)
+{
+    _Unwind_ForcedUnwind(&u->exc, unwind_stop, u);
+    /* No unwind information: jump straight to the cleanup buffers. */
+    __pthread_unwind_buf_t *top = u->co->cleanup;
+    if (top)
+        jump_to(top);
+    unwind_finish(u);
+}
+
+static _Unwind_Reason_Code unwind_stop(int version, _Unwind_Action actions,
+                                       _Unwind_Exception_Class cls,
+                                       struct _Unwind_Exception *exc,
+                                       struct _Unwind_Context *ctx, void *arg)
+{
+    (void)version;
+    (void)cls;
+    (void)exc;
+    struct unwinding *u = arg;
+    __pthread_unwind_buf_t *top = u->co->cleanup;
+    /* The buffer lives in the frame that pushed it: once the unwind has
+     * reached a frame whose CFA lies above it, that frame is the buffer's,
+     * and the frames below have been unwound. */
+    if (top && ((actions & _UA_END_OF_STACK) || _Unwind_GetCFA(ctx) > (uintptr_t)top))
+        jump_to(top);
+    if (actions & _UA_END_OF_STACK)
+        unwind_finish(u);
+    return _URC_NO_REASON;
+}
+
 UNB_EXPORT void pthread_exit(void *ret)
 {
     struct unb_coro *co = unb__sched_current();
@@ -341,7 +429,47 @@ UNB_EXPORT void pthread_exit(void *ret)
         UNB_REAL(pthread_exit)(ret);
     if (co->pthread && co == unb__main_coro)
         atomic_store(&main_exited, true);
-    unb__sched_exit(ret);
+    struct unwinding *u = co->unwinding ? NULL : calloc(1, sizeof *u);
+    if (!u) /* no memory, or exit from a cleanup handler: no unwind */
+        unb__sched_exit(ret);
+    u->exc.exception_class = UNWIND_CLASS;
+    u->exc.exception_cleanup = unwind_cleanup;
+    u->co = co;
+    u->result = ret;
+    co->unwinding = u;
+    unwind_on(u);
+}
+
+/* pthread_cleanup_push and pop in code built without -fexceptions. */
+UNB_EXPORT void __pthread_register_cancel(__pthread_unwind_buf_t *buf)
+{
+    struct unb_coro *co = unb__sched_current();
+    if (!co) {
+        UNB_REAL(__pthread_register_cancel)(buf);
+        return;
+    }
+    buf->__pad[0] = co->cleanup;
+    co->cleanup = buf;
+}
+
+UNB_EXPORT void __pthread_unregister_cancel(__pthread_unwind_buf_t *buf)
+{
+    struct unb_coro *co = unb__sched_current();
+    if (!co) {
+        UNB_REAL(__pthread_unregister_cancel)(buf);
+        return;
+    }
+    co->cleanup = buf->__pad[0];
+}
+
+/* Called by a cleanup handler's code once the handler has run. */
+UNB_EXPORT void __pthread_unwind_next(__pthread_unwind_buf_t *buf)
+{
+    struct unb_coro *co = unb__sched_current();
+    if (!co || !co->unwinding)
+        UNB_REAL(__pthread_unwind_next)(buf);
+    co->cleanup = buf->__pad[0];
+    unwind_on(co->unwinding);
 }
 
 /* ---- calls that take a pthread_t ---------------------------------------- */

@@ -1290,6 +1290,8 @@ static int coro_new(void *(*fn)(void *), void *arg, size_t stack_size,
     co->pthread = 0;
     co->home = NULL;
     co->tsd = NULL;
+    co->cleanup = NULL;
+    co->unwinding = NULL;
     co->name[0] = 0;
     co->fn = fn;
     co->arg = arg;

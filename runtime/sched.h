@@ -55,6 +55,9 @@ struct unb_coro {
     uint8_t exiting;            /* in unb__sched_exit: no more key destructors */
     uint8_t pthread;            /* made by pthread_create (or is main) */
     void *tsd;                  /* the hook layer's per-thread data (keys) */
+    void *cleanup;              /* pthread_cleanup_push buffers, innermost
+                                   first (libunblock/thread.c) */
+    void *unwinding;            /* pthread_exit's unwind, while it runs */
     char name[16];              /* pthread_setname_np */
     struct unb__worker *home;   /* where it first ran, and runs from then on */
     struct unb__msg ready_msg;  /* a wake-up sent home (sched.c, "Affinity") */

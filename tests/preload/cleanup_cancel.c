@@ -1,18 +1,15 @@
 /*
- * cleanup_cancel: cleanup handlers and cancellation.
+ * cleanup_cancel: cancellation (cleanup_exit.c tests the handlers that
+ * pthread_exit runs).
  *
- *   - pthread_cleanup_pop(1) runs the handler; pop(0) does not;
- *   - pthread_exit from a nested function runs the pushed handlers, last
- *     pushed first, and join gets the value;
  *   - pthread_cancel of threads blocked in read, pthread_cond_wait (whose
  *     cleanup handler must unlock the mutex it holds again) and nanosleep:
  *     join gets PTHREAD_CANCELED and the handlers ran; cancelling with
  *     cancellation disabled waits until it is enabled again.
  *
- * Under LD_PRELOAD=libunblock.so these are documented gaps (README: "What
- * remains different"): pthread_exit does not unwind a coroutine, so its
- * cleanup handlers do not run, and pthread_cancel of a coroutine returns
- * ENOTSUP.  The runner (tests/test_preload.c) marks the comparison TODO.
+ * Under LD_PRELOAD=libunblock.so this is a documented gap (README: "What
+ * remains different"): pthread_cancel of a coroutine returns ENOTSUP.  The
+ * runner (tests/test_preload.c) marks the comparison TODO.
  *
  * Output is deterministic: one "ok - ..." or "FAIL - ..." line per check.
  * Exit status 0 when every check passed, 1 otherwise, 2 on the watchdog.
@@ -50,37 +47,6 @@ static void order_reset(void)
     order_len = 0;
     order[0] = '\0';
     pthread_mutex_unlock(&order_lock);
-}
-
-/* ---- pop ---------------------------------------------------------------- */
-
-static void *pops(void *arg)
-{
-    pthread_cleanup_push(note, "a");
-    pthread_cleanup_push(note, "b");
-    pthread_cleanup_pop(0);
-    pthread_cleanup_pop(1);
-    return NULL;
-}
-
-/* ---- pthread_exit runs the handlers -------------------------------------- */
-
-__attribute__((noinline)) static void exit_deep(void)
-{
-    usleep(1000);
-    pthread_exit((void *)77L);
-}
-
-static void *exits_with_handlers(void *arg)
-{
-    pthread_cleanup_push(note, "1");
-    pthread_cleanup_push(note, "2");
-    pthread_cleanup_push(note, "3");
-    exit_deep();
-    pthread_cleanup_pop(0);
-    pthread_cleanup_pop(0);
-    pthread_cleanup_pop(0);
-    return NULL;
 }
 
 /* ---- cancellation ------------------------------------------------------- */
@@ -186,19 +152,6 @@ int main(void)
     watchdog(10);
     if (pipe(never) != 0)
         return 1;
-
-    phase = "pop";
-    join(spawn(pops, NULL));
-    check(strcmp(order, "a") == 0,
-          "pthread_cleanup_pop(1) runs the handler, pop(0) does not");
-
-    phase = "pthread_exit";
-    order_reset();
-    void *r = join(spawn(exits_with_handlers, NULL));
-    check(r == (void *)77L, "pthread_exit(77) inside cleanup handlers: join gets 77");
-    if (!check(strcmp(order, "321") == 0,
-               "pthread_exit runs the cleanup handlers, last pushed first"))
-        detail("ran \"%s\"", order);
 
     phase = "cancel";
     cancel_case(cancel_in_read, "in read", "r", NULL);
