@@ -135,6 +135,7 @@ int unb__io_park(int fd, struct unb__fd *e, int dir, int64_t deadline,
 ssize_t unb__io_read(int fd, struct unb__fd *e, ssize_t (*op)(int, void *), void *ctx,
                      size_t want, enum unb__call call)
 {
+    unb__cancel_point();
     int64_t deadline = unb__io_deadline(e, 0);
     int saved = unb_errno; /* a call that succeeds leaves errno alone */
     if (e->kind == UNB_FD_PIPE && e->accmode == O_WRONLY)
@@ -171,6 +172,7 @@ ssize_t unb__io_read(int fd, struct unb__fd *e, ssize_t (*op)(int, void *), void
 ssize_t unb__io_write(int fd, struct unb__fd *e, ssize_t (*op)(int, void *, size_t),
                       void *ctx, size_t want, enum unb__call call)
 {
+    unb__cancel_point();
     int64_t deadline = unb__io_deadline(e, 1);
     size_t done = 0;
     int entry_errno = unb_errno; /* a call that succeeds leaves errno alone */

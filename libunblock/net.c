@@ -87,6 +87,7 @@ static int block_outside(int fd)
 
 UNB_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
 {
+    unb__cancel_point();
     struct unb__fd *e = unb__sched_parkable() ? unb__io_classify(fd) : NULL;
     if (!e || e->user_nonblock || e->kind != UNB_FD_SOCKET ||
         !listener_nonblock(fd, e)) {
@@ -128,6 +129,7 @@ static void set_fionbio(int fd, int on)
 
 UNB_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
+    unb__cancel_point();
     struct unb__fd *e = unb__sched_parkable() ? unb__io_classify(fd) : NULL;
     if (!e || e->user_nonblock || e->kind != UNB_FD_SOCKET)
         return UNB_REAL(connect)(fd, addr, len);

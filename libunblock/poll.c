@@ -129,6 +129,8 @@ static int park_on(struct pollfd *fds, nfds_t n, int64_t deadline, enum unb__cal
     unb__rt_enter(); /* the loop is touched only in a section (sched.h) */
     int rc = park_in(fds, n, deadline, call);
     unb__rt_leave();
+    if (rc == -EINTR)
+        unb__cancel_point(); /* interrupted by pthread_cancel? */
     return rc;
 }
 
@@ -136,6 +138,7 @@ static int park_on(struct pollfd *fds, nfds_t n, int64_t deadline, enum unb__cal
 static int co_poll(struct pollfd *fds, nfds_t n, int64_t deadline, bool block,
                    enum unb__call call)
 {
+    unb__cancel_point();
     for (;;) {
         int r = UNB_REAL(poll)(fds, n, 0);
         if (r != 0 || !block)

@@ -80,6 +80,9 @@
     X(pthread_equal)         \
     X(pthread_kill)          \
     X(pthread_cancel)        \
+    X(pthread_setcancelstate) \
+    X(pthread_setcanceltype) \
+    X(pthread_testcancel)    \
     X(__pthread_register_cancel)   \
     X(__pthread_unregister_cancel) \
     X(__pthread_unwind_next) \

@@ -325,8 +325,32 @@ UNB_EXPORT int pthread_cond_destroy(pthread_cond_t *c)
     return 0;
 }
 
+/*
+ * Cancellation of a coroutine waiting on a condition variable or a
+ * semaphore (sched.c, unb__sched_cancel): with addr's bucket locked, the
+ * waiter publishes addr and then looks for a pending cancel; the canceller
+ * sets the cancel and then wakes every waiter on a published address,
+ * which takes the same bucket lock.  Returns whether to skip the wait.
+ */
+static bool cancel_before_wait(const void *addr)
+{
+    struct unb_coro *co = unb__sched_current();
+    if (!co)
+        return false;
+    atomic_store(&co->cancel_addr, addr);
+    return atomic_load(&co->cancel_pending) && !co->cancel_off;
+}
+
+static void cancel_after_wait(void)
+{
+    struct unb_coro *co = unb__sched_current();
+    if (co)
+        atomic_store_explicit(&co->cancel_addr, NULL, memory_order_relaxed);
+}
+
 static int cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct unb__deadline *dl)
 {
+    unb__cancel_point(); /* a cancellation point: acts with the mutex held */
     if (dl && !valid_ts(&dl->at))
         return EINVAL;
     /* The sequence read under the mutex: a signal after the unlock changes
@@ -338,14 +362,17 @@ static int cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct unb__de
         return rc;
     struct unb__bucket *b = unb__plot_lock(c);
     int w = 0;
-    if (atomic_load_explicit(cond_seq(c), memory_order_relaxed) == seq)
+    if (!cancel_before_wait(c) &&
+        atomic_load_explicit(cond_seq(c), memory_order_relaxed) == seq)
         w = unb__plot_wait(b, c, 0, dl, UNB_CALL_COND);
     else
         unb__plot_unlock(b);
+    cancel_after_wait();
     /* Relock without a deadline, as natively. */
     rc = pthread_mutex_lock(m);
     if (rc != 0)
         return rc;
+    unb__cancel_point(); /* cancelled while waiting: the handlers find it locked */
     return w == -ETIMEDOUT ? ETIMEDOUT : 0;
 }
 
@@ -635,6 +662,7 @@ static int sem_wait_dl(sem_t *sem, const struct unb__deadline *dl)
         unb_errno = EINVAL;
         return -1;
     }
+    unb__cancel_point();
     if (sem_trytake(s))
         return 0;
     for (;;) {
@@ -644,11 +672,13 @@ static int sem_wait_dl(sem_t *sem, const struct unb__deadline *dl)
          * one of the two sees the other. */
         uint64_t d = atomic_fetch_add_explicit(&s->data, SEM_WAITER, memory_order_seq_cst);
         int rc = 0;
-        if (SEM_VALUE(d) == 0)
+        if (SEM_VALUE(d) == 0 && !cancel_before_wait(s))
             rc = unb__plot_wait(b, s, 0, dl, UNB_CALL_SEM);
         else
             unb__plot_unlock(b);
+        cancel_after_wait();
         atomic_fetch_sub_explicit(&s->data, SEM_WAITER, memory_order_relaxed);
+        unb__cancel_point(); /* before taking: a cancelled wait takes nothing */
         if (sem_trytake(s))
             return 0;
         if (rc == -ETIMEDOUT) {

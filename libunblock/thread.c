@@ -20,8 +20,9 @@
  * (see "Exit"): C++ destructors and cleanup handlers run, innermost first,
  * then key destructors.
  *
- * What is not done: pthread_cancel of a coroutine is refused with ENOTSUP;
- * a signal sent to a coroutine with
+ * pthread_cancel is deferred cancellation (see "Cancellation").
+ *
+ * What is not done: a signal sent to a coroutine with
  * pthread_kill goes to the process; scheduling and affinity calls on a
  * coroutine are accepted and ignored.
  */
@@ -208,10 +209,14 @@ UNB_EXPORT int pthread_setspecific(pthread_key_t key, const void *val)
     return 0;
 }
 
+static void cancel_now(void);
+
 /* Every coroutine, as it ends: its key destructors, and the last-thread
  * rule. */
 static void on_coro_exit(struct unb_coro *co)
 {
+    if (atomic_load(&co->cancel_pending) && !(co->cancel_off & UNB_CANCEL_ACTING))
+        atomic_fetch_sub(&unb__cancels, 1); /* never acted on */
     if (co->tsd) {
         struct tsd *t = co->tsd;
         tsd_destroy(t);
@@ -225,6 +230,7 @@ static void on_coro_exit(struct unb_coro *co)
 __attribute__((constructor(102))) static void thread_init(void)
 {
     unb__sched_exit_hook = on_coro_exit;
+    unb__sched_cancel_hook = cancel_now;
 }
 
 /* ---- creating, joining, ending ------------------------------------------ */
@@ -268,6 +274,7 @@ UNB_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr,
 
 UNB_EXPORT int pthread_join(pthread_t t, void **ret)
 {
+    unb__cancel_point();
     struct unb_coro *co = as_coro(t);
     if (!co)
         return UNB_REAL(pthread_join)(t, ret);
@@ -496,16 +503,69 @@ UNB_EXPORT int pthread_sigqueue(pthread_t t, int sig, const union sigval val)
     return sigqueue(getpid(), sig, val) == 0 ? 0 : errno;
 }
 
+/*
+ * Cancellation, deferred.  pthread_cancel marks the coroutine and wakes it
+ * from a park at a cancellation point (sched.c, unb__sched_cancel); the
+ * cancellation points of the hooks (the read, write, socket and poll
+ * families, sleeps, condition variables, semaphores, pthread_join,
+ * pthread_testcancel, and the calls marked as blocking at their entry)
+ * act on it when it is enabled: the coroutine ends as
+ * pthread_exit(PTHREAD_CANCELED), unwinding (see "Exit").  The state and
+ * type are the coroutine's own (glibc keeps them in the OS thread's
+ * descriptor).  Asynchronous cancellation is taken as deferred: a
+ * coroutine is never cancelled between two instructions.
+ */
+static void cancel_now(void)
+{
+    pthread_exit(PTHREAD_CANCELED);
+}
+
 UNB_EXPORT int pthread_cancel(pthread_t t)
 {
     struct unb_coro *co = as_coro(t);
     if (!co)
         return UNB_REAL(pthread_cancel)(t);
-    static _Atomic bool said;
-    if (!atomic_exchange(&said, true))
-        unb__say("pthread_cancel of a thread that runs as a coroutine is not "
-                 "supported (set UNBLOCK_THREADS=native to keep real threads)");
-    return ENOTSUP;
+    unb__sched_cancel(co);
+    return 0;
+}
+
+UNB_EXPORT int pthread_setcancelstate(int state, int *old)
+{
+    struct unb_coro *co = unb__sched_current();
+    if (!co)
+        return UNB_REAL(pthread_setcancelstate)(state, old);
+    if (state != PTHREAD_CANCEL_ENABLE && state != PTHREAD_CANCEL_DISABLE)
+        return EINVAL;
+    if (old)
+        *old = co->cancel_off & UNB_CANCEL_DISABLED ? PTHREAD_CANCEL_DISABLE
+                                                    : PTHREAD_CANCEL_ENABLE;
+    if (state == PTHREAD_CANCEL_DISABLE)
+        co->cancel_off |= UNB_CANCEL_DISABLED;
+    else
+        co->cancel_off &= (uint8_t)~UNB_CANCEL_DISABLED;
+    return 0;
+}
+
+UNB_EXPORT int pthread_setcanceltype(int type, int *old)
+{
+    struct unb_coro *co = unb__sched_current();
+    if (!co)
+        return UNB_REAL(pthread_setcanceltype)(type, old);
+    if (type != PTHREAD_CANCEL_DEFERRED && type != PTHREAD_CANCEL_ASYNCHRONOUS)
+        return EINVAL;
+    if (old)
+        *old = co->cancel_async ? PTHREAD_CANCEL_ASYNCHRONOUS : PTHREAD_CANCEL_DEFERRED;
+    co->cancel_async = type == PTHREAD_CANCEL_ASYNCHRONOUS;
+    return 0;
+}
+
+UNB_EXPORT void pthread_testcancel(void)
+{
+    if (!unb__sched_current()) {
+        UNB_REAL(pthread_testcancel)();
+        return;
+    }
+    unb__cancel_point();
 }
 
 UNB_EXPORT int pthread_setname_np(pthread_t t, const char *name)

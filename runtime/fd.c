@@ -320,6 +320,8 @@ int unb__fd_wait(int fd, int events, int64_t deadline_ns, bool restartable,
     unb__rt_enter(); /* the loop is touched only in a section (sched.h) */
     int rc = wait_in(fd, events, deadline_ns, restartable, call);
     unb__rt_leave();
+    if (rc == -EINTR)
+        unb__cancel_point(); /* interrupted by pthread_cancel? */
     return rc;
 }
 

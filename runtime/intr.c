@@ -34,21 +34,31 @@ void unb__intr_arm(struct unb__intr *it, bool restartable,
     it->restartable = restartable;
     it->listed = false;
     atomic_init(&it->state, UNB_INTR_WAITING);
+    if (it->co) { /* findable by a canceller (unb__intr_interrupt) */
+        unb__spin_lock(&it->co->lock);
+        it->co->intr = it;
+        unb__spin_unlock(&it->co->lock);
+    }
     int n = restartable
                 ? atomic_load_explicit(&intr.handlers_norestart, memory_order_relaxed)
                 : atomic_load_explicit(&intr.handlers_any, memory_order_relaxed);
-    if (n == 0)
-        return;
-    unb__lock(&intr.lock);
-    it->next = NULL;
-    it->prev = intr.tail;
-    if (intr.tail)
-        intr.tail->next = it;
-    else
-        intr.head = it;
-    intr.tail = it;
-    it->listed = true;
-    unb__unlock(&intr.lock);
+    if (n != 0) {
+        unb__lock(&intr.lock);
+        it->next = NULL;
+        it->prev = intr.tail;
+        if (intr.tail)
+            intr.tail->next = it;
+        else
+            intr.head = it;
+        intr.tail = it;
+        it->listed = true;
+        unb__unlock(&intr.lock);
+    }
+    /* A cancel that came before the park was findable: interrupt it now
+     * (the wake-up waits in our mailbox until the park is done). */
+    if (it->co && unb_unlikely(atomic_load(&it->co->cancel_pending)) &&
+        !it->co->cancel_off)
+        unb__intr_interrupt(it->co);
 }
 
 static void unlink_locked(struct unb__intr *it)
@@ -72,6 +82,11 @@ bool unb__intr_complete(struct unb__intr *it)
 
 bool unb__intr_disarm(struct unb__intr *it)
 {
+    if (it->co) {
+        unb__spin_lock(&it->co->lock);
+        it->co->intr = NULL;
+        unb__spin_unlock(&it->co->lock);
+    }
     if (it->listed) { /* racy peek: the interrupter clears it under the lock */
         unb__lock(&intr.lock);
         if (it->listed)
@@ -123,6 +138,28 @@ static void interrupt_one(bool any_allowed, bool restart_handler)
         victim->msg.fn = deliver;
         unb__worker_post(victim->w, &victim->msg);
     }
+}
+
+bool unb__intr_interrupt(struct unb_coro *co)
+{
+    unb__spin_lock(&co->lock);
+    struct unb__intr *it = co->intr;
+    int expect = UNB_INTR_WAITING;
+    bool mine = it && atomic_compare_exchange_strong(&it->state, &expect,
+                                                     UNB_INTR_INTERRUPTED);
+    unb__spin_unlock(&co->lock);
+    if (!mine)
+        return false;
+    /* It stays parked until `deliver` readies it: `it` lives on. */
+    if (it->listed) {
+        unb__lock(&intr.lock);
+        if (it->listed)
+            unlink_locked(it);
+        unb__unlock(&intr.lock);
+    }
+    it->msg.fn = deliver;
+    unb__worker_post(it->w, &it->msg);
+    return true;
 }
 
 static uint32_t take(_Atomic uint32_t *c)

@@ -44,7 +44,8 @@ struct unb__intr {
 enum { UNB_INTR_WAITING, UNB_INTR_DONE, UNB_INTR_INTERRUPTED };
 
 /* Before parking: makes the park interruptible.  On the worker's thread,
- * after the watchers are started. */
+ * after the watchers are started.  If the coroutine has a cancel pending,
+ * the park is interrupted at once (it returns EINTR as soon as it parks). */
 void unb__intr_arm(struct unb__intr *it, bool restartable,
                    void (*cancel)(struct unb__intr *it));
 
@@ -55,6 +56,10 @@ bool unb__intr_complete(struct unb__intr *it);
 
 /* After resuming: returns true if the park was interrupted (EINTR). */
 bool unb__intr_disarm(struct unb__intr *it);
+
+/* Interrupts co's interruptible park, if it is in one, as a signal would
+ * (its call sees EINTR); for cancellation.  Returns whether it did. */
+bool unb__intr_interrupt(struct unb_coro *co);
 
 /* Counts of installed program handlers, kept by the hook layer. */
 void unb__intr_handlers_add(int any, int norestart);

@@ -260,6 +260,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1233,6 +1234,40 @@ static void finish_exit(void *arg)
 
 void (*unb__sched_exit_hook)(struct unb_coro *co);
 
+/* ---- cancellation (sched.h) ------------------------------------------- */
+
+_Atomic unsigned unb__cancels;
+void (*unb__sched_cancel_hook)(void);
+
+void unb__cancel_test(void)
+{
+    struct unb_coro *co = unb__sched_current();
+    if (!co || co->cancel_off || !atomic_load(&co->cancel_pending) ||
+        !unb__sched_cancel_hook)
+        return;
+    co->cancel_off |= UNB_CANCEL_ACTING; /* the handlers are no cancellation points */
+    atomic_fetch_sub(&unb__cancels, 1);
+    unb__sched_cancel_hook();
+}
+
+void unb__sched_cancel(struct unb_coro *co)
+{
+    if (atomic_exchange(&co->cancel_pending, 1))
+        return; /* already asked */
+    atomic_fetch_add(&unb__cancels, 1);
+    if (co->cancel_off || unb__intr_interrupt(co))
+        return;
+    /* A condition variable's or a semaphore's waiters may wake for no
+     * reason, and look again: wake every one on its address.  The waiter
+     * publishes the address, then looks at cancel_pending, under the
+     * address's bucket lock, which the wake takes too (sync.c): either it
+     * sees the cancel and does not park, or we see the address and wake it
+     * once it is parked. */
+    const void *addr = atomic_load(&co->cancel_addr);
+    if (addr)
+        unb__plot_wake_some(addr, UINT_MAX, NULL);
+}
+
 /* Runs the exit hook, then leaves for good: finish_exit frees or hands
  * over the stack once we are off it. */
 __attribute__((noreturn)) static void coro_finish(struct unb_coro *co, void *result)
@@ -1292,6 +1327,11 @@ static int coro_new(void *(*fn)(void *), void *arg, size_t stack_size,
     co->tsd = NULL;
     co->cleanup = NULL;
     co->unwinding = NULL;
+    atomic_store_explicit(&co->cancel_pending, 0, memory_order_relaxed);
+    co->cancel_off = 0;
+    co->cancel_async = 0;
+    co->intr = NULL;
+    atomic_store_explicit(&co->cancel_addr, NULL, memory_order_relaxed);
     co->name[0] = 0;
     co->fn = fn;
     co->arg = arg;

@@ -58,6 +58,12 @@ struct unb_coro {
     void *cleanup;              /* pthread_cleanup_push buffers, innermost
                                    first (libunblock/thread.c) */
     void *unwinding;            /* pthread_exit's unwind, while it runs */
+    _Atomic uint8_t cancel_pending; /* pthread_cancel asked (thread.c) */
+    uint8_t cancel_off;         /* UNB_CANCEL_*: no cancellation now */
+    uint8_t cancel_async;       /* PTHREAD_CANCEL_ASYNCHRONOUS (as deferred) */
+    struct unb__intr *intr;     /* its interruptible park, under `lock` */
+    _Atomic(const void *) cancel_addr; /* the condition variable or semaphore
+                                          it waits on, for a canceller */
     char name[16];              /* pthread_setname_np */
     struct unb__worker *home;   /* where it first ran, and runs from then on */
     struct unb__msg ready_msg;  /* a wake-up sent home (sched.c, "Affinity") */
@@ -227,12 +233,36 @@ static inline void unb__rt_block_end(uint32_t depth)
         if (!m_ || atomic_load_explicit(&m_->depth, memory_order_relaxed) != 0) {      \
             r_ = (call);                                                               \
         } else {                                                                       \
+            unb__cancel_point();                                                       \
             unb__rt_block_begin(__func__);                                             \
             r_ = (call);                                                               \
             unb__rt_block_end(0);                                                      \
         }                                                                              \
         r_;                                                                            \
     })
+
+/*
+ * Deferred cancellation of coroutines (pthread_cancel; thread.c).  A
+ * cancellation point calls unb__cancel_point(): one load of a global count
+ * of pending cancels, so it costs nothing until a program cancels.  When
+ * the calling coroutine has one pending and enabled, it is acted on:
+ * unb__sched_cancel_hook ends the coroutine as pthread_exit(PTHREAD_CANCELED).
+ */
+enum { UNB_CANCEL_DISABLED = 1, UNB_CANCEL_ACTING = 2 };
+extern _Atomic unsigned unb__cancels;
+extern void (*unb__sched_cancel_hook)(void);
+void unb__cancel_test(void);
+
+static inline void unb__cancel_point(void)
+{
+    if (unb_unlikely(atomic_load_explicit(&unb__cancels, memory_order_relaxed)))
+        unb__cancel_test();
+}
+
+/* Marks co cancelled and wakes it from a park at a cancellation point
+ * (an interruptible one: fds, sleeps, poll; or a condition variable or
+ * semaphore, whose waiters may wake spuriously).  Any thread. */
+void unb__sched_cancel(struct unb_coro *co);
 
 /* The coroutine running on this thread, or NULL. */
 static inline struct unb_coro *unb__sched_current(void)

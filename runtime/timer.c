@@ -159,8 +159,11 @@ static int sleep_in(clockid_t clock, int flags, const struct timespec *req,
 int unb__sleep(clockid_t clock, int flags, const struct timespec *req,
                struct timespec *rem, enum unb__call call)
 {
+    unb__cancel_point();
     unb__rt_enter(); /* the loop is touched only in a section (sched.h) */
     int rc = sleep_in(clock, flags, req, call, rem);
     unb__rt_leave();
+    if (rc == -EINTR)
+        unb__cancel_point(); /* interrupted by pthread_cancel? */
     return rc;
 }

@@ -2,21 +2,23 @@
  * cleanup_cancel: cancellation (cleanup_exit.c tests the handlers that
  * pthread_exit runs).
  *
- *   - pthread_cancel of threads blocked in read, pthread_cond_wait (whose
+ *   - pthread_cancel of threads blocked in read, poll, sem_wait,
+ *     pthread_cond_wait (whose
  *     cleanup handler must unlock the mutex it holds again) and nanosleep:
  *     join gets PTHREAD_CANCELED and the handlers ran; cancelling with
  *     cancellation disabled waits until it is enabled again.
  *
- * Under LD_PRELOAD=libunblock.so this is a documented gap (README: "What
- * remains different"): pthread_cancel of a coroutine returns ENOTSUP.  The
- * runner (tests/test_preload.c) marks the comparison TODO.
+ * Run natively and under LD_PRELOAD=libunblock.so (with one worker and
+ * two) by tests/test_preload.c, which compares the output.
  *
  * Output is deterministic: one "ok - ..." or "FAIL - ..." line per check.
  * Exit status 0 when every check passed, 1 otherwise, 2 on the watchdog.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,6 +65,28 @@ static void *cancel_in_read(void *arg)
     char c;
     ssize_t r = read(never[0], &c, 1);
     (void)r;
+    pthread_cleanup_pop(0);
+    return NULL;
+}
+
+static void *cancel_in_poll(void *arg)
+{
+    pthread_cleanup_push(note, "p");
+    event_set(&in_place);
+    struct pollfd p = {.fd = never[0], .events = POLLIN};
+    int r = poll(&p, 1, 30000);
+    (void)r;
+    pthread_cleanup_pop(0);
+    return NULL;
+}
+
+static sem_t sem;
+
+static void *cancel_in_sem_wait(void *arg)
+{
+    pthread_cleanup_push(note, "w");
+    event_set(&in_place);
+    sem_wait(&sem);
     pthread_cleanup_pop(0);
     return NULL;
 }
@@ -125,6 +149,7 @@ static void cancel_case(void *(*fn)(void *), const char *what, const char *want,
         detail("got %s", ename(rc));
         ssize_t w = write(never[1], "x", 1);
         (void)w;
+        sem_post(&sem);
         pthread_mutex_lock(&cv_lock);
         pthread_cond_broadcast(&cv);
         pthread_mutex_unlock(&cv_lock);
@@ -155,6 +180,13 @@ int main(void)
 
     phase = "cancel";
     cancel_case(cancel_in_read, "in read", "r", NULL);
+    cancel_case(cancel_in_poll, "in poll", "p", NULL);
+    if (sem_init(&sem, 0, 0) != 0)
+        return 1;
+    cancel_case(cancel_in_sem_wait, "in sem_wait", "w", NULL);
+    int v = -1;
+    sem_getvalue(&sem, &v);
+    check(v == 0, "a cancelled sem_wait takes nothing");
     cancel_case(cancel_in_cond_wait, "in pthread_cond_wait", "c", NULL);
     int rc = pthread_mutex_trylock(&cv_lock);
     if (!check(rc == 0, "the cond waiter's handler unlocked the mutex it held again"))
