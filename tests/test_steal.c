@@ -169,7 +169,12 @@ static void test_burst_wakeups(void)
     is_int(b.spawn_failures, 0, "a burst of %d spawns: none fails", BURST);
     is_int(atomic_load(&burst_ran), BURST, "all %d coroutines of the burst ran", BURST);
     is_int(b.wrong, 0, "all %d were joined with their results", BURST);
-    cmp_ok(wakeups, <, 1000,
+    /* A wake-up per spawn is the failure this looks for.  How many fewer
+     * depends on how often the other worker runs dry, which a loaded
+     * machine changes: under 1,000 on a quiet one (the old bound, which
+     * CI met), 2,600 to 3,500 at a load average of 7, before and after
+     * session 4's changes alike; so the bound is half the spawns. */
+    cmp_ok(wakeups, <, BURST / 2,
            "the burst woke workers far fewer times than it spawned (%d)", BURST);
 }
 
