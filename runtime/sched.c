@@ -295,6 +295,7 @@
 /* How long a spinning worker looks for work before it sleeps. */
 #define SPIN_NS 20000
 #define SPIN_ROUNDS 64
+#define SPIN_POLL_ROUNDS 16
 
 struct unb__worker {
     struct unb__deque runq;
@@ -878,13 +879,23 @@ static struct unb_coro *try_steal(struct unb__worker *w)
     }
     /* Spin for a while before giving up: a wake-up costs the waker a
      * syscall and us a trip through epoll_wait, so bridging a gap of a few
-     * microseconds between two pieces of work is cheaper than sleeping. */
+     * microseconds between two pieces of work is cheaper than sleeping.
+     * Work comes to a spinner from other workers' queues and from its own
+     * loop (a reply on one of its sockets): it looks at both, the loop
+     * every SPIN_POLL_ROUNDS rounds, as Go's spinning threads look at the
+     * network poller. */
     uint64_t deadline = now_ns() + SPIN_NS;
     for (int round = 0;; round++) {
         /* Both a time and a count of rounds: a spinner that the kernel
          * preempted must still look a few times after it runs again. */
         if (round >= SPIN_ROUNDS && now_ns() >= deadline)
             break;
+        if (round % SPIN_POLL_ROUNDS == SPIN_POLL_ROUNDS - 1 && w->waiting > 0) {
+            poll_loop(w, false);
+            struct unb_coro *co = take_local(w);
+            if (co)
+                return co;
+        }
         unsigned start = next_rand(w) % rt.nworkers;
         for (unsigned i = 0; i < rt.nworkers; i++) {
             struct unb__worker *v = &rt.workers[(start + i) % rt.nworkers];
