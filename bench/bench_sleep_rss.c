@@ -5,7 +5,7 @@
  *
  * The same shape as bench/baseline/gosleep.go: with the runtime started,
  * read VmRSS; a driver coroutine spawns COROUTINES detached coroutines that
- * each bump a counter and sleep(3); wait until every one of them has parked
+ * each bump a counter and sleep(60); wait until every one of them has parked
  * (the counter and unb_stats().parks), let things settle for 100 ms, read
  * VmRSS again and report
  *   unb_sleep_rss <bytes> B/coroutine
@@ -28,7 +28,9 @@
 
 #include <unblock.h>
 
-#define SLEEP_SECONDS 3
+/* Longer than the deadline, so no sleeper wakes (and frees its stack)
+ * before the reading, however slowly a loaded machine spawns them. */
+#define SLEEP_SECONDS 60
 #define DEADLINE_NS (30 * 1000000000ull) /* for all to park, as gosleep */
 #define SETTLE_US (100 * 1000)
 

@@ -2,7 +2,7 @@
 //
 // usage: gosleep [GOROUTINES]   (default 100000)
 //
-// Reads VmRSS, starts GOROUTINES goroutines that each sleep 3s, waits until
+// Reads VmRSS, starts GOROUTINES goroutines that each sleep 60s, waits until
 // every one of them has started, reads VmRSS again and reports
 //
 //	go_sleep_rss <bytes> B/goroutine
@@ -75,10 +75,10 @@ func main() {
 	for i := 0; i < n; i++ {
 		go func() {
 			atomic.AddInt64(&started, 1)
-			time.Sleep(3 * time.Second)
+			time.Sleep(60 * time.Second)
 		}()
 	}
-	// Bounded wait: 3s sleepers must all have started well before this.
+	// Bounded wait, shorter than the sleep: no sleeper has woken by then.
 	deadline := time.Now().Add(30 * time.Second)
 	for atomic.LoadInt64(&started) < int64(n) {
 		if time.Now().After(deadline) {
