@@ -1421,10 +1421,19 @@ static void *thread_main(void *arg)
                 break;
         }
         if (!spare_wait(m))
-            break;
+            return NULL; /* m is in rt.free_m already */
     }
+    /* The runtime stopped (rt_exit): m goes where spare_wait puts the
+     * structs of spares that end, for the next start to reuse; nothing
+     * else points to it once this thread is gone (LeakSanitizer found
+     * one per worker lost at each stop). */
     unb__stack_altstack_free(m->altstack);
     m->altstack = NULL;
+    unb__tls_m = NULL;
+    unb__lock(&rt.spare_lock);
+    m->next = rt.free_m;
+    rt.free_m = m; /* not counted: the next start counts threads afresh */
+    unb__unlock(&rt.spare_lock);
     return NULL;
 }
 
