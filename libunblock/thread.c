@@ -77,7 +77,24 @@ void unb__thread_fork_child(void)
 static struct {
     _Atomic uintptr_t seq;
     void (*_Atomic dtor)(void *);
+    bool os_thread; /* its values belong to the OS thread (see below) */
 } keys[KEYS_MAX];
+
+/*
+ * In a sanitizer build, the sanitizer's runtime keeps its per-thread state
+ * (AddressSanitizer's current thread, which its fake stacks, error reports
+ * and stack-switch annotations rely on) under a key it makes while it
+ * initialises, before our constructors run, and that key reaches our hook
+ * like any other.  Its state is the OS thread's, not a coroutine's, so such
+ * an early key keeps its values per OS thread (thread_tsd) even when read
+ * in a coroutine.  Keys made once our constructors ran are per coroutine,
+ * as in every build.
+ */
+#if defined(UNB_ASAN) || defined(UNB_TSAN)
+static bool keys_per_coro;
+#else
+#define keys_per_coro true
+#endif
 
 struct slot {
     uintptr_t seq;
@@ -88,12 +105,18 @@ struct tsd {
     struct slot *blocks[KEYS_MAX / BLOCK];
 };
 
-static UNB_TLS struct tsd *thread_tsd;
+static UNB_TLS void *thread_tsd; /* struct tsd */
 static pthread_key_t thread_exit_key; /* glibc's, for thread_tsd's dtors */
 static pthread_once_t thread_exit_once = PTHREAD_ONCE_INIT;
 
-static void tsd_destroy(struct tsd *t)
+/* Runs the destructors of *owner's values, then detaches and frees it.
+ * *owner stays set while destructors run (one may set a value again),
+ * and is cleared before the memory goes: a destructor's pthread_getspecific,
+ * or free()'s own (a sanitizer's allocator asks for its thread's key), must
+ * not read freed blocks. */
+static void tsd_destroy(void **owner)
 {
+    struct tsd *t = *owner;
     for (int round = 0; round < PTHREAD_DESTRUCTOR_ITERATIONS; round++) {
         bool again = false;
         for (unsigned b = 0; b < KEYS_MAX / BLOCK; b++) {
@@ -112,6 +135,7 @@ static void tsd_destroy(struct tsd *t)
         if (!again)
             break;
     }
+    *owner = NULL;
     for (unsigned b = 0; b < KEYS_MAX / BLOCK; b++)
         free(t->blocks[b]);
     free(t);
@@ -119,8 +143,8 @@ static void tsd_destroy(struct tsd *t)
 
 static void thread_exit_dtor(void *t)
 {
-    thread_tsd = NULL;
-    tsd_destroy(t);
+    (void)t; /* thread_tsd, which the destructors may still use */
+    tsd_destroy(&thread_tsd);
 }
 
 static void thread_exit_key_init(void)
@@ -128,10 +152,11 @@ static void thread_exit_key_init(void)
     UNB_REAL(pthread_key_create)(&thread_exit_key, thread_exit_dtor);
 }
 
-/* The caller's data; with `make`, created if missing (NULL if no memory). */
-static struct tsd *tsd_of_caller(bool make)
+/* The caller's data for `key`; with `make`, created if missing (NULL if
+ * no memory). */
+static struct tsd *tsd_of_caller(pthread_key_t key, bool make)
 {
-    struct unb_coro *co = unb__sched_current();
+    struct unb_coro *co = keys[key].os_thread ? NULL : unb__sched_current();
     struct tsd *t = co ? co->tsd : thread_tsd;
     if (t || !make)
         return t;
@@ -156,6 +181,7 @@ UNB_EXPORT int pthread_key_create(pthread_key_t *key, void (*dtor)(void *))
             continue;
         atomic_store(&keys[k].dtor, dtor);
         if (atomic_compare_exchange_strong(&keys[k].seq, &s, s + 1)) {
+            keys[k].os_thread = !keys_per_coro;
             *key = k;
             return 0;
         }
@@ -177,7 +203,7 @@ UNB_EXPORT void *pthread_getspecific(pthread_key_t key)
 {
     if (key >= KEYS_MAX)
         return NULL;
-    struct tsd *t = tsd_of_caller(false);
+    struct tsd *t = tsd_of_caller(key, false);
     struct slot *blk = t ? t->blocks[key / BLOCK] : NULL;
     if (!blk)
         return NULL;
@@ -194,7 +220,7 @@ UNB_EXPORT int pthread_setspecific(pthread_key_t key, const void *val)
     uintptr_t seq = atomic_load_explicit(&keys[key].seq, memory_order_relaxed);
     if (!(seq & 1))
         return EINVAL;
-    struct tsd *t = tsd_of_caller(true);
+    struct tsd *t = tsd_of_caller(key, true);
     if (!t)
         return ENOMEM;
     struct slot **blk = &t->blocks[key / BLOCK];
@@ -208,11 +234,8 @@ UNB_EXPORT int pthread_setspecific(pthread_key_t key, const void *val)
  * rule. */
 static void on_coro_exit(struct unb_coro *co)
 {
-    if (co->tsd) {
-        struct tsd *t = co->tsd;
-        tsd_destroy(t);
-        co->tsd = NULL;
-    }
+    if (co->tsd)
+        tsd_destroy(&co->tsd);
     if (co->pthread && atomic_fetch_sub(&live_threads, 1) == 1 &&
         atomic_load(&main_exited))
         exit(0);
@@ -221,6 +244,9 @@ static void on_coro_exit(struct unb_coro *co)
 __attribute__((constructor(102))) static void thread_init(void)
 {
     unb__sched_exit_hook = on_coro_exit;
+#if defined(UNB_ASAN) || defined(UNB_TSAN)
+    keys_per_coro = true;
+#endif
 }
 
 /* ---- creating, joining, ending ------------------------------------------ */
