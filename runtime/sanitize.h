@@ -24,6 +24,7 @@
 #ifdef UNB_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+#include <sanitizer/lsan_interface.h>
 #endif
 #ifdef UNB_TSAN
 #include <sanitizer/tsan_interface.h>
