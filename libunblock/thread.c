@@ -270,7 +270,7 @@ static size_t requested_stack(const pthread_attr_t *attr)
 UNB_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr,
                               void *(*fn)(void *), void *arg)
 {
-    if (!unb__threads_coro)
+    if (!unb__threads_coro || unb__real_own_thread)
         return UNB_REAL(pthread_create)(t, attr, fn, arg);
     int detach = PTHREAD_CREATE_JOINABLE;
     if (attr)
