@@ -173,7 +173,8 @@ static struct tsd *tsd_of_caller(pthread_key_t key, bool make)
     return t;
 }
 
-UNB_EXPORT int pthread_key_create(pthread_key_t *key, void (*dtor)(void *))
+/* Not instrumented: ThreadSanitizer makes its own key while it starts. */
+UNB_EXPORT UNB_NO_TSAN int pthread_key_create(pthread_key_t *key, void (*dtor)(void *))
 {
     for (unsigned k = 0; k < KEYS_MAX; k++) {
         uintptr_t s = atomic_load_explicit(&keys[k].seq, memory_order_relaxed);
