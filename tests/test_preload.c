@@ -260,7 +260,7 @@ static void run_prog(struct run *r, const char *prog, const char *arg,
                             {.fd = pe[0], .events = POLLIN}};
     struct buf *bufs[2] = {&r->out, &r->err};
     int open_fds = 2, sampled = 0;
-    double deadline = t0 + RUN_TIMEOUT_S;
+    double deadline = t0 + RUN_TIMEOUT_S * test_slow();
     while (open_fds > 0) {
         double left = deadline - now_s();
         if (left <= 0) {
@@ -319,7 +319,7 @@ static const char *status_str(const struct run *r)
     char *b = buf[which ^= 1];
     int st = r->status;
     if (r->timed_out)
-        snprintf(b, sizeof buf[0], "killed after %.0f s (a hang)", RUN_TIMEOUT_S);
+        snprintf(b, sizeof buf[0], "killed after %.0f s (a hang)", RUN_TIMEOUT_S * test_slow());
     else if (WIFEXITED(st))
         snprintf(b, sizeof buf[0], "exit status %d", WEXITSTATUS(st));
     else if (WIFSIGNALED(st))
