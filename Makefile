@@ -156,7 +156,7 @@ SUITE = $(patsubst $(BUILD)/%,$(1)/%,$(TESTS)) $(TEST_SCRIPTS)
 
 test-asan: deps
 	$(MAKE) SAN=address BUILD=build-address tests
-	$(SAN_OPTIONS) UNB_TEST_TOOL=asan UNB_TEST_SLOW=3 UNB_BUILD=build-address \
+	$(SAN_OPTIONS) UNB_TEST_TOOL=asan UNB_TEST_SLOW=3 UNB_TEST_TIMEOUT=600 UNB_BUILD=build-address \
 	    prove -f --exec tests/run-test $(call SUITE,build-address)
 
 test-tsan: deps
