@@ -61,7 +61,7 @@ BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 # Programs linked with the library find it in $(BUILD) without installing.
 LINK_UNBLOCK = -L$(BUILD) -lunblock -Wl,-rpath,$(abspath $(BUILD))
 
-.PHONY: soak all lib launcher man examples tests test bench bench-quick demo clean format deps deps-bench install uninstall
+.PHONY: soak all lib launcher man examples tests test test-asan test-tsan test-valgrind bench bench-quick demo clean format deps deps-bench install uninstall
 all: lib launcher man examples
 
 # On a fresh machine, `make test` and `make demo` install what they need.
@@ -179,6 +179,35 @@ test: deps
 soak: deps
 	$(MAKE) $(LIB) $(SOAK_CLIENT) $(BUILD)/examples/echo_threads
 	UNB_BUILD=$(BUILD) tests/soak/run-soak
+
+# The whole suite under a tool (README, "Tests").  Each builds its own
+# directory; UNB_TEST_TOOL tells the tests which tool runs them (a few
+# parts skip, with the reason) and UNB_TEST_SLOW how much slower the tool
+# makes the code, for the checks with a liveness bound.  A report from the
+# tool fails the test that caused it.
+SAN_OPTIONS := ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+SUITE = $(patsubst $(BUILD)/%,$(1)/%,$(TESTS)) $(TEST_SCRIPTS)
+
+test-asan: deps
+	$(MAKE) SAN=address BUILD=build-address tests
+	$(SAN_OPTIONS) UNB_TEST_TOOL=asan UNB_TEST_SLOW=3 UNB_TEST_TIMEOUT=600 UNB_BUILD=build-address \
+	    prove -f --exec tests/run-test $(call SUITE,build-address)
+
+test-tsan: deps
+	$(MAKE) SAN=thread BUILD=build-thread tests
+	$(SAN_OPTIONS) UNB_TEST_TOOL=tsan UNB_TEST_SLOW=10 UNB_TEST_TIMEOUT=600 UNB_BUILD=build-thread \
+	    prove -f --exec tests/run-test $(call SUITE,build-thread)
+
+# memcheck over the normal build, in its own directory (valgrind.h present,
+# so coroutine stacks are registered); tests/run-test starts each test
+# program under valgrind (tests/valgrind.supp, each entry explained).
+test-valgrind:
+	@tools/install-deps valgrind
+	$(MAKE) BUILD=build-valgrind tests
+	UNB_TEST_TOOL=valgrind UNB_TEST_SLOW=30 UNB_TEST_TIMEOUT=600 UNB_BUILD=build-valgrind \
+	    prove -f --exec tests/run-test $(call SUITE,build-valgrind)
 
 $(BUILD)/bench/bench_%: bench/bench_%.c $(LIB)
 	@mkdir -p $(@D)

@@ -38,3 +38,32 @@ __attribute__((constructor(101))) static void real_init(void)
     if (!atomic_load_explicit(&unb__real.ready, memory_order_acquire))
         unb__real_resolve();
 }
+
+#if defined(UNB_ASAN) || defined(UNB_TSAN)
+UNB_TLS bool unb__real_own_thread;
+
+int unb__real_thread_create(pthread_t *t, const pthread_attr_t *attr,
+                            void *(*fn)(void *), void *arg)
+{
+    static int (*_Atomic intercept)(pthread_t *, const pthread_attr_t *,
+                                    void *(*)(void *), void *);
+    __typeof__(intercept) f = atomic_load_explicit(&intercept, memory_order_relaxed);
+    if (!f) {
+        void *sym = dlsym(RTLD_DEFAULT, "__interceptor_pthread_create");
+        if (!sym)
+            sym = (void *)UNB_REAL(pthread_create);
+        memcpy(&f, &sym, sizeof sym);
+        atomic_store_explicit(&intercept, f, memory_order_relaxed);
+    }
+    unb__real_own_thread = true;
+    int e = f(t, attr, fn, arg);
+    unb__real_own_thread = false;
+    return e;
+}
+#else
+int unb__real_thread_create(pthread_t *t, const pthread_attr_t *attr,
+                            void *(*fn)(void *), void *arg)
+{
+    return UNB_REAL(pthread_create)(t, attr, fn, arg);
+}
+#endif

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "../runtime/common.h"
+#include "../runtime/sanitize.h"
 
 /* X(name): one entry per function; its type is that of libc's declaration. */
 #define UNB_REAL_SYMBOLS(X)  \
@@ -194,5 +195,25 @@ void unb__real_resolve(void);
           ? (void)0                                                                    \
           : unb__real_resolve()),                                                      \
      unb__real.name)
+
+/*
+ * pthread_create for the runtime's own threads (workers, spares, the
+ * monitor).  A sanitizer must see every thread that runs instrumented code
+ * start (ThreadSanitizer cannot run code on a thread it did not see start;
+ * AddressSanitizer follows stack switches only on threads it knows), but
+ * UNB_REAL reaches past the sanitizer's interceptor when the sanitizer's
+ * runtime comes before us in the library order (a program built with
+ * -fsanitize).  So a sanitizer build starts them through the interceptor;
+ * if the interceptor's own "real" call lands in our hook (its runtime
+ * precedes us), the hook sees unb__real_own_thread and goes on to glibc.
+ * Other builds: UNB_REAL(pthread_create).
+ */
+int unb__real_thread_create(pthread_t *t, const pthread_attr_t *attr,
+                            void *(*fn)(void *), void *arg);
+#if defined(UNB_ASAN) || defined(UNB_TSAN)
+extern UNB_TLS bool unb__real_own_thread;
+#else
+#define unb__real_own_thread false
+#endif
 
 #endif

@@ -82,7 +82,24 @@ void unb__thread_fork_child(void)
 static struct {
     _Atomic uintptr_t seq;
     void (*_Atomic dtor)(void *);
+    bool os_thread; /* its values belong to the OS thread (see below) */
 } keys[KEYS_MAX];
+
+/*
+ * In a sanitizer build, the sanitizer's runtime keeps its per-thread state
+ * (AddressSanitizer's current thread, which its fake stacks, error reports
+ * and stack-switch annotations rely on) under a key it makes while it
+ * initialises, before our constructors run, and that key reaches our hook
+ * like any other.  Its state is the OS thread's, not a coroutine's, so such
+ * an early key keeps its values per OS thread (thread_tsd) even when read
+ * in a coroutine.  Keys made once our constructors ran are per coroutine,
+ * as in every build.
+ */
+#if defined(UNB_ASAN) || defined(UNB_TSAN)
+static bool keys_per_coro;
+#else
+#define keys_per_coro true
+#endif
 
 struct slot {
     uintptr_t seq;
@@ -93,12 +110,18 @@ struct tsd {
     struct slot *blocks[KEYS_MAX / BLOCK];
 };
 
-static UNB_TLS struct tsd *thread_tsd;
+static UNB_TLS void *thread_tsd; /* struct tsd */
 static pthread_key_t thread_exit_key; /* glibc's, for thread_tsd's dtors */
 static pthread_once_t thread_exit_once = PTHREAD_ONCE_INIT;
 
-static void tsd_destroy(struct tsd *t)
+/* Runs the destructors of *owner's values, then detaches and frees it.
+ * *owner stays set while destructors run (one may set a value again),
+ * and is cleared before the memory goes: a destructor's pthread_getspecific,
+ * or free()'s own (a sanitizer's allocator asks for its thread's key), must
+ * not read freed blocks. */
+static void tsd_destroy(void **owner)
 {
+    struct tsd *t = *owner;
     for (int round = 0; round < PTHREAD_DESTRUCTOR_ITERATIONS; round++) {
         bool again = false;
         for (unsigned b = 0; b < KEYS_MAX / BLOCK; b++) {
@@ -117,6 +140,7 @@ static void tsd_destroy(struct tsd *t)
         if (!again)
             break;
     }
+    *owner = NULL;
     for (unsigned b = 0; b < KEYS_MAX / BLOCK; b++)
         free(t->blocks[b]);
     free(t);
@@ -124,8 +148,8 @@ static void tsd_destroy(struct tsd *t)
 
 static void thread_exit_dtor(void *t)
 {
-    thread_tsd = NULL;
-    tsd_destroy(t);
+    (void)t; /* thread_tsd, which the destructors may still use */
+    tsd_destroy(&thread_tsd);
 }
 
 static void thread_exit_key_init(void)
@@ -133,10 +157,11 @@ static void thread_exit_key_init(void)
     UNB_REAL(pthread_key_create)(&thread_exit_key, thread_exit_dtor);
 }
 
-/* The caller's data; with `make`, created if missing (NULL if no memory). */
-static struct tsd *tsd_of_caller(bool make)
+/* The caller's data for `key`; with `make`, created if missing (NULL if
+ * no memory). */
+static struct tsd *tsd_of_caller(pthread_key_t key, bool make)
 {
-    struct unb_coro *co = unb__sched_current();
+    struct unb_coro *co = keys[key].os_thread ? NULL : unb__sched_current();
     struct tsd *t = co ? co->tsd : thread_tsd;
     if (t || !make)
         return t;
@@ -153,7 +178,8 @@ static struct tsd *tsd_of_caller(bool make)
     return t;
 }
 
-UNB_EXPORT int pthread_key_create(pthread_key_t *key, void (*dtor)(void *))
+/* Not instrumented: ThreadSanitizer makes its own key while it starts. */
+UNB_EXPORT UNB_NO_TSAN int pthread_key_create(pthread_key_t *key, void (*dtor)(void *))
 {
     for (unsigned k = 0; k < KEYS_MAX; k++) {
         uintptr_t s = atomic_load_explicit(&keys[k].seq, memory_order_relaxed);
@@ -161,6 +187,7 @@ UNB_EXPORT int pthread_key_create(pthread_key_t *key, void (*dtor)(void *))
             continue;
         atomic_store(&keys[k].dtor, dtor);
         if (atomic_compare_exchange_strong(&keys[k].seq, &s, s + 1)) {
+            keys[k].os_thread = !keys_per_coro;
             *key = k;
             return 0;
         }
@@ -182,7 +209,7 @@ UNB_EXPORT void *pthread_getspecific(pthread_key_t key)
 {
     if (key >= KEYS_MAX)
         return NULL;
-    struct tsd *t = tsd_of_caller(false);
+    struct tsd *t = tsd_of_caller(key, false);
     struct slot *blk = t ? t->blocks[key / BLOCK] : NULL;
     if (!blk)
         return NULL;
@@ -199,7 +226,7 @@ UNB_EXPORT int pthread_setspecific(pthread_key_t key, const void *val)
     uintptr_t seq = atomic_load_explicit(&keys[key].seq, memory_order_relaxed);
     if (!(seq & 1))
         return EINVAL;
-    struct tsd *t = tsd_of_caller(true);
+    struct tsd *t = tsd_of_caller(key, true);
     if (!t)
         return ENOMEM;
     struct slot **blk = &t->blocks[key / BLOCK];
@@ -217,11 +244,8 @@ static void on_coro_exit(struct unb_coro *co)
 {
     if (atomic_load(&co->cancel_pending) && !(co->cancel_off & UNB_CANCEL_ACTING))
         atomic_fetch_sub(&unb__cancels, 1); /* never acted on */
-    if (co->tsd) {
-        struct tsd *t = co->tsd;
-        tsd_destroy(t);
-        co->tsd = NULL;
-    }
+    if (co->tsd)
+        tsd_destroy(&co->tsd);
     if (co->pthread && atomic_fetch_sub(&live_threads, 1) == 1 &&
         atomic_load(&main_exited))
         exit(0);
@@ -231,6 +255,9 @@ __attribute__((constructor(102))) static void thread_init(void)
 {
     unb__sched_exit_hook = on_coro_exit;
     unb__sched_cancel_hook = cancel_now;
+#if defined(UNB_ASAN) || defined(UNB_TSAN)
+    keys_per_coro = true;
+#endif
 }
 
 /* ---- creating, joining, ending ------------------------------------------ */
@@ -254,7 +281,7 @@ static size_t requested_stack(const pthread_attr_t *attr)
 UNB_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr,
                               void *(*fn)(void *), void *arg)
 {
-    if (!unb__threads_coro)
+    if (!unb__threads_coro || unb__real_own_thread)
         return UNB_REAL(pthread_create)(t, attr, fn, arg);
     int detach = PTHREAD_CREATE_JOINABLE;
     if (attr)

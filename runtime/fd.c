@@ -5,16 +5,32 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
 
 #include "intr.h"
 #include "lock.h"
+#include "sanitize.h"
 #include "sched.h"
 
 #define PAGE_SHIFT 10
 #define PAGE_ENTRIES (1 << PAGE_SHIFT)
 #define FD_LIMIT_MAX (1 << 24)
+
+/*
+ * The table's memory comes from mmap, not malloc: hooks of calls that are
+ * async-signal-safe (pipe, socket, dup, close) fill it, and they may run
+ * where malloc must not, in a signal handler that interrupted malloc, or
+ * where another thread holds the allocator's lock and cannot release it
+ * (LeakSanitizer's stopped world calls pipe() to probe memory, and hung in
+ * ASan's malloc under our hook).
+ */
+static void *table_alloc(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
 
 static struct {
     _Atomic(struct unb__fd *) *pages; /* PAGE_ENTRIES entries each */
@@ -41,7 +57,7 @@ static bool table_init(void)
             rl.rlim_max < max)
             max = rl.rlim_max;
         unsigned n = (unsigned)((max + PAGE_ENTRIES - 1) >> PAGE_SHIFT);
-        _Atomic(struct unb__fd *) *p = calloc(n ? n : 1, sizeof *p);
+        _Atomic(struct unb__fd *) *p = table_alloc((n ? n : 1) * sizeof *p);
         if (p) {
             table.npages = n;
             table.pages = p;
@@ -77,7 +93,7 @@ struct unb__fd *unb__fd_get(int fd)
     unb__lock(&table.lock);
     struct unb__fd *page = atomic_load(&table.pages[fd >> PAGE_SHIFT]);
     if (!page) {
-        page = malloc(sizeof *page * PAGE_ENTRIES);
+        page = table_alloc(sizeof *page * PAGE_ENTRIES);
         if (page) {
             for (int i = 0; i < PAGE_ENTRIES; i++)
                 entry_init(&page[i]);
@@ -115,7 +131,16 @@ static void on_io(struct ev_loop *loop, ev_io *io, int revents);
 
 static struct unb__pd *pd_new(struct unb__fd *e, int fd, struct unb__worker *home)
 {
+#ifdef UNB_ASAN
+    /* Only the table points to it, and LeakSanitizer does not scan mmap'd
+     * memory (nor can the table be registered with it: the registration
+     * takes the lock LeakSanitizer holds while it calls pipe()). */
+    __lsan_disable();
+#endif
     struct unb__pd *pd = calloc(1, sizeof *pd);
+#ifdef UNB_ASAN
+    __lsan_enable();
+#endif
     if (!pd)
         return NULL;
     pd->home = home;

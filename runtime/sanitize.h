@@ -24,9 +24,15 @@
 #ifdef UNB_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+#include <sanitizer/lsan_interface.h>
 #endif
 #ifdef UNB_TSAN
 #include <sanitizer/tsan_interface.h>
+/* For a function ThreadSanitizer's runtime calls while it initialises,
+ * before it can take the calls instrumented code makes. */
+#define UNB_NO_TSAN __attribute__((no_sanitize("thread")))
+#else
+#define UNB_NO_TSAN
 #endif
 
 #endif

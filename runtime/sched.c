@@ -1197,6 +1197,7 @@ static void coro_free(struct unb_coro *co)
 #ifdef UNB_ASAN
     /* The next user of this stack must not inherit its poison. */
     __asan_unpoison_memory_region(co->stack.lo, (size_t)((char *)co - co->stack.lo));
+    __lsan_unregister_root_region(co->stack.lo, (size_t)(co->stack.hi - co->stack.lo));
 #endif
     if ((size_t)(co->stack.hi - co->stack.map) != rt.stack_size) {
         struct unb__stack st = co->stack; /* a size of its own: not cached */
@@ -1358,6 +1359,12 @@ static int coro_new(void *(*fn)(void *), void *arg, size_t stack_size,
     registry_add(co);
 #ifdef UNB_TSAN
     co->tsan_fiber = __tsan_create_fiber(0);
+#endif
+#ifdef UNB_ASAN
+    /* LeakSanitizer scans the stacks of threads it knows, and of a thread
+     * only the stack it runs on: a parked coroutine's stack and header are
+     * roots too, or what only they point to is reported as leaked. */
+    __lsan_register_root_region(co->stack.lo, (size_t)(co->stack.hi - co->stack.lo));
 #endif
     unb__ctx_make(&co->ctx, co, coro_main, co);
 
@@ -1619,10 +1626,19 @@ static void *thread_main(void *arg)
                 break;
         }
         if (!spare_wait(m))
-            break;
+            return NULL; /* m is in rt.free_m already */
     }
+    /* The runtime stopped (rt_exit): m goes where spare_wait puts the
+     * structs of spares that end, for the next start to reuse; nothing
+     * else points to it once this thread is gone (LeakSanitizer found
+     * one per worker lost at each stop). */
     unb__stack_altstack_free(m->altstack);
     m->altstack = NULL;
+    unb__tls_m = NULL;
+    unb__lock(&rt.spare_lock);
+    m->next = rt.free_m;
+    rt.free_m = m; /* not counted: the next start counts threads afresh */
+    unb__unlock(&rt.spare_lock);
     return NULL;
 }
 
@@ -1741,7 +1757,7 @@ static int m_spawn(struct unb__m *m)
     /* The scheduler's stack: libev callbacks, and signal handlers that
      * land while no coroutine runs. */
     pthread_attr_setstacksize(&attr, 1u << 20);
-    int e = UNB_REAL(pthread_create)(&m->thread, &attr, thread_main, m);
+    int e = unb__real_thread_create(&m->thread, &attr, thread_main, m);
     pthread_attr_destroy(&attr);
     if (e == 0)
         m_count(1);
@@ -2077,7 +2093,7 @@ static void monitor_start(void)
         return;
     atomic_store(&rt.monitor_stop, 0);
     atomic_store(&rt.monitor_parked, 0);
-    int e = UNB_REAL(pthread_create)(&rt.monitor, NULL, monitor_main, NULL);
+    int e = unb__real_thread_create(&rt.monitor, NULL, monitor_main, NULL);
     if (e != 0) {
         unb__say("cannot start the monitor thread (%s): a worker stuck in a call "
                  "stalls its coroutines",
@@ -2461,6 +2477,13 @@ void unb__sched_fork_child(void)
             w->npool = keep.npool;
             w->tick = keep.tick;
         }
+        /* The old loop's memory and its descriptors (the epoll instance
+         * shared with the parent, the wake-up eventfd) are this process's
+         * copies: free and close them, which leaves the parent's interest
+         * list alone (no epoll_ctl).  Kept, each fork leaked them in the
+         * child (LeakSanitizer found the memory). */
+        ev_loop_destroy(keep.loop);
+        unb__deque_fini(&keep.runq);
     }
     /* This thread runs its worker again, even if the parent's monitor
      * was handing it away during the fork. */

@@ -19,6 +19,7 @@
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
 #define UNB_HAVE_VALGRIND 1
+#define VALGRIND_GUARDED_MAX 2000
 #endif
 #endif
 
@@ -57,6 +58,14 @@ void unb__stack_init(void)
         unb__page_size = (size_t)ps;
     uint64_t maps = read_max_map_count();
     guarded_budget = maps > MAP_COUNT_RESERVE ? (maps - MAP_COUNT_RESERVE) / 2 : 0;
+#ifdef UNB_HAVE_VALGRIND
+    /* Valgrind's own table of address-space segments is far smaller than
+     * the kernel's (it gives up past about 12,000 mappings), and a guarded
+     * stack is two segments where unguarded ones merge: under valgrind,
+     * guard the first 2,000 stacks only. */
+    if (RUNNING_ON_VALGRIND && guarded_budget > VALGRIND_GUARDED_MAX)
+        guarded_budget = VALGRIND_GUARDED_MAX;
+#endif
 }
 
 static int map_unguarded(size_t size, struct unb__stack *st)

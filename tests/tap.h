@@ -111,6 +111,51 @@ static inline void diag(const char *fmt, ...)
     fflush(stdout);
 }
 
+/* skip(reason, name...): a check that cannot mean anything here, with why. */
+static inline void skip(const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static inline void skip(const char *reason, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("ok %d - ", ++tap_n);
+    vprintf(fmt, ap);
+    printf(" # SKIP %s\n", reason);
+    va_end(ap);
+    fflush(stdout);
+}
+
+/*
+ * The tool the suite runs under (make test-asan, test-tsan, test-valgrind
+ * set UNB_TEST_TOOL to asan, tsan or valgrind), or "" in a normal run.
+ * A check whose quantity the tool itself changes (memory per coroutine
+ * with shadow memory and quarantines) is skipped under it, with the reason.
+ */
+static inline const char *test_tool(void)
+{
+    const char *t = getenv("UNB_TEST_TOOL");
+    return t ? t : "";
+}
+
+static inline int under_tool(const char *name)
+{
+    return strcmp(test_tool(), name) == 0;
+}
+
+/*
+ * How many times slower the tool makes the code (UNB_TEST_SLOW, set by the
+ * same targets; 1 in a normal run).  Liveness bounds (a deadline for
+ * something that must happen at all) are multiplied by it; bounds that
+ * measure the runtime's own latency keep their normal values and are
+ * skipped under a tool instead.
+ */
+static inline double test_slow(void)
+{
+    const char *s = getenv("UNB_TEST_SLOW");
+    double v = s ? atof(s) : 1;
+    return v >= 1 ? v : 1;
+}
+
 /* Stops the test at once: a precondition failed. */
 #define BAIL(...)                                                              \
     do {                                                                       \

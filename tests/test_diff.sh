@@ -24,16 +24,25 @@ export LC_ALL=C
 UNB_BUILD=${UNB_BUILD:-build}
 T=20 # limit for one run, seconds (the programs' watchdogs fire at 5 s)
 
+# make test-valgrind: the preloaded runs go under memcheck, whose report
+# makes the run exit 99 (so it differs from the native run).
+VALGRIND=()
+if [ "${UNB_TEST_TOOL:-}" = valgrind ]; then
+    VALGRIND=(valgrind -q --error-exitcode=99
+        --suppressions="$(dirname "$0")/valgrind.supp")
+    T=$((T * 10))
+fi
+
 LIB=$(realpath "$UNB_BUILD/libunblock.so" 2>/dev/null)
 B=$(realpath "$UNB_BUILD" 2>/dev/null)
 if [ -z "$LIB" ] || [ ! -f "$LIB" ]; then
     echo "Bail out! no $UNB_BUILD/libunblock.so: run make tests first"
     exit 1
 fi
-# In a sanitizer build the sanitizer's runtime must come first in
-# LD_PRELOAD, as tests/test_preload.c does it.
+# In a sanitizer build the sanitizer's runtime goes into LD_PRELOAD right
+# after the library, as tests/test_preload.c explains.
 SAN_RT=$(ldd "$LIB" 2>/dev/null | awk '/lib[at]san\.so/ { print $3; exit }')
-PRELOAD=${SAN_RT:+$SAN_RT:}$LIB
+PRELOAD=$LIB${SAN_RT:+:$SAN_RT}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/unb_diff.XXXXXX") || { echo "Bail out! mktemp -d failed"; exit 1; }
 trap 'rm -rf "$tmp"' EXIT
@@ -146,11 +155,15 @@ run() {
     shift 4
     local -a envs=("${clean_env[@]}")
     [ -n "$wd" ] && envs+=(DIFF_WATCHDOG_S="$wd")
-    [ "$mode" != native ] && envs+=(LD_PRELOAD="$PRELOAD" UNBLOCK_WORKERS="$mode")
+    local -a wrap=()
+    if [ "$mode" != native ]; then
+        envs+=(LD_PRELOAD="$PRELOAD" UNBLOCK_WORKERS="$mode")
+        wrap=("${VALGRIND[@]}")
+    fi
     # In a subshell whose stderr is dropped: the shell's own "Alarm clock"
     # note about a death by signal stays out of the TAP stream.
     (
-        timeout -k 2 "$T" env "${envs[@]}" "$prog" "$@" </dev/null >"$out.out" 2>"$out.err"
+        timeout -k 2 "$T" env "${envs[@]}" "${wrap[@]}" "$prog" "$@" </dev/null >"$out.out" 2>"$out.err"
         exit $? # not exec'd in place: this subshell reports the death, to /dev/null
     ) 2>/dev/null
     echo $? >"$out.status"

@@ -40,6 +40,15 @@ static long status_kib(const char *key)
 
 int main(void)
 {
+    if (under_tool("valgrind") || under_tool("tsan")) {
+        /* A million stacks and their switches take hours under memcheck
+         * or ThreadSanitizer, whose per-fiber state is large besides;
+         * the ASan run keeps the test. */
+        printf("1..0 # SKIP a million coroutines under %s: too slow, and the "
+               "tool's own per-stack state is the limit\n",
+               test_tool());
+        return 0;
+    }
     long rss0 = status_kib("VmRSS:");
     long failed = 0;
     int first_errno = 0;
@@ -53,7 +62,7 @@ int main(void)
         unb_detach(co);
     }
     is_int(failed, 0, "all %d spawns succeeded (first errno %d)", N, first_errno);
-    for (int i = 0; i < 3000 && atomic_load(&parked) < N; i++)
+    for (int i = 0; i < 3000 * test_slow() && atomic_load(&parked) < N; i++)
         usleep(10000);
     is_int(atomic_load(&parked), N, "all %d coroutines are running or parked", N);
     unb_stats_t st;
@@ -65,7 +74,11 @@ int main(void)
     long rss = status_kib("VmRSS:") - rss0;
     diag("%d idle coroutines: %ld MiB resident, %ld B each; %lu unguarded stacks", N,
          rss / 1024, rss * 1024 / N, (unsigned long)st.stacks_unguarded);
-    cmp_ok(rss * 1024 / N, <=, 8192, "an idle coroutine costs at most two pages");
+    if (test_tool()[0])
+        skip("the tool's redzones and shadow memory are part of each stack",
+             "an idle coroutine costs at most two pages");
+    else
+        cmp_ok(rss * 1024 / N, <=, 8192, "an idle coroutine costs at most two pages");
     int rc = done_testing();
     fflush(stdout);
     _exit(rc); /* no need to wake a million sleepers */

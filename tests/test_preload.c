@@ -52,9 +52,13 @@ extern char **environ;
 static char build_dir[PATH_MAX], prog_dir[PATH_MAX + 32], lib_path[PATH_MAX];
 
 /* In a sanitizer build (make SAN=address or SAN=thread), the programs and
- * the library use a sanitizer runtime that must come first in the list of
- * libraries: it goes into LD_PRELOAD before libunblock.  This test is
- * built the same way, so the runtime it loaded is the one. */
+ * the library use a sanitizer runtime.  It goes into LD_PRELOAD right
+ * after libunblock: the program's pthread_create must reach our hook
+ * first (were the sanitizer's interceptor first, it would wrap each
+ * coroutine in a sanitizer thread of its own), and the sanitizer must
+ * come before libc, so that its malloc is the one.  ASan then needs
+ * ASAN_OPTIONS=verify_asan_link_order=0, which make test-asan sets.  This
+ * test is built the same way, so the runtime it loaded is the one. */
 static char san_runtime[PATH_MAX];
 
 static int find_san_runtime(struct dl_phdr_info *info, size_t size, void *data)
@@ -180,8 +184,8 @@ static char **make_env(const struct mode *m)
         if (strncmp(*e, "LD_PRELOAD=", 11) != 0 && strncmp(*e, "UNBLOCK_", 8) != 0)
             envp[n++] = *e;
     if (m->preload) {
-        snprintf(preload, sizeof preload, "LD_PRELOAD=%s%s%s", san_runtime,
-                 san_runtime[0] ? ":" : "", lib_path);
+        snprintf(preload, sizeof preload, "LD_PRELOAD=%s%s%s", lib_path,
+                 san_runtime[0] ? ":" : "", san_runtime);
         envp[n++] = preload;
     }
     if (m->workers) {
@@ -256,7 +260,7 @@ static void run_prog(struct run *r, const char *prog, const char *arg,
                             {.fd = pe[0], .events = POLLIN}};
     struct buf *bufs[2] = {&r->out, &r->err};
     int open_fds = 2, sampled = 0;
-    double deadline = t0 + RUN_TIMEOUT_S;
+    double deadline = t0 + RUN_TIMEOUT_S * test_slow();
     while (open_fds > 0) {
         double left = deadline - now_s();
         if (left <= 0) {
@@ -315,7 +319,7 @@ static const char *status_str(const struct run *r)
     char *b = buf[which ^= 1];
     int st = r->status;
     if (r->timed_out)
-        snprintf(b, sizeof buf[0], "killed after %.0f s (a hang)", RUN_TIMEOUT_S);
+        snprintf(b, sizeof buf[0], "killed after %.0f s (a hang)", RUN_TIMEOUT_S * test_slow());
     else if (WIFEXITED(st))
         snprintf(b, sizeof buf[0], "exit status %d", WEXITSTATUS(st));
     else if (WIFSIGNALED(st))
@@ -505,7 +509,7 @@ int main(void)
     qsort(names, (size_t)nnames, sizeof names[0], cmp_names);
     diag("library %s; programs in %s", lib_path, prog_dir);
     if (san_runtime[0])
-        diag("sanitizer runtime preloaded first: %s", san_runtime);
+        diag("sanitizer runtime preloaded after the library: %s", san_runtime);
 
     /* Every program in the table was built. */
     for (size_t i = 0; i < NSPECS; i++) {

@@ -102,7 +102,10 @@ int main(void)
 
     struct rlimit rl;
     MUST(getrlimit(RLIMIT_NOFILE, &rl));
-    SYS("poll with nfds beyond RLIMIT_NOFILE", poll(p, (nfds_t)rl.rlim_cur + 1, 0));
+    /* The kernel refuses the count before it reads the array; a sanitizer's
+     * interceptor reads all of it first, past the end of p. */
+    if (!DIFF_SANITIZED)
+        SYS("poll with nfds beyond RLIMIT_NOFILE", poll(p, (nfds_t)rl.rlim_cur + 1, 0));
     struct pollfd *volatile bad = (struct pollfd *)8;
     if (!DIFF_SANITIZED)
         SYS("poll with a bad pointer", poll(bad, 1, 0));
