@@ -384,6 +384,9 @@ static struct {
     struct unb__lock pool_lock UNB_ALIGNED_LINE;
     struct unb_coro *pool;
     unsigned npool;
+    /* A stack could not be mapped (RLIMIT_AS): from then on stacks are
+     * not cached, and each worker drops its cache at its next pass. */
+    _Atomic bool as_tight;
 
     _Atomic uint64_t spawned UNB_ALIGNED_LINE;
     _Atomic int64_t alive;
@@ -957,6 +960,8 @@ static void go_idle(struct unb__worker *w)
     leave_idle(w);
 }
 
+static bool caches_drop(struct unb__worker *w);
+
 /* The next coroutine for w to run, or NULL when the runtime stops. */
 static struct unb_coro *find_runnable(struct unb__worker *w)
 {
@@ -965,6 +970,9 @@ static struct unb_coro *find_runnable(struct unb__worker *w)
             return NULL;
         drain_mailbox(w);
         unb__intr_process();
+        if (unb_unlikely(atomic_load_explicit(&rt.as_tight, memory_order_relaxed)) &&
+            w->pool)
+            caches_drop(w); /* another worker's mapping failed: give the room back */
         struct unb_coro *co = NULL;
         int64_t queued = unb__deque_size(&w->runq) + w->nhomed;
         /* The monitor's poll_due brings the poll forward only while the
@@ -1150,6 +1158,8 @@ static struct unb_coro *coro_alloc(struct unb__worker *w, size_t size, int *err)
 map:;
     struct unb__stack st;
     int rc = unb__stack_map(size, &st);
+    if (rc != 0)
+        atomic_store(&rt.as_tight, true);
     if (rc != 0 && caches_drop(w))
         rc = unb__stack_map(size, &st); /* the address space they held is free */
     if (rc != 0) {
@@ -1199,8 +1209,9 @@ static void coro_free(struct unb_coro *co)
     __asan_unpoison_memory_region(co->stack.lo, (size_t)((char *)co - co->stack.lo));
     __lsan_unregister_root_region(co->stack.lo, (size_t)(co->stack.hi - co->stack.lo));
 #endif
-    if ((size_t)(co->stack.hi - co->stack.map) != rt.stack_size) {
-        struct unb__stack st = co->stack; /* a size of its own: not cached */
+    if ((size_t)(co->stack.hi - co->stack.map) != rt.stack_size ||
+        unb_unlikely(atomic_load_explicit(&rt.as_tight, memory_order_relaxed))) {
+        struct unb__stack st = co->stack; /* a size of its own, or no room */
         unb__stack_unmap(&st);
         return;
     }
@@ -2115,8 +2126,51 @@ static void monitor_stop(void)
     rt.monitor_running = false;
 }
 
+/*
+ * libev's allocator.  Its own aborts when an allocation fails, which under
+ * RLIMIT_AS (a program that made threads until pthread_create failed)
+ * killed the process in the middle of a park.  Ours first gives back the
+ * address space the stack caches hold, then waits for the program to free
+ * some (its threads ending), as libev's documentation suggests, and gives
+ * up with a message only after 10 s.
+ */
+#define EV_ALLOC_WAIT_MS 10
+#define EV_ALLOC_TRIES 1000
+
+static void *ev_alloc(void *ptr, long size)
+{
+    if (size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    for (unsigned tries = 0;; tries++) {
+        void *p = realloc(ptr, (size_t)size);
+        if (p)
+            return p;
+        if (tries == 0) {
+            atomic_store(&rt.as_tight, true);
+            caches_drop(UNB_TLS_FRESH(unb__tls_worker));
+            continue;
+        }
+        if (tries == 1)
+            unb__say("out of memory for the event loop (%ld bytes); waiting for some "
+                     "to be freed",
+                     size);
+        if (tries >= EV_ALLOC_TRIES)
+            unb__die("out of memory for the event loop (%ld bytes) for %d s", size,
+                     EV_ALLOC_TRIES * EV_ALLOC_WAIT_MS / 1000);
+        struct timespec ts = {0, EV_ALLOC_WAIT_MS * 1000000L};
+        unb__sys3(SYS_nanosleep, (long)&ts, 0, 0); /* no hook: this thread waits */
+    }
+}
+
 static int worker_init(struct unb__worker *w, unsigned id)
 {
+    static bool ev_alloc_set;
+    if (!ev_alloc_set) { /* before the first loop: libev's allocator is global */
+        ev_alloc_set = true;
+        ev_set_allocator(ev_alloc);
+    }
     memset(w, 0, sizeof *w);
     w->id = id;
     w->rng = 0x9e3779b9u * (id + 1);
