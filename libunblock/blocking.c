@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/syscall.h>
@@ -260,10 +261,35 @@ UNB_EXPORT int gethostbyaddr_r(const void *addr, socklen_t len, int type,
 
 /* ---- a program's own event loop, and signal waits ------------------------ */
 
+/*
+ * The runtime's own blocking poll (libev's, on a worker) waits for the
+ * soonest park deadline to the nanosecond (sched.h,
+ * unb__sched_precise_wait) rather than libev's whole milliseconds; on a
+ * kernel without epoll_pwait2 (before 5.11), in milliseconds as before.
+ */
+static int precise_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
+{
+    static _Atomic bool no_pwait2;
+    int64_t left = unb__sched_precise_wait();
+    if (left < 0 || timeout == 0 || atomic_load_explicit(&no_pwait2, memory_order_relaxed) ||
+        (timeout > 0 && left >= (int64_t)timeout * 1000000))
+        return UNB_REAL(epoll_wait)(epfd, ev, max, timeout);
+    struct timespec ts = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
+    long r = syscall(SYS_epoll_pwait2, epfd, ev, max, &ts, NULL, 0);
+    if (r < 0 && errno == ENOSYS) {
+        atomic_store(&no_pwait2, true);
+        return UNB_REAL(epoll_wait)(epfd, ev, max, timeout);
+    }
+    return (int)r;
+}
+
 UNB_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 {
     if (timeout == 0)
         return UNB_REAL(epoll_wait)(epfd, ev, max, timeout);
+    struct unb__m_state *m = UNB_TLS_FRESH(unb__tls_m);
+    if (m && atomic_load_explicit(&m->depth, memory_order_relaxed) != 0)
+        return precise_epoll_wait(epfd, ev, max, timeout); /* libev's, for a worker */
     return UNB_BLOCKING(UNB_REAL(epoll_wait)(epfd, ev, max, timeout));
 }
 

@@ -111,6 +111,7 @@ static int park_in(struct pollfd *fds, nfds_t n, int64_t deadline, enum unb__cal
         ev_now_update(loop);
         ev_timer_init(&p.timer, on_timer, left > 0 ? (double)left * 1e-9 : 0., 0.);
         ev_timer_start(loop, &p.timer);
+        unb__worker_deadline(p.w, deadline);
         p.timed = true;
     }
     unb__worker_waiting_add(p.w, 1);

@@ -325,6 +325,7 @@ static int wait_in(int fd, int events, int64_t deadline_ns, bool restartable,
             ev_timer_init(&w.timer, on_timeout, left > 0 ? (double)left * 1e-9 : 0.,
                           0.);
             ev_timer_start(loop, &w.timer);
+            unb__worker_deadline(me, deadline_ns);
             w.timed = true;
         }
         unb__worker_waiting_add(me, 1);

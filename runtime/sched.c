@@ -309,6 +309,7 @@ struct unb__worker {
     bool in_poll;          /* inside ev_run */
     bool in_sleeping_poll; /* inside a blocking ev_run */
     bool poll_due;         /* set by the monitor: a tick passed, poll */
+    int64_t soonest;       /* the soonest deadline of a park (ns), or 0 */
     _Atomic uint32_t wakes; /* blocking polls left: the monitor's sign of life */
     struct unb_coro *homed_head, *homed_tail; /* runnable coroutines homed here */
     uint32_t nhomed;
@@ -414,6 +415,8 @@ UNB_TLS struct unb__worker *unb__tls_worker;
 UNB_TLS struct unb_coro *unb__tls_cur;
 UNB_TLS struct unb__m_state *unb__tls_m;
 bool unb__rt_fence;
+/* The deadline a blocking poll on this thread waits for, or 0. */
+static UNB_TLS int64_t tls_poll_deadline;
 /* Plain reads, for code that has not parked since it read them last. */
 #define tls_worker unb__tls_worker
 #define tls_cur unb__tls_cur
@@ -811,11 +814,37 @@ void unb__sched_signal_arrived(bool restart)
 
 static void monitor_nudge(void);
 
+static uint64_t now_ns(void);
+
+void unb__worker_deadline(struct unb__worker *w, int64_t deadline_ns)
+{
+    /* A soonest that has passed is forgotten: it fired or was cancelled. */
+    if (w && (w->soonest == 0 || deadline_ns < w->soonest ||
+              w->soonest <= (int64_t)now_ns()))
+        w->soonest = deadline_ns;
+}
+
+int64_t unb__sched_precise_wait(void)
+{
+    int64_t at = tls_poll_deadline;
+    if (!at)
+        return -1;
+    int64_t left = at - (int64_t)now_ns();
+    return left > 0 ? left : 0;
+}
+
 static void poll_loop(struct unb__worker *w, bool block)
 {
     w->in_poll = true;
     __atomic_store_n(&w->in_sleeping_poll, block, __ATOMIC_RELAXED);
+    if (block && w->soonest) {
+        if (w->soonest <= (int64_t)now_ns())
+            w->soonest = 0; /* passed: libev has it, or it was cancelled */
+        else
+            tls_poll_deadline = w->soonest;
+    }
     ev_run(w->loop, block ? EVRUN_ONCE : EVRUN_NOWAIT);
+    tls_poll_deadline = 0;
     w->in_poll = false;
     if (block) {
         __atomic_store_n(&w->in_sleeping_poll, false, __ATOMIC_RELAXED);

@@ -301,6 +301,22 @@ struct ev_loop *unb__worker_loop(struct unb__worker *w);
  * while this is nonzero.  Owner thread only. */
 void unb__worker_waiting_add(struct unb__worker *w, int delta);
 
+/*
+ * Timers finer than libev's poll.  libev's epoll backend waits in whole
+ * milliseconds, rounded up, and at least one: a timer due in 40 us waits
+ * 1 ms.  Each park with a deadline tells its worker (CLOCK_MONOTONIC ns);
+ * the worker remembers the soonest, and while it sleeps in its loop,
+ * unb__sched_precise_wait() gives the epoll_wait hook the time left to
+ * it, which it waits with epoll_pwait2's nanoseconds instead.  Only the
+ * soonest deadline is known: after it passes, the later ones have libev's
+ * rounding again until the next park with a deadline.  Owner thread only.
+ */
+void unb__worker_deadline(struct unb__worker *w, int64_t deadline_ns);
+
+/* Inside the runtime's own blocking poll: ns until the soonest deadline
+ * (0 if it has passed), or -1 for none.  One TLS load when there is none. */
+int64_t unb__sched_precise_wait(void);
+
 /* Whether w is in a blocking poll (it found nothing to run).  Owner
  * thread only. */
 bool unb__worker_sleeping_poll(struct unb__worker *w);

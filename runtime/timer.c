@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "fd.h"
 #include "intr.h"
 #include "sched.h"
 
@@ -141,6 +142,8 @@ static int sleep_in(clockid_t clock, int flags, const struct timespec *req,
         ev_now_update(loop);
         ev_timer_init(&s.u.timer, on_timer, ts_to_double(&delay), 0.);
         ev_timer_start(loop, &s.u.timer);
+        unb__worker_deadline(w, unb__now_ns() + (int64_t)delay.tv_sec * 1000000000 +
+                                    delay.tv_nsec);
     }
     unb__worker_waiting_add(w, 1);
     s.counted = true;
