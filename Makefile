@@ -115,7 +115,7 @@ $(BUILD)/examples/%: examples/%.c $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LINK_UNBLOCK)
 
 # Tests: one process each, TAP on stdout, run by prove with a timeout.
-$(BUILD)/tests/%: tests/%.c tests/tap.h tests/util.h $(LIB)
+$(BUILD)/tests/%: tests/%.c tests/tap.h tests/util.h tests/child.h $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LINK_UNBLOCK) -lm
 

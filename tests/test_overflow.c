@@ -33,6 +33,7 @@
 #include <unblock.h>
 
 #include "tap.h"
+#include "child.h"
 
 extern char **environ;
 
@@ -47,12 +48,6 @@ extern char **environ;
 /* ---- running a child ------------------------------------------------------ */
 
 #define CHILD_TIMEOUT 30 /* seconds; a hung child dies by SIGALRM */
-
-struct child {
-    int status;
-    char out[16384];
-    char err[16384];
-};
 
 /* Runs this program with `mode` as its argument, the environment without
  * any UNBLOCK_* variable plus `env_add`, and collects stdout, stderr and
@@ -92,121 +87,12 @@ static void run_child(struct child *c, const char *mode, const char *const *env_
     }
     close(po[1]);
     close(pe[1]);
-    size_t lens[2] = {0, 0};
-    char *bufs[2] = {c->out, c->err};
-    struct pollfd pfd[2] = {{.fd = po[0], .events = POLLIN},
-                            {.fd = pe[0], .events = POLLIN}};
-    int open_fds = 2;
-    while (open_fds > 0) {
-        if (poll(pfd, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            BAIL("poll: %s", strerror(errno));
-        }
-        for (int i = 0; i < 2; i++) {
-            if (pfd[i].fd < 0 || !pfd[i].revents)
-                continue;
-            char tmp[4096];
-            ssize_t r = read(pfd[i].fd, tmp, sizeof tmp);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0) {
-                close(pfd[i].fd);
-                pfd[i].fd = -1;
-                open_fds--;
-                continue;
-            }
-            size_t room = sizeof c->out - 1 - lens[i];
-            size_t k = (size_t)r < room ? (size_t)r : room;
-            memcpy(bufs[i] + lens[i], tmp, k);
-            lens[i] += k;
-        }
-    }
-    c->out[lens[0]] = '\0';
-    c->err[lens[1]] = '\0';
-    while (waitpid(pid, &c->status, 0) < 0)
-        if (errno != EINTR)
-            BAIL("waitpid: %s", strerror(errno));
-}
-
-static const char *status_str(int st)
-{
-    static char buf[64];
-    if (WIFEXITED(st))
-        snprintf(buf, sizeof buf, "exited with status %d", WEXITSTATUS(st));
-    else if (WIFSIGNALED(st))
-        snprintf(buf, sizeof buf, "killed by signal %d (%s)", WTERMSIG(st),
-                 strsignal(WTERMSIG(st)));
-    else
-        snprintf(buf, sizeof buf, "wait status %#x", st);
-    return buf;
-}
-
-/* Shows text as diagnostic lines, one "# " line per line of text. */
-static void diag_text(const char *what, const char *s)
-{
-    if (!*s) {
-        diag("  %s: (empty)", what);
-        return;
-    }
-    while (*s) {
-        int n = (int)strcspn(s, "\n");
-        diag("  %s: %.*s", what, n, s);
-        s += n;
-        if (*s == '\n')
-            s++;
-    }
-}
-
-/* Shows what a child printed, after a failed check. */
-static void diag_child(const struct child *c)
-{
-    diag("  child %s", status_str(c->status));
-    diag_text("child stdout", c->out);
-    diag_text("child stderr", c->err);
-}
-
-/* The value of "key=value" on a line of s, or NULL. */
-static const char *kv(const char *s, const char *key)
-{
-    static char val[256];
-    size_t kl = strlen(key);
-    for (const char *p = s; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-        /* Several pairs per line are separated by spaces. */
-        for (const char *q = p; *q && *q != '\n';) {
-            if (strncmp(q, key, kl) == 0 && q[kl] == '=') {
-                const char *v = q + kl + 1;
-                size_t n = strcspn(v, " \n");
-                if (n >= sizeof val)
-                    n = sizeof val - 1;
-                memcpy(val, v, n);
-                val[n] = '\0';
-                return val;
-            }
-            q += strcspn(q, " \n");
-            while (*q == ' ')
-                q++;
-        }
-    }
-    return NULL;
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
+    child_collect(c, po[0], pe[0], pid);
 }
 
 static int died_by_sigsegv(const struct child *c)
 {
     return WIFSIGNALED(c->status) && WTERMSIG(c->status) == SIGSEGV;
-}
-
-static int exited_with(const struct child *c, int code)
-{
-    return WIFEXITED(c->status) && WEXITSTATUS(c->status) == code;
 }
 
 /* ---- the children --------------------------------------------------------- */

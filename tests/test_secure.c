@@ -39,6 +39,7 @@
 #include <unblock.h>
 
 #include "tap.h"
+#include "child.h"
 
 extern char **environ;
 
@@ -47,12 +48,6 @@ extern char **environ;
 
 /* ---- running a child ------------------------------------------------------ */
 
-struct child {
-    int status;
-    char out[16384];
-    char err[16384];
-};
-
 struct how {
     const char *exe;     /* the program to run (default: this one) */
     const char *mode;    /* its argv[1] */
@@ -60,43 +55,6 @@ struct how {
     int as_nobody;       /* drop to uid/gid 65534 before exec */
     const char *env[16]; /* "NAME=value" added to the environment */
 };
-
-/* Reads both pipes to the end into c->out and c->err. */
-static void collect(struct child *c, int out_fd, int err_fd)
-{
-    size_t lens[2] = {0, 0};
-    char *bufs[2] = {c->out, c->err};
-    struct pollfd pfd[2] = {{.fd = out_fd, .events = POLLIN},
-                            {.fd = err_fd, .events = POLLIN}};
-    int open_fds = 2;
-    while (open_fds > 0) {
-        if (poll(pfd, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            BAIL("poll: %s", strerror(errno));
-        }
-        for (int i = 0; i < 2; i++) {
-            if (pfd[i].fd < 0 || !pfd[i].revents)
-                continue;
-            char tmp[4096];
-            ssize_t r = read(pfd[i].fd, tmp, sizeof tmp);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0) {
-                close(pfd[i].fd);
-                pfd[i].fd = -1;
-                open_fds--;
-                continue;
-            }
-            size_t room = sizeof c->out - 1 - lens[i];
-            size_t k = (size_t)r < room ? (size_t)r : room;
-            memcpy(bufs[i] + lens[i], tmp, k);
-            lens[i] += k;
-        }
-    }
-    c->out[lens[0]] = '\0';
-    c->err[lens[1]] = '\0';
-}
 
 /* Runs a child as `how` says, with the environment less every UNBLOCK_*
  * variable plus how->env, and collects its output and wait status. */
@@ -140,69 +98,7 @@ static void run_child(struct child *c, const struct how *how)
     }
     close(po[1]);
     close(pe[1]);
-    collect(c, po[0], pe[0]);
-    while (waitpid(pid, &c->status, 0) < 0)
-        if (errno != EINTR)
-            BAIL("waitpid: %s", strerror(errno));
-}
-
-static const char *status_str(int st)
-{
-    static char buf[64];
-    if (WIFEXITED(st))
-        snprintf(buf, sizeof buf, "exited with status %d", WEXITSTATUS(st));
-    else if (WIFSIGNALED(st))
-        snprintf(buf, sizeof buf, "killed by signal %d (%s)", WTERMSIG(st),
-                 strsignal(WTERMSIG(st)));
-    else
-        snprintf(buf, sizeof buf, "wait status %#x", st);
-    return buf;
-}
-
-static void diag_text(const char *what, const char *s)
-{
-    if (!*s) {
-        diag("  %s: (empty)", what);
-        return;
-    }
-    while (*s) {
-        int n = (int)strcspn(s, "\n");
-        diag("  %s: %.*s", what, n, s);
-        s += n;
-        if (*s == '\n')
-            s++;
-    }
-}
-
-static void diag_child(const struct child *c)
-{
-    diag("  child %s", status_str(c->status));
-    diag_text("child stdout", c->out);
-    diag_text("child stderr", c->err);
-}
-
-/* The value of "key=value" in s (pairs separated by spaces or lines), or
- * NULL.  Two static buffers, so two values can be compared. */
-static const char *kv(const char *s, const char *key)
-{
-    static char vals[2][256];
-    static int which;
-    char *val = vals[which++ & 1];
-    size_t kl = strlen(key);
-    for (const char *q = s; *q;) {
-        if (strncmp(q, key, kl) == 0 && q[kl] == '=') {
-            const char *v = q + kl + 1;
-            size_t n = strcspn(v, " \n");
-            if (n >= sizeof vals[0])
-                n = sizeof vals[0] - 1;
-            memcpy(val, v, n);
-            val[n] = '\0';
-            return val;
-        }
-        q += strcspn(q, " \n");
-        q += strspn(q, " \n");
-    }
-    return NULL;
+    child_collect(c, po[0], pe[0], pid);
 }
 
 static int exited_0(const struct child *c)
