@@ -141,13 +141,13 @@ $(BUILD)/tests/helpers/parked: tests/helpers/parked.c
 	$(CC) $(ALL_CFLAGS) -fno-omit-frame-pointer -rdynamic -o $@ $<
 
 # Programs for the preload tests never mention libunblock either.
-$(BUILD)/tests/preload/%: tests/preload/%.c tests/preload/check.h
+$(BUILD)/tests/preload/%: tests/preload/%.c tests/preload/check.h tests/preload/trace.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< -lm
 
 # cleanup_exit again with -fexceptions (cleanup handlers that only an
 # unwind runs), and a C++ program (destructors).
-$(BUILD)/tests/preload/cleanup_exit_eh: tests/preload/cleanup_exit.c tests/preload/check.h
+$(BUILD)/tests/preload/cleanup_exit_eh: tests/preload/cleanup_exit.c tests/preload/check.h tests/preload/trace.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fexceptions -o $@ $<
 $(BUILD)/tests/preload/unwind_cxx: tests/preload/unwind_cxx.cc

@@ -28,28 +28,8 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "trace.h"
 
-
-static char order[16];
-static int order_len;
-static pthread_mutex_t order_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void note(void *arg)
-{
-    pthread_mutex_lock(&order_lock);
-    if (order_len < (int)sizeof order - 1)
-        order[order_len++] = *(const char *)arg;
-    order[order_len] = '\0';
-    pthread_mutex_unlock(&order_lock);
-}
-
-static void order_reset(void)
-{
-    pthread_mutex_lock(&order_lock);
-    order_len = 0;
-    order[0] = '\0';
-    pthread_mutex_unlock(&order_lock);
-}
 
 /* ---- cancellation ------------------------------------------------------- */
 
@@ -165,7 +145,7 @@ static void cancel_case(void *(*fn)(void *), const char *what, const char *want,
         detail("got %p", r);
     pthread_mutex_lock(&order_lock);
     int same = strcmp(order, want) == 0;
-    char got[16];
+    char got[sizeof order];
     strcpy(got, order);
     pthread_mutex_unlock(&order_lock);
     if (!check(same, "cancel %s: the cleanup handlers ran (\"%s\")", what, want))

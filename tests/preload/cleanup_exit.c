@@ -25,37 +25,7 @@
 #include <unistd.h>
 
 #include "check.h"
-
-static char order[32];
-static int order_len;
-static pthread_mutex_t order_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void note(void *arg)
-{
-    pthread_mutex_lock(&order_lock);
-    if (order_len < (int)sizeof order - 1)
-        order[order_len++] = *(const char *)arg;
-    order[order_len] = '\0';
-    pthread_mutex_unlock(&order_lock);
-}
-
-static void order_reset(void)
-{
-    pthread_mutex_lock(&order_lock);
-    order_len = 0;
-    order[0] = '\0';
-    pthread_mutex_unlock(&order_lock);
-}
-
-static int order_is(const char *want)
-{
-    pthread_mutex_lock(&order_lock);
-    int same = strcmp(order, want) == 0;
-    pthread_mutex_unlock(&order_lock);
-    if (!same)
-        detail("ran \"%s\", want \"%s\"", order, want);
-    return same;
-}
+#include "trace.h"
 
 static void *pops(void *arg)
 {
