@@ -1052,7 +1052,9 @@ static void run(struct unb__m *m, struct unb__worker *w, struct unb_coro *co)
 
 /*
  * Every coroutine from its creation to its end, for the dump only (see
- * "The dump").  Striped by id, so that workers creating and ending
+ * "The dump"), and so only when a dump signal is set: otherwise a birth
+ * and a death pay nothing for it (with it, about 40 ns of the ~150 of a
+ * spawn and join).  Striped by id, so that workers creating and ending
  * coroutines at the same time rarely meet on a lock: each costs one
  * uncontended lock at birth and one at death.
  */
@@ -1070,6 +1072,9 @@ static struct reg_stripe *reg_stripe(const struct unb_coro *co)
 
 static void registry_add(struct unb_coro *co)
 {
+    co->registered = unb__config.dump_signal != 0;
+    if (!co->registered)
+        return;
     struct reg_stripe *r = reg_stripe(co);
     unb__lock(&r->lock);
     co->reg_prev = NULL;
@@ -1082,6 +1087,8 @@ static void registry_add(struct unb_coro *co)
 
 static void registry_remove(struct unb_coro *co)
 {
+    if (!co->registered)
+        return;
     struct reg_stripe *r = reg_stripe(co);
     unb__lock(&r->lock);
     if (co->reg_prev)
@@ -1100,7 +1107,7 @@ static void registry_fork_child(struct unb_coro *keep)
         atomic_store(&registry[i].lock.state, 0);
         registry[i].head = NULL;
     }
-    if (keep) {
+    if (keep && keep->registered) {
         keep->reg_prev = keep->reg_next = NULL;
         reg_stripe(keep)->head = keep;
     }

@@ -74,6 +74,7 @@ struct unb_coro {
     int64_t wait_obj;          /* the call's object (calls.h) */
     double wait_since;         /* its worker's loop time at the park */
     struct unb__m *on;         /* the thread that last ran it */
+    bool registered;           /* in the registry (a dump signal is set) */
     struct unb_coro *reg_prev; /* the registry of live coroutines */
     struct unb_coro *reg_next;
 #ifdef UNB_ASAN
