@@ -242,10 +242,11 @@
  *
  * The dump
  *
- * Every coroutine is in a registry from its creation to its end: lists
- * striped by id, each under its own lock, so a birth or a death costs one
- * uncontended lock.  Nothing in scheduling reads it; it is there so that
- * the dump (dump.c), on the monitor thread, can list every coroutine.
+ * When a dump signal is set, every coroutine is in a registry from its
+ * creation to its end: lists striped by id, each under its own lock, so a
+ * birth or a death costs one uncontended lock.  Nothing in scheduling
+ * reads it; it is there so that the dump (dump.c), on the monitor thread,
+ * can list every coroutine.
  * Each park records what the coroutine waits in (the program's call and
  * its object, calls.h) and the loop time, and each switch records the
  * coroutine's state and the thread that runs it; these are plain stores
