@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <link.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -98,15 +99,45 @@ static void collect(struct child *c, int out_fd, int err_fd)
     c->err[lens[1]] = '\0';
 }
 
+/*
+ * In a sanitizer build the child gets LD_PRELOAD=libunblock.so:<sanitizer
+ * runtime>, as tests/test_preload.c explains.  Linked, the sanitizer's
+ * pthread_create interceptor comes first: with UNBLOCK_THREADS=coroutines
+ * it wraps a coroutine in a sanitizer thread of its own, and ASan stops
+ * ("CHECK failed: asan_thread.cpp ... AsanTSDGet()") on the worker, which
+ * has one already.  A setuid child ignores the variable (a path with a
+ * slash), as it should.
+ */
+static char san_preload[2 * 4096 + 16];
+
+static int find_preload(struct dl_phdr_info *info, size_t size, void *data)
+{
+    static char lib[4096], rt[4096];
+    const char *n = info->dlpi_name;
+    if (n && strstr(n, "/libunblock.so"))
+        snprintf(lib, sizeof lib, "%s", n);
+    if (n && (strstr(n, "/libasan.so") || strstr(n, "/libtsan.so")))
+        snprintf(rt, sizeof rt, "%s", n);
+    if (lib[0] && rt[0])
+        snprintf(san_preload, sizeof san_preload, "LD_PRELOAD=%s:%s", lib, rt);
+    return 0;
+}
+
 /* Runs a child as `how` says, with the environment less every UNBLOCK_*
  * variable plus how->env, and collects its output and wait status. */
 static void run_child(struct child *c, const struct how *how)
 {
     static char *envp[4096];
+    static int looked;
+    if (!looked++)
+        dl_iterate_phdr(find_preload, NULL);
     size_t n = 0;
     for (char **e = environ; *e && n < 4000; e++)
-        if (strncmp(*e, "UNBLOCK_", 8) != 0)
+        if (strncmp(*e, "UNBLOCK_", 8) != 0 &&
+            (!san_preload[0] || strncmp(*e, "LD_PRELOAD=", 11) != 0))
             envp[n++] = *e;
+    if (san_preload[0])
+        envp[n++] = san_preload;
     for (int i = 0; i < 16 && how->env[i]; i++)
         envp[n++] = (char *)how->env[i];
     envp[n] = NULL;
