@@ -265,14 +265,16 @@ static void post_close(void *arg)
 static void close_remote(struct unb__pd *pd)
 {
     struct close_req req = {.msg = {.fn = close_at_home}, .pd = pd};
+    /* Read now: once posted, the home frees pd (pd_close). */
+    int fd = pd->io[0].fd;
     unb__waiter_init(&req.done);
     if (req.done.co) {
         /* Post only once parked: the home may answer at once. */
-        unb__sched_park(post_close, &req, UNB_CALL_CLOSE, pd->io[0].fd);
+        unb__sched_park(post_close, &req, UNB_CALL_CLOSE, fd);
     } else {
         post_close(&req);
         _Atomic uint8_t lock = 1;
-        unb__waiter_wait(&req.done, &lock, UNB_CALL_CLOSE, pd->io[0].fd);
+        unb__waiter_wait(&req.done, &lock, UNB_CALL_CLOSE, fd);
     }
 }
 

@@ -40,7 +40,9 @@ if [ -z "$LIB" ] || [ ! -f "$LIB" ]; then
     exit 1
 fi
 SAN_RT=$(ldd "$LIB" 2>/dev/null | awk '/lib[at]san\.so/ { print $3; exit }')
-PRELOAD=${SAN_RT:+$SAN_RT:}$LIB
+# The sanitizer's runtime after the library, as tests/test_preload.c says
+# why (first, its pthread_create would wrap each coroutine in a thread).
+PRELOAD=$LIB${SAN_RT:+:$SAN_RT}
 # shellcheck source=tests/soak/lib.sh
 . "$(dirname "$0")/soak/lib.sh"
 
@@ -63,6 +65,21 @@ ok() { # ok PASS DESCRIPTION
     fi
 }
 diag() { local l; while IFS= read -r l; do echo "# $l"; done <<<"$*"; }
+skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
+
+# Under ASan (make test-asan) the native reference runs are the tool's:
+# under thread_rlimit's RLIMIT_AS ASan cannot map its own per-thread state
+# ("AddressSanitizer failed to allocate ... SetAlternateSignalStack") and
+# aborts the program before pthread_create fails; and ASan's own SIGSEGV
+# handler reports thread_overflow's overflow and exits 1 instead of the
+# death by SIGSEGV a native program has (the preloaded run, where ours
+# handles it, is still checked).
+native_skip() {
+    case $SAN_RT:$1 in
+    *libasan*:thread_rlimit) echo "ASan's own per-thread mappings fail under the RLIMIT_AS first and abort the native run" ;;
+    *libasan*:thread_overflow) echo "natively ASan's SIGSEGV handler reports the overflow and exits 1" ;;
+    esac
+}
 diag_file() { [ -s "$1" ] && diag "$(head -n "${2:-12}" "$1")"; return 0; }
 
 clean_env=(-u LD_PRELOAD)
@@ -91,10 +108,21 @@ case_() {
         ok 0 "$name: no $prog (run make tests)"
         return
     fi
+    local why_native
+    why_native=$(native_skip "$name")
+    if [ "$name" = thread_rlimit ] && [ -n "$why_native" ]; then
+        skip "$name natively and under the preload" "$why_native"
+        return
+    fi
     run "$base.native" native "$prog"
     local st
     st=$(cat "$base.native.status")
-    ok "$([ "$st" = "$want" ] && echo 1 || echo 0)" "$name natively: status $st (want $want)"
+    if [ -n "$why_native" ]; then
+        skip "$name natively: status $st (want $want)" "$why_native"
+        st=$want # the preloaded runs are compared with what a native run gives
+    else
+        ok "$([ "$st" = "$want" ] && echo 1 || echo 0)" "$name natively: status $st (want $want)"
+    fi
     [ "$st" = "$want" ] || { diag_file "$base.native.out"; diag_file "$base.native.err"; }
     diag "native: $(tr '\n' ' ' <"$base.native.err" | cut -c1-400)"
     local m
@@ -126,7 +154,9 @@ b=$tmp/thread_overflow.2
 ok "$(grep -q 'libunblock: coroutine stack overflow' "$b.err" 2>/dev/null && echo 1 || echo 0)" \
     "thread_overflow under the preload: stderr reports the coroutine stack overflow"
 for f in eintr_storm.2 eintr_storm.1 thread_rlimit.2 reset_load.2 reset_load.1; do
-    if grep -q 'libunblock:' "$tmp/$f.err" 2>/dev/null; then
+    if [ ! -e "$tmp/$f.err" ]; then
+        skip "${f%.*} under the preload (UNBLOCK_WORKERS=${f##*.}): no libunblock: message" "not run"
+    elif grep -q 'libunblock:' "$tmp/$f.err" 2>/dev/null; then
         ok 0 "${f%.*} under the preload (UNBLOCK_WORKERS=${f##*.}): no libunblock: message"
         diag_file "$tmp/$f.err"
     else

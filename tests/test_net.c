@@ -1030,6 +1030,17 @@ static int lowest_free_fd(void)
 
 static void test_emfile(void)
 {
+    if (under_tool("valgrind")) {
+        /* valgrind keeps RLIMIT_NOFILE's soft limit to itself and applies
+         * it after the call: accept takes the connection, valgrind closes
+         * the new fd and returns EMFILE, and the client's connection is
+         * gone (the next accept gets EAGAIN, even with the limit raised
+         * back), where the kernel leaves it queued. */
+        for (int i = 0; i < 6; i++)
+            skip("under valgrind an accept over RLIMIT_NOFILE drops the connection",
+                 "EMFILE from accept, and the server keeps serving (check %d of 6)", i + 1);
+        return;
+    }
     struct rlimit old;
     if (getrlimit(RLIMIT_NOFILE, &old) != 0)
         BAIL("getrlimit: %s", strerror(errno));

@@ -75,7 +75,7 @@ static void run_child(struct child *c, const char *mode, const char *const *env_
         dup2(pe[1], 2);
         struct rlimit no_core = {0, 0};
         setrlimit(RLIMIT_CORE, &no_core);
-        alarm(CHILD_TIMEOUT); /* survives execve */
+        alarm(CHILD_TIMEOUT * (unsigned)test_slow()); /* survives execve */
         char *argv[] = {"test_overflow", (char *)mode, NULL};
         /* By the path readlink gives, not /proc/self/exe: under
          * valgrind that would name valgrind's own binary. */

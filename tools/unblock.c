@@ -475,7 +475,10 @@ int main(int argc, char **argv)
              "%s: LD_PRELOAD cannot hold a path with ':' or whitespace; "
              "set UNBLOCK_LIBRARY to another path to the library",
              lib);
-    set("LD_PRELOAD", preload_value(lib, getenv("LD_PRELOAD")));
+    char *preload = preload_value(lib, getenv("LD_PRELOAD"));
+    set("LD_PRELOAD", preload); /* setenv copies */
+    free(preload);
+    free(lib);
     if (workers)
         set("UNBLOCK_WORKERS", workers);
     if (stack)

@@ -242,6 +242,8 @@ int main(int argc, char **argv)
             break;
     for (long i = 0; i < started; i++)
         pthread_join(t[i], NULL);
+    free(t);
+    pthread_attr_destroy(&a);
     double secs = now_s() - t0;
     long done = atomic_load(&conns_done);
     printf("soak: connections=%ld of %ld concurrency=%ld reconnects=%ld messages=%ld "
