@@ -8,6 +8,7 @@
 #define UNB_TEST_CHILD_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,30 @@ struct child {
     char out[16384];
     char err[16384];
 };
+
+/* Forks with the child's stdout and stderr on two new pipes: returns 0 in
+ * the child, and the child's pid in the parent, which gets the pipes' read
+ * ends in *out_fd and *err_fd for child_collect. */
+static inline pid_t child_fork(int *out_fd, int *err_fd)
+{
+    int po[2], pe[2];
+    if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0)
+        BAIL("pipe2: %s", strerror(errno));
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        BAIL("fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        return 0;
+    }
+    close(po[1]);
+    close(pe[1]);
+    *out_fd = po[0];
+    *err_fd = pe[0];
+    return pid;
+}
 
 /* Reads both pipes to the end into c->out and c->err (closing them), then
  * waits for pid and keeps its wait status. */

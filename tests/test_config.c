@@ -52,16 +52,9 @@ static void run_child(struct child *c, const char *mode, const char *env_add)
         envp[n++] = (char *)env_add;
     envp[n] = NULL;
 
-    int po[2], pe[2];
-    if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0)
-        BAIL("pipe2: %s", strerror(errno));
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0)
-        BAIL("fork: %s", strerror(errno));
+    int out_fd, err_fd;
+    pid_t pid = child_fork(&out_fd, &err_fd);
     if (pid == 0) {
-        dup2(po[1], 1);
-        dup2(pe[1], 2);
         struct rlimit no_core = {0, 0};
         setrlimit(RLIMIT_CORE, &no_core);
         alarm(CHILD_TIMEOUT); /* survives execve */
@@ -74,9 +67,7 @@ static void run_child(struct child *c, const char *mode, const char *env_add)
         execve(self, argv, envp);
         _exit(127);
     }
-    close(po[1]);
-    close(pe[1]);
-    child_collect(c, po[0], pe[0], pid);
+    child_collect(c, out_fd, err_fd, pid);
 }
 
 /* ---- the child ------------------------------------------------------------ */

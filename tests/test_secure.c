@@ -100,16 +100,9 @@ static void run_child(struct child *c, const struct how *how)
         envp[n++] = (char *)how->env[i];
     envp[n] = NULL;
 
-    int po[2], pe[2];
-    if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0)
-        BAIL("pipe2: %s", strerror(errno));
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0)
-        BAIL("fork: %s", strerror(errno));
+    int out_fd, err_fd;
+    pid_t pid = child_fork(&out_fd, &err_fd);
     if (pid == 0) {
-        dup2(po[1], 1);
-        dup2(pe[1], 2);
         /* Nothing inherited besides 0, 1 and 2: what the child holds
          * beyond them it made itself. */
         for (int fd = 3; fd < 4096; fd++)
@@ -127,9 +120,7 @@ static void run_child(struct child *c, const struct how *how)
         execve(exe, argv, envp);
         _exit(127);
     }
-    close(po[1]);
-    close(pe[1]);
-    child_collect(c, po[0], pe[0], pid);
+    child_collect(c, out_fd, err_fd, pid);
 }
 
 static int exited_0(const struct child *c)
