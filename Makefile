@@ -45,7 +45,8 @@ TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
 # Ordinary pthread programs run natively and under the preload (tests/preload/).
 PRELOAD_PROGS := $(patsubst tests/preload/%.c,$(BUILD)/tests/preload/%,$(wildcard tests/preload/*.c)) \
-    $(BUILD)/tests/preload/cleanup_exit_eh $(BUILD)/tests/preload/unwind_cxx
+    $(BUILD)/tests/preload/cleanup_exit_eh $(BUILD)/tests/preload/unwind_cxx \
+    $(BUILD)/tests/preload/tls_cxx
 # The differential suite: small ordinary programs whose output and status
 # under the preload must equal the native run's (tests/diff/).
 DIFF_PROGS := $(patsubst tests/diff/%.c,$(BUILD)/tests/diff/%,$(wildcard tests/diff/*.c))
@@ -150,7 +151,7 @@ $(BUILD)/tests/preload/%: tests/preload/%.c tests/preload/check.h tests/preload/
 $(BUILD)/tests/preload/cleanup_exit_eh: tests/preload/cleanup_exit.c tests/preload/check.h tests/preload/trace.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fexceptions -o $@ $<
-$(BUILD)/tests/preload/unwind_cxx: tests/preload/unwind_cxx.cc
+$(BUILD)/tests/preload/%: tests/preload/%.cc
 	@mkdir -p $(@D)
 	$(CXX) -std=c++17 -O2 -g -Wall -Wextra $(SANFLAGS) -pthread -o $@ $<
 

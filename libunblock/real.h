@@ -34,6 +34,9 @@
 #include "../runtime/common.h"
 #include "../runtime/sanitize.h"
 
+/* glibc's, for libstdc++'s thread_local destructors; in no header. */
+int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso_symbol);
+
 /* X(name): one entry per function; its type is that of libc's declaration. */
 #define UNB_REAL_SYMBOLS(X)  \
     X(read)                  \
@@ -175,7 +178,10 @@
     X(sigsuspend)            \
     X(sigwait)               \
     X(sigwaitinfo)           \
-    X(sigtimedwait)
+    X(sigtimedwait)          \
+    X(exit)                  \
+    X(sched_yield)           \
+    X(__cxa_thread_atexit_impl)
 
 struct unb__real_table {
     _Atomic bool ready;

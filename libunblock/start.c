@@ -31,6 +31,7 @@
 
 #include "../runtime/config.h"
 #include "../runtime/sched.h"
+#include "../runtime/tls.h"
 #include "real.h"
 #include "thread.h"
 
@@ -94,6 +95,9 @@ UNB_EXPORT int __libc_start_main(main_fn main, int argc, char **argv,
     unb__threads_coro = unb__config_threads_as_coroutines();
     if (!unb__threads_coro)
         return real(main, argc, argv, init, fini, rtld_fini, stack_end);
+    /* Before the program's constructors, which may start coroutines: the
+     * save areas' size is fixed from the first one on. */
+    unb__tls_follow_coroutines();
     prog.main = main;
     return real(main_wrapper, argc, argv, init, fini, rtld_fini, stack_end);
 }

@@ -27,6 +27,7 @@
  * coroutine are accepted and ignored.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -41,8 +42,12 @@
 #include <unwind.h>
 
 #include "../runtime/sched.h"
+#include "../runtime/tls.h"
 #include "real.h"
 #include "thread.h"
+
+/* After libev's header: <elf.h> defines EV_NONE and EV_CURRENT. */
+#include <link.h>
 
 bool unb__threads_coro;
 
@@ -236,14 +241,73 @@ UNB_EXPORT int pthread_setspecific(pthread_key_t key, const void *val)
     return 0;
 }
 
+/* ---- C++ thread_local destructors ---------------------------------------- */
+
+/*
+ * A thread_local object with a destructor is constructed on a thread's
+ * first use and registered through glibc's __cxa_thread_atexit_impl, which
+ * keeps a list per OS thread and runs it when that thread exits (or calls
+ * exit).  A coroutine's thread_local variables are its own (runtime/tls.h),
+ * so their destructors are too: kept per coroutine, run as it ends, last
+ * registered first, before its key destructors, as glibc orders them.  A
+ * registration holds a reference on the object's module (dlopen with
+ * RTLD_NOLOAD), as glibc does, so it cannot be unloaded before.
+ */
+struct tls_dtor {
+    void (*fn)(void *);
+    void *obj;
+    void *module; /* a dlopen reference, or NULL for the program */
+    struct tls_dtor *next;
+};
+
+UNB_EXPORT int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso_symbol)
+{
+    struct unb_coro *co = unb__tls_size ? unb__sched_current() : NULL;
+    if (!co)
+        return UNB_REAL(__cxa_thread_atexit_impl)(fn, obj, dso_symbol);
+    struct tls_dtor *d = malloc(sizeof *d);
+    if (!d)
+        unb__die("cannot register a thread_local destructor: out of memory");
+    *d = (struct tls_dtor){.fn = fn, .obj = obj, .next = co->tls_dtors};
+    Dl_info info;
+    struct link_map *lm = NULL;
+    if (dso_symbol && dladdr1(dso_symbol, &info, (void **)&lm, RTLD_DL_LINKMAP) && lm &&
+        lm->l_name && *lm->l_name)
+        d->module = dlopen(lm->l_name, RTLD_LAZY | RTLD_NOLOAD);
+    co->tls_dtors = d;
+    return 0;
+}
+
+static void run_tls_dtors(struct unb_coro *co)
+{
+    struct tls_dtor *d;
+    while ((d = co->tls_dtors)) { /* a destructor may register more */
+        co->tls_dtors = d->next;
+        d->fn(d->obj);
+        if (d->module)
+            dlclose(d->module);
+        free(d);
+    }
+}
+
+/* exit() runs the calling thread's thread_local destructors first. */
+UNB_EXPORT void exit(int status)
+{
+    struct unb_coro *co = unb__sched_current();
+    if (co)
+        run_tls_dtors(co);
+    UNB_REAL(exit)(status);
+}
+
 static void cancel_now(void);
 
-/* Every coroutine, as it ends: its key destructors, and the last-thread
- * rule. */
+/* Every coroutine, as it ends: its thread_local and key destructors, and
+ * the last-thread rule. */
 static void on_coro_exit(struct unb_coro *co)
 {
     if (atomic_load(&co->cancel_pending) && !(co->cancel_off & UNB_CANCEL_ACTING))
         atomic_fetch_sub(&unb__cancels, 1); /* never acted on */
+    run_tls_dtors(co);
     if (co->tsd)
         tsd_destroy(&co->tsd);
     if (co->pthread && atomic_fetch_sub(&live_threads, 1) == 1 &&

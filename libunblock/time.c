@@ -2,7 +2,9 @@
  * The time family: sleep, usleep, nanosleep, clock_nanosleep.  Inside a
  * coroutine they park it on a timer (runtime/timer.c) and return what the
  * native call returns, EINTR and the time left included.  Outside one they
- * are the real calls.
+ * are the real calls.  And sched_yield (pthread_yield): a thread giving
+ * up its CPU to other threads is a coroutine letting its worker's other
+ * coroutines run.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -63,4 +65,25 @@ UNB_EXPORT unsigned int sleep(unsigned int seconds)
     }
     unb_errno = saved;
     return 0;
+}
+
+/* A spin-wait with sched_yield waits for another coroutine, which may
+ * well be queued on the same worker: the kernel's sched_yield would not
+ * run it. */
+UNB_EXPORT int sched_yield(void)
+{
+    if (!unb__sched_parkable())
+        return UNB_REAL(sched_yield)();
+    unb__sched_yield();
+    return 0;
+}
+
+/* For programs built before glibc 2.34 made the name an alias of
+ * sched_yield in its header; glibc's pthread_yield calls its own
+ * sched_yield directly, which no hook sees.  The asm name: the header
+ * redirects the C name to sched_yield. */
+UNB_EXPORT int unb__pthread_yield(void) __asm__("pthread_yield");
+UNB_EXPORT int unb__pthread_yield(void)
+{
+    return sched_yield();
 }

@@ -147,9 +147,16 @@
  * errno is per thread, so each coroutine keeps its own: switch_out saves
  * it before a switch and restores it after, through a fresh TLS address
  * (unb_errno, common.h).  A coroutine starts with errno 0, as a thread
- * does.  Compiled code may keep errno's address (glibc declares
- * __errno_location const) or a __thread variable's address across a call
- * that parks, which is why a coroutine must come back to the same thread:
+ * does.  The program's own __thread variables (and its libraries', not
+ * libc's) are per coroutine the same way when threads are coroutines:
+ * switch_out saves its static TLS blocks into the coroutine's save area
+ * (above the struct, in its mapping), and resumed() loads them unless the
+ * thread still holds them (m->tls_owner is the coroutine, and it last
+ * ran on this thread); runtime/tls.c says which blocks and how pointers
+ * into them move with a coroutine to another thread.  Compiled code may
+ * keep errno's address (glibc declares __errno_location const) or a
+ * __thread variable's address across a call that parks, which is why a
+ * coroutine must come back to the same thread:
  *
  * Affinity
  * --------
@@ -170,7 +177,7 @@
  * worker moves there to park (fd.h); its wake-up brings it home before
  * the hook returns.  Home is a worker, not a thread: after a handoff the
  * worker's coroutines run on its new thread (a documented difference:
- * __thread variables and cached errno addresses belong to the thread).
+ * cached errno and __thread addresses belong to the old thread).
  *
  * The monitor
  * -----------
@@ -285,6 +292,7 @@
 #include "plot.h"
 #include "sanitize.h"
 #include "sys.h"
+#include "tls.h"
 
 /* Finished coroutines kept for reuse: per worker, then in a shared pool. */
 #define POOL_WORKER_MAX 128
@@ -357,6 +365,7 @@ struct unb__m {
     pid_t tid;                       /* the kernel's id of the thread */
     pthread_t thread;
     void *altstack;
+    struct unb_coro *tls_owner; /* whose TLS values its blocks hold */
     void *thread_stack_lo; /* the OS thread's stack, for ASan */
     size_t thread_stack_size;
 #ifdef UNB_TSAN
@@ -556,12 +565,32 @@ static void local_push(struct unb__worker *w, struct unb_coro *co)
         inject(co);
 }
 
-/* After a coroutine resumes: its errno and its runtime-section depth, on
+/* A coroutine about to run on m: its TLS values into m's blocks, unless
+ * they are there already (it was the last to use them, and it last ran
+ * here). */
+static inline void tls_in(struct unb__m *m, struct unb_coro *co)
+{
+    if (unb__tls_size && (m->tls_owner != co || co->tls_on != m)) {
+        unb__tls_load(co->tls, &co->tls_tp);
+        m->tls_owner = co;
+        co->tls_on = m;
+    }
+}
+
+/* A coroutine leaving its thread: its TLS values into its save area. */
+static inline void tls_out(struct unb_coro *co)
+{
+    if (unb__tls_size)
+        unb__tls_save(co->tls, &co->tls_tp);
+}
+
+/* After a coroutine resumes: its errno, TLS and runtime-section depth, on
  * whichever thread it resumes. */
 static void resumed(struct unb_coro *self, uint32_t depth)
 {
     struct unb__m *m = fresh_m();
     unb_errno = self->saved_errno;
+    tls_in(m, self);
     atomic_store_explicit(&m->st.depth, depth, memory_order_relaxed);
     run_after(m);
 }
@@ -594,6 +623,8 @@ static void switch_out(struct unb__m *m, struct unb__worker *w, struct unb_coro 
     /* errno is per thread; give each coroutine its own, as it would have
      * had as a thread, on whichever thread it resumes. */
     self->saved_errno = unb_errno;
+    if (!dying)
+        tls_out(self);
     uint32_t depth = atomic_load_explicit(&m->st.depth, memory_order_relaxed);
     do_switch(m, &self->ctx, next, dying);
     resumed(self, depth - leave);
@@ -1116,9 +1147,15 @@ static void registry_fork_child(struct unb_coro *keep)
 
 /* ---- coroutines: birth, reuse, death ---------------------------------- */
 
-static size_t coro_header_size(void)
+/* The struct, then the TLS save area, at the top of the mapping. */
+static size_t coro_struct_size(void)
 {
     return (sizeof(struct unb_coro) + 63) & ~(size_t)63;
+}
+
+static size_t coro_header_size(void)
+{
+    return coro_struct_size() + ((unb__tls_size + 63) & ~(size_t)63);
 }
 
 /* Moves up to n shells from the shared pool to w's cache. */
@@ -1357,6 +1394,7 @@ static void coro_main(struct unb__ctx *from, void *arg)
     co->home = tls_worker; /* from now on it runs here (see "Affinity") */
     run_after(m);
     unb_errno = 0; /* as in a new thread */
+    tls_in(m, co);
     atomic_store_explicit(&m->st.depth, 0, memory_order_release); /* its own code */
     coro_finish(co, co->fn(co->arg));
 }
@@ -1387,6 +1425,7 @@ static int coro_new(void *(*fn)(void *), void *arg, size_t stack_size,
     co->tsd = NULL;
     co->cleanup = NULL;
     co->unwinding = NULL;
+    co->tls_dtors = NULL;
     atomic_store_explicit(&co->cancel_pending, 0, memory_order_relaxed);
     co->cancel_off = 0;
     co->cancel_async = 0;
@@ -1404,6 +1443,10 @@ static int coro_new(void *(*fn)(void *), void *arg, size_t stack_size,
     co->id = atomic_fetch_add_explicit(&rt.spawned, 1, memory_order_relaxed) + 1;
     atomic_store_explicit(&co->state, UNB_CO_NEW, memory_order_relaxed);
     co->wait_call = UNB_CALL_OTHER;
+    co->tls = (char *)co + coro_struct_size();
+    co->tls_on = NULL;
+    if (unb__tls_size)
+        unb__tls_init(co->tls, &co->tls_tp); /* as a new thread's */
     registry_add(co);
 #ifdef UNB_TSAN
     co->tsan_fiber = __tsan_create_fiber(0);
@@ -1565,7 +1608,7 @@ void unb__sched_yield(void)
     struct unb_coro *self = tls_cur;
     if (unb_unlikely(!w)) { /* a pinned coroutine whose worker was handed away */
         unb__rt_leave();
-        sched_yield();
+        UNB_REAL(sched_yield)();
         return;
     }
     struct unb__m *m = tls_m;
@@ -1733,7 +1776,7 @@ void unb__rt_reclaim(void)
         if (spins < 64)
             unb__cpu_relax();
         else
-            sched_yield(); /* the monitor was preempted mid-decision */
+            UNB_REAL(sched_yield)(); /* the monitor was preempted mid-decision */
     }
     if (take == UNB_TAKE_NONE)
         return;
@@ -1746,6 +1789,7 @@ void unb__rt_reclaim(void)
     m->after_arg = self;
     tls_cur = NULL;
     self->saved_errno = unb_errno;
+    tls_out(self);
     uint32_t depth = atomic_load_explicit(&m->st.depth, memory_order_relaxed);
     do_switch(m, &self->ctx, NULL, false);
     resumed(self, depth);
@@ -2412,6 +2456,7 @@ int unb__sched_run_main(void *(*fn)(void *), void *arg, size_t stack_size)
         return rc;
     }
     co->pthread = 1;
+    tls_out(co); /* main's TLS is the initial thread's, as constructors left it */
     unb__intr_set_main(co);
     unb__sched_ready(co);
     thread_main(m);

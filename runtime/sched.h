@@ -58,6 +58,7 @@ struct unb_coro {
     void *cleanup;              /* pthread_cleanup_push buffers, innermost
                                    first (libunblock/thread.c) */
     void *unwinding;            /* pthread_exit's unwind, while it runs */
+    void *tls_dtors;            /* C++ thread_local destructors (thread.c) */
     _Atomic uint8_t cancel_pending; /* pthread_cancel asked (thread.c) */
     uint8_t cancel_off;         /* UNB_CANCEL_*: no cancellation now */
     uint8_t cancel_async;       /* PTHREAD_CANCEL_ASYNCHRONOUS (as deferred) */
@@ -74,6 +75,12 @@ struct unb_coro {
     int64_t wait_obj;          /* the call's object (calls.h) */
     double wait_since;         /* its worker's loop time at the park */
     struct unb__m *on;         /* the thread that last ran it */
+    /* The program's static TLS while switched out (runtime/tls.h): the
+     * save area (above the struct, in its mapping), the thread pointer of
+     * the thread that saved it, and the thread that last loaded it. */
+    void *tls;
+    uintptr_t tls_tp;
+    struct unb__m *tls_on;
     bool registered;           /* in the registry (a dump signal is set) */
     struct unb_coro *reg_prev; /* the registry of live coroutines */
     struct unb_coro *reg_next;

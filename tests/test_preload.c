@@ -11,16 +11,19 @@
  * The preloaded runs use UNBLOCK_WORKERS=2; a few programs run again with
  * UNBLOCK_WORKERS=1 (two threads contending a lock on one worker is where
  * a lock that blocks instead of parking deadlocks) and with
- * UNBLOCK_THREADS=native (real threads, the same output).  exit runs once
- * per mode.  threads_count holds 200 threads blocked in read while this
+ * UNBLOCK_THREADS=native (real threads, the same output), or with one
+ * worker and no spare threads (yield_spin: spinning threads get through
+ * only if sched_yield lets the worker's other coroutines run).  exit runs
+ * once per mode.  threads_count holds 200 threads blocked in read while this
  * program counts the OS threads in /proc/PID/status: natively 201 or more,
  * under the preload at most UNBLOCK_WORKERS + 4.
  *
- * Documented gaps are TAP TODO items: __thread across a blocking call
- * (tls_counter), and cleanup handlers and cancellation of coroutines
- * (cleanup_cancel).  See README.md, "What remains different".  stdio on a
- * socket shared by many threads (stdio_socket) blocks threads inside glibc,
- * where no hook sees it: the monitor's spare threads keep it running.
+ * __thread and C++ thread_local variables stay each thread's own across
+ * blocking calls and a move to another OS thread (tls_counter, tls_vars,
+ * tls_cxx; runtime/tls.c).  A documented gap would be a TAP TODO item (none
+ * now; README.md, "What remains different").  stdio on a socket shared by
+ * many threads (stdio_socket) blocks threads inside glibc, where no hook
+ * sees it: the monitor's spare threads keep it running.
  *
  * Every run has a time limit (each program also has its own alarm), so a
  * hang is a failure, not a hung test.  The build directory is $UNB_BUILD
@@ -91,38 +94,40 @@ struct spec {
     int libunblock_stderr; /* a "libunblock:" line on stderr is expected */
     int also_one_worker;   /* run again with UNBLOCK_WORKERS=1 */
     int also_native_mode;  /* run again with UNBLOCK_THREADS=native */
+    int also_no_monitor;   /* run again with UNBLOCK_WORKERS=1 and
+                              UNBLOCK_SPARE_THREADS=0: no handoff helps */
 };
 
-static const char todo_tls[] =
-    "__thread is per OS thread under the preload (issue 4 notes)";
-
 static const struct spec specs[] = {
-    {"barrier", NULL, 0, NULL, 0, 0, 0},
-    {"cleanup_cancel", NULL, 0, NULL, 0, 1, 0},
-    {"cleanup_exit", NULL, 0, NULL, 0, 1, 0},
-    {"cleanup_exit_eh", NULL, 0, NULL, 0, 0, 0},
-    {"cond", NULL, 0, NULL, 0, 1, 0},
-    {"errno_cached", NULL, 0, NULL, 0, 0, 0},
-    {"errno_tls", NULL, 0, NULL, 0, 1, 0},
-    {"exit", "return", 3, NULL, 0, 0, 0},
-    {"exit", "exit-thread", 5, NULL, 0, 1, 0},
-    {"exit", "atexit", 0, NULL, 0, 0, 0},
-    {"exit", "pthread-exit-main", 0, NULL, 0, 1, 0},
-    {"exit", "exit-blocked", 7, NULL, 0, 1, 0},
-    {"exit", "raise", BY_SIGNAL(SIGTERM), NULL, 0, 0, 0},
-    {"flockfile", NULL, 0, NULL, 0, 1, 0},
-    {"fork_exec", NULL, 0, NULL, 0, 0, 0},
-    {"lifecycle", NULL, 0, NULL, 0, 0, 1},
-    {"mutex", NULL, 0, NULL, 0, 1, 1},
-    {"once_keys", NULL, 0, NULL, 0, 0, 1},
-    {"rwlock", NULL, 0, NULL, 0, 1, 0},
-    {"sem", NULL, 0, NULL, 0, 1, 0},
-    {"stdio_socket", NULL, 0, NULL, 0, 0, 0},
-    {"stuck_calls", NULL, 0, NULL, 0, 1, 0},
-    {"thread_server", NULL, 0, NULL, 0, 1, 0},
-    {"threads_count", NULL, 0, NULL, 0, 0, 0},
-    {"tls_counter", NULL, 0, todo_tls, 0, 0, 0},
-    {"unwind_cxx", NULL, 0, NULL, 0, 0, 0},
+    {"barrier", NULL, 0, NULL, 0, 0, 0, 0},
+    {"cleanup_cancel", NULL, 0, NULL, 0, 1, 0, 0},
+    {"cleanup_exit", NULL, 0, NULL, 0, 1, 0, 0},
+    {"cleanup_exit_eh", NULL, 0, NULL, 0, 0, 0, 0},
+    {"cond", NULL, 0, NULL, 0, 1, 0, 0},
+    {"errno_cached", NULL, 0, NULL, 0, 0, 0, 0},
+    {"errno_tls", NULL, 0, NULL, 0, 1, 0, 0},
+    {"exit", "return", 3, NULL, 0, 0, 0, 0},
+    {"exit", "exit-thread", 5, NULL, 0, 1, 0, 0},
+    {"exit", "atexit", 0, NULL, 0, 0, 0, 0},
+    {"exit", "pthread-exit-main", 0, NULL, 0, 1, 0, 0},
+    {"exit", "exit-blocked", 7, NULL, 0, 1, 0, 0},
+    {"exit", "raise", BY_SIGNAL(SIGTERM), NULL, 0, 0, 0, 0},
+    {"flockfile", NULL, 0, NULL, 0, 1, 0, 0},
+    {"fork_exec", NULL, 0, NULL, 0, 0, 0, 0},
+    {"lifecycle", NULL, 0, NULL, 0, 0, 1, 0},
+    {"mutex", NULL, 0, NULL, 0, 1, 1, 0},
+    {"once_keys", NULL, 0, NULL, 0, 0, 1, 0},
+    {"rwlock", NULL, 0, NULL, 0, 1, 0, 0},
+    {"sem", NULL, 0, NULL, 0, 1, 0, 0},
+    {"stdio_socket", NULL, 0, NULL, 0, 0, 0, 0},
+    {"stuck_calls", NULL, 0, NULL, 0, 1, 0, 0},
+    {"thread_server", NULL, 0, NULL, 0, 1, 0, 0},
+    {"threads_count", NULL, 0, NULL, 0, 0, 0, 0},
+    {"tls_counter", NULL, 0, NULL, 0, 1, 0, 0},
+    {"tls_cxx", NULL, 0, NULL, 0, 1, 0, 0},
+    {"tls_vars", NULL, 0, NULL, 0, 1, 0, 0},
+    {"unwind_cxx", NULL, 0, NULL, 0, 0, 0, 0},
+    {"yield_spin", NULL, 0, NULL, 0, 1, 0, 1},
 };
 #define NSPECS (sizeof specs / sizeof specs[0])
 
@@ -166,19 +171,23 @@ struct mode {
     int preload;
     const char *workers; /* UNBLOCK_WORKERS, or NULL */
     const char *threads; /* UNBLOCK_THREADS, or NULL */
+    const char *spares;  /* UNBLOCK_SPARE_THREADS, or NULL */
 };
 
-static const struct mode native_mode = {"native", 0, NULL, NULL};
-static const struct mode preload_mode = {"preload", 1, "2", NULL};
-static const struct mode one_worker_mode = {"preload UNBLOCK_WORKERS=1", 1, "1", NULL};
+static const struct mode native_mode = {"native", 0, NULL, NULL, NULL};
+static const struct mode preload_mode = {"preload", 1, "2", NULL, NULL};
+static const struct mode one_worker_mode = {"preload UNBLOCK_WORKERS=1", 1, "1", NULL,
+                                             NULL};
 static const struct mode threads_native_mode = {"preload UNBLOCK_THREADS=native", 1,
-                                                "2", "native"};
+                                                "2", "native", NULL};
+static const struct mode no_monitor_mode = {
+    "preload UNBLOCK_WORKERS=1 UNBLOCK_SPARE_THREADS=0", 1, "1", NULL, "0"};
 
 /* The environment: ours without LD_PRELOAD and UNBLOCK_*, plus the mode's. */
 static char **make_env(const struct mode *m)
 {
     static char *envp[8192];
-    static char preload[2 * PATH_MAX + 16], workers[64], threads[64];
+    static char preload[2 * PATH_MAX + 16], workers[64], threads[64], spares[64];
     size_t n = 0;
     for (char **e = environ; *e && n < 8000; e++)
         if (strncmp(*e, "LD_PRELOAD=", 11) != 0 && strncmp(*e, "UNBLOCK_", 8) != 0)
@@ -195,6 +204,10 @@ static char **make_env(const struct mode *m)
     if (m->threads) {
         snprintf(threads, sizeof threads, "UNBLOCK_THREADS=%s", m->threads);
         envp[n++] = threads;
+    }
+    if (m->spares) {
+        snprintf(spares, sizeof spares, "UNBLOCK_SPARE_THREADS=%s", m->spares);
+        envp[n++] = spares;
     }
     envp[n] = NULL;
     return envp;
@@ -467,9 +480,10 @@ static void test_spec(const struct spec *orig)
              nat.threads, pre.threads);
     }
 
-    const struct mode *extra[2] = {sp->also_one_worker ? &one_worker_mode : NULL,
-                                   sp->also_native_mode ? &threads_native_mode : NULL};
-    for (int i = 0; i < 2; i++) {
+    const struct mode *extra[3] = {sp->also_one_worker ? &one_worker_mode : NULL,
+                                   sp->also_native_mode ? &threads_native_mode : NULL,
+                                   sp->also_no_monitor ? &no_monitor_mode : NULL};
+    for (int i = 0; i < 3; i++) {
         if (!extra[i])
             continue;
         struct run again;
@@ -543,7 +557,7 @@ int main(void)
             }
         if (!known) {
             /* A program added without an entry: no argument, status 0. */
-            struct spec sp = {names[j], NULL, 0, NULL, 0, 0, 0};
+            struct spec sp = {names[j], NULL, 0, NULL, 0, 0, 0, 0};
             test_spec(&sp);
         }
         free(names[j]);

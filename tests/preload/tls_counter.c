@@ -3,10 +3,10 @@
  * Each of 8 threads increments its own `__thread long` 1,000 times and
  * sleeps (usleep) every 100 increments; natively each ends at 1,000.
  *
- * Under LD_PRELOAD=libunblock.so this is a known, documented gap:
- * __thread belongs to the OS thread, and coroutines on one worker share it
- * (a coroutine that parks may also resume on another worker).  The runner
- * (tests/test_preload.c) marks the comparison TODO.
+ * Under LD_PRELOAD=libunblock.so the threads are coroutines that share
+ * a few OS threads, and each must still see its own counter
+ * (runtime/tls.c).  An ordinary program: run natively and under the
+ * preload by tests/test_preload.c, which compares the output.
  *
  * Prints each thread's final value in thread order; exit status 0 when
  * all are 1,000, 1 otherwise, 2 on the watchdog.
