@@ -42,6 +42,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -221,6 +222,28 @@ static inline struct unb__fd *sock_parkable(int fd)
     return e && e->kind == UNB_FD_SOCKET ? e : NULL;
 }
 
+/*
+ * Receives that a blocking socket answers at once: recv(MSG_OOB) never
+ * waits (the urgent byte, EINVAL without one, EAGAIN before it arrives),
+ * and a TCP recv of 0 bytes returns 0 at once, while a non-blocking
+ * attempt at either gets EAGAIN.  (An AF_UNIX or UDP recv of 0 bytes does
+ * wait for data.)  These go to the kernel as the program made them.  The
+ * protocol is asked only for receives of 0 bytes.
+ */
+static bool recv_at_once(int fd, size_t want, int flags)
+{
+    if (flags & MSG_OOB)
+        return true;
+    if (want != 0)
+        return false;
+    int proto = 0, saved = unb_errno;
+    socklen_t len = sizeof proto;
+    bool tcp = getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 &&
+               proto == IPPROTO_TCP;
+    unb_errno = saved;
+    return tcp;
+}
+
 /* ---- read family ------------------------------------------------------ */
 
 struct rd {
@@ -309,6 +332,10 @@ UNB_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
     struct unb__fd *e = sock_parkable(fd);
     if (!e)
         return UNB_REAL(recvfrom)(fd, buf, len, flags, addr, addrlen);
+    if (recv_at_once(fd, len, flags)) {
+        unb__cancel_point();
+        return UNB_REAL(recvfrom)(fd, buf, len, flags, addr, addrlen);
+    }
     struct rd r = {.sock = e->kind == UNB_FD_SOCKET,
                    .buf = buf,
                    .len = len,
@@ -346,6 +373,10 @@ UNB_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
     size_t want = msg && msg->msg_iovlen <= IOV_MAX
                       ? iov_total(msg->msg_iov, (int)msg->msg_iovlen)
                       : 0;
+    if (recv_at_once(fd, want, flags)) {
+        unb__cancel_point();
+        return UNB_REAL(recvmsg)(fd, msg, flags);
+    }
     return unb__io_read(fd, e, op_recvmsg, &r, want, UNB_CALL_RECVMSG);
 }
 

@@ -11,7 +11,11 @@
  *     and a plain thread's accept on it still blocks: it waits in poll).
  *   - connect on a blocking socket is made non-blocking for the duration of
  *     the call (FIONBIO, one syscall each way), parks until the handshake
- *     ends, and leaves the socket blocking again.
+ *     ends, and leaves the socket blocking again.  A connect to an AF_UNIX
+ *     listener whose backlog is full fails with EAGAIN when non-blocking;
+ *     the blocking call waits for room (until SO_SNDTIMEO runs out: then
+ *     EAGAIN).  Nothing can be polled for that room, so the coroutine
+ *     tries again after naps of 1 ms doubling up to 16 ms.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,6 +27,7 @@
 
 #include "../runtime/fd.h"
 #include "../runtime/sched.h"
+#include "../runtime/timer.h"
 #include "io.h"
 #include "real.h"
 
@@ -143,8 +148,24 @@ UNB_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
      * then connect again, which is how the kernel reports the outcome and
      * moves the socket to connected (0) or back to unconnected (the error),
      * as the blocking call leaves it. */
+    bool unix_peer = addr && len >= sizeof addr->sa_family && addr->sa_family == AF_UNIX;
+    int64_t nap = 1000000; /* ns, for a full AF_UNIX backlog */
     while ((rc = UNB_REAL(connect)(fd, addr, len)) != 0 &&
-           (unb_errno == EINPROGRESS || unb_errno == EALREADY)) {
+           (unb_errno == EINPROGRESS || unb_errno == EALREADY ||
+            (unb_errno == EAGAIN && unix_peer))) {
+        if (unb_errno == EAGAIN) {
+            int64_t left = deadline ? deadline - unb__now_ns() : nap;
+            if (left <= 0)
+                goto out; /* SO_SNDTIMEO ran out: EAGAIN, as the kernel */
+            int r = unb__nap(left < nap ? left : nap, !deadline, UNB_CALL_CONNECT);
+            if (r != 0) {
+                unb_errno = -r;
+                goto out;
+            }
+            if (nap < 16000000)
+                nap *= 2;
+            continue;
+        }
         if (unb__io_park(fd, e, 1, deadline, UNB_CALL_CONNECT) != 0) {
             if (unb_errno == EAGAIN) /* SO_SNDTIMEO ran out */
                 unb_errno = EINPROGRESS;

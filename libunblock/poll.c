@@ -9,6 +9,14 @@
  * errors are native.  EINTR: these calls are never restarted, so any
  * program handler interrupts them (runtime/intr.h).
  *
+ * libev watches only readability and writability (EPOLLIN, EPOLLOUT).
+ * Urgent data (POLLPRI, select's exceptfds) shows only as EPOLLPRI, and an
+ * fd polled for no event at all still reports POLLHUP and POLLERR: such
+ * fds go into an epoll instance of the call's own (EPOLLPRI, or no event:
+ * epoll always reports hang-ups and errors), itself watched for
+ * readability on the loop.  That costs an epoll_create1, an epoll_ctl per
+ * such fd and a close, only in calls that ask for them.
+ *
  * A per-call watcher costs an epoll_ctl per fd per blocking call; programs
  * that poll one fd at a time in a loop are better served by plain blocking
  * reads, which park for free.  ppoll and pselect with a signal mask are
@@ -20,7 +28,9 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/select.h>
+#include <unistd.h>
 
 #include "../runtime/fd.h"
 #include "../runtime/intr.h"
@@ -38,6 +48,7 @@ struct pollwait {
     struct unb__worker *w;
     struct pw *ws;
     nfds_t n;
+    struct pw pri; /* on `epfd`, the fds that libev cannot watch, or -1 */
     bool timed, done;
     ev_timer timer;
     struct unb__intr it;
@@ -53,6 +64,8 @@ static void stop_all(struct pollwait *p)
     for (nfds_t i = 0; i < p->n; i++)
         if (ev_is_active(&p->ws[i].io))
             ev_io_stop(loop, &p->ws[i].io);
+    if (ev_is_active(&p->pri.io))
+        ev_io_stop(loop, &p->pri.io);
     if (p->timed)
         ev_timer_stop(loop, &p->timer);
     unb__worker_waiting_add(p->w, -1);
@@ -98,14 +111,31 @@ static int park_in(struct pollfd *fds, nfds_t n, int64_t deadline, enum unb__cal
         return -ENOMEM;
     struct pollwait p = {.w = unb__sched_worker(), .ws = ws, .n = n};
     struct ev_loop *loop = unb__worker_loop(p.w);
+    int epfd = -1;
+    int saved = unb_errno; /* the epoll calls' failures are not the program's */
     for (nfds_t i = 0; i < n; i++) {
-        int ev = (fds[i].events & (POLLIN | POLLPRI | POLLRDHUP) ? EV_READ : 0) |
+        int ev = (fds[i].events & (POLLIN | POLLRDHUP) ? EV_READ : 0) |
                  (fds[i].events & POLLOUT ? EV_WRITE : 0);
         ws[i].pwait = &p;
         ev_io_init(&ws[i].io, on_fd, fds[i].fd, ev ? ev : EV_READ);
-        if (fds[i].fd >= 0 && ev)
+        if (fds[i].fd < 0)
+            continue;
+        if (ev)
             ev_io_start(loop, &ws[i].io);
+        if ((fds[i].events & POLLPRI) || !ev) {
+            if (epfd < 0 && (epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+                continue; /* out of fds: the watchers above still wake us */
+            /* EEXIST (the fd twice) and EPERM (a file, always ready: the
+             * zero-timeout look answered already) are fine. */
+            struct epoll_event e = {.events = fds[i].events & POLLPRI ? EPOLLPRI : 0};
+            epoll_ctl(epfd, EPOLL_CTL_ADD, fds[i].fd, &e);
+        }
     }
+    unb_errno = saved;
+    p.pri.pwait = &p;
+    ev_io_init(&p.pri.io, on_fd, epfd, EV_READ);
+    if (epfd >= 0)
+        ev_io_start(loop, &p.pri.io);
     if (deadline) {
         int64_t left = deadline - unb__now_ns();
         ev_now_update(loop);
@@ -122,6 +152,9 @@ static int park_in(struct pollfd *fds, nfds_t n, int64_t deadline, enum unb__cal
     bool intr = unb__intr_disarm(&p.it);
     if (ws != small)
         free(ws);
+    if (epfd >= 0)
+        UNB_REAL(close)(epfd); /* its watcher was stopped by stop_all */
+    unb_errno = saved;
     return intr ? -EINTR : 0;
 }
 

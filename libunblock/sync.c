@@ -431,6 +431,15 @@ UNB_EXPORT int pthread_cond_broadcast(pthread_cond_t *c)
  * glibc's default kind: a reader gets in whenever no writer holds the
  * lock, so a thread may take a read lock recursively.  Waiters are all
  * woken when the lock becomes free, and those that lose park again.
+ *
+ * PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP (glibc's __flags 2, set by
+ * pthread_rwlockattr_setkind_np or its static initialiser) prefers
+ * writers, as glibc does: while a writer waits, a new reader waits too
+ * (tryrdlock: EBUSY), so a reader taking its read lock again then
+ * deadlocks, as natively.  The waiting writers are counted in __writers
+ * (glibc's, unused by us otherwise) from the writer's first wait until it
+ * gets the lock or times out; a time-out that takes the count to zero
+ * wakes the readers it held back.
  */
 #define RW_WRITER 0x80000000u
 #define RW_WAITERS 0x40000000u
@@ -451,10 +460,32 @@ static inline bool rw_is_glibc(const pthread_rwlock_t *l)
     return l->__data.__shared != 0;
 }
 
-/* With the state s seen, must this caller wait? */
-static inline bool rw_blocked(uint32_t s, bool write)
+static inline _Atomic uint32_t *rw_wwait(pthread_rwlock_t *l)
 {
-    return write ? (s & (RW_WRITER | RW_READERS)) != 0 : (s & RW_WRITER) != 0;
+    return (_Atomic uint32_t *)&l->__data.__writers;
+}
+
+static inline bool rw_prefer_writer(const pthread_rwlock_t *l)
+{
+    return l->__data.__flags == PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP;
+}
+
+/* With the state s seen, must this caller wait? */
+static inline bool rw_blocked(pthread_rwlock_t *l, uint32_t s, bool write)
+{
+    if (write)
+        return (s & (RW_WRITER | RW_READERS)) != 0;
+    return (s & RW_WRITER) != 0 ||
+           (rw_prefer_writer(l) &&
+            atomic_load_explicit(rw_wwait(l), memory_order_relaxed) != 0);
+}
+
+/* A writer of a writer-preferring lock stops waiting. */
+static void rw_unwait(pthread_rwlock_t *l, bool acquired)
+{
+    if (atomic_fetch_sub_explicit(rw_wwait(l), 1, memory_order_relaxed) == 1 &&
+        !acquired)
+        unb__plot_wake_some(l, UINT_MAX, NULL); /* the readers held back */
 }
 
 static int rw_lock(pthread_rwlock_t *l, bool write, bool try,
@@ -464,9 +495,10 @@ static int rw_lock(pthread_rwlock_t *l, bool write, bool try,
     void *me = self_id();
     if (dl && !valid_ts(&dl->at))
         return EINVAL; /* glibc checks first */
+    bool counted = false; /* a writer counted in rw_wwait */
     for (;;) {
         uint32_t s = atomic_load_explicit(st, memory_order_relaxed);
-        if (!rw_blocked(s, write)) {
+        if (!rw_blocked(l, s, write)) {
             uint32_t n = write ? s | RW_WRITER : s + 1;
             if (!write && (s & RW_READERS) == RW_READERS)
                 return EAGAIN; /* too many readers */
@@ -474,6 +506,8 @@ static int rw_lock(pthread_rwlock_t *l, bool write, bool try,
                                                       memory_order_relaxed)) {
                 if (write)
                     *rw_writer(l) = me;
+                if (counted)
+                    rw_unwait(l, true);
                 return 0;
             }
             continue;
@@ -482,9 +516,16 @@ static int rw_lock(pthread_rwlock_t *l, bool write, bool try,
             return EBUSY;
         if ((s & RW_WRITER) && *rw_writer(l) == me)
             return EDEADLK;
+        if (write && !counted && rw_prefer_writer(l)) {
+            /* Hold new readers back from now on (they check under the
+             * bucket lock before they park, and are woken by the unlock
+             * that lets this writer in, or by rw_unwait). */
+            atomic_fetch_add_explicit(rw_wwait(l), 1, memory_order_relaxed);
+            counted = true;
+        }
         struct unb__bucket *b = unb__plot_lock(l);
         s = atomic_load_explicit(st, memory_order_relaxed);
-        if (!rw_blocked(s, write) ||
+        if (!rw_blocked(l, s, write) ||
             (!(s & RW_WAITERS) &&
              !atomic_compare_exchange_strong_explicit(st, &s, s | RW_WAITERS,
                                                       memory_order_relaxed,
@@ -493,8 +534,11 @@ static int rw_lock(pthread_rwlock_t *l, bool write, bool try,
             continue;
         }
         if (unb__plot_wait(b, l, write, dl, write ? UNB_CALL_RWLOCK_WR : UNB_CALL_RWLOCK_RD) ==
-            -ETIMEDOUT)
+            -ETIMEDOUT) {
+            if (counted)
+                rw_unwait(l, false);
             return ETIMEDOUT;
+        }
     }
 }
 

@@ -8,9 +8,14 @@ static struct {
     struct unb__intr *head, *tail;  /* oldest first */
     _Atomic int handlers_any;       /* installed program handlers */
     _Atomic int handlers_norestart; /* of which without SA_RESTART */
-    /* Signal arrivals not yet processed, by kind. */
+    /* Signal arrivals not yet processed, by kind; and for each kind the
+     * number (in `arrivals`) of the latest: parks armed since are not
+     * theirs to interrupt. */
     _Atomic uint32_t pending_main, pending_any;
     _Atomic uint32_t pending_main_norestart, pending_any_norestart;
+    _Atomic uint64_t latest_main, latest_any;
+    _Atomic uint64_t latest_main_norestart, latest_any_norestart;
+    _Atomic uint64_t arrivals;
     struct unb_coro *main;
 } intr;
 
@@ -33,6 +38,7 @@ void unb__intr_arm(struct unb__intr *it, bool restartable,
     it->cancel = cancel;
     it->restartable = restartable;
     it->listed = false;
+    it->armed = atomic_load(&intr.arrivals);
     atomic_init(&it->state, UNB_INTR_WAITING);
     if (it->co) { /* findable by a canceller (unb__intr_interrupt) */
         unb__spin_lock(&it->co->lock);
@@ -106,16 +112,19 @@ static void deliver(struct unb__worker *w, struct unb__msg *m)
     unb__sched_ready(it->co);
 }
 
-/* Picks and interrupts one listed park: the main coroutine's, or (if
- * any_allowed) the oldest.  restart_handler: a signal with SA_RESTART,
- * which interrupts only parks that are not restartable. */
-static void interrupt_one(bool any_allowed, bool restart_handler)
+/* Picks and interrupts one listed park armed before arrival number
+ * `arrival`: the main coroutine's, or (if any_allowed) the oldest.
+ * restart_handler: a signal with SA_RESTART, which interrupts only parks
+ * that are not restartable. */
+static void interrupt_one(bool any_allowed, bool restart_handler, uint64_t arrival)
 {
     struct unb__intr *victim = NULL;
     unb__lock(&intr.lock);
     for (struct unb__intr *it = intr.head; it; it = it->next) {
         if (restart_handler && it->restartable)
             continue;
+        if (it->armed >= arrival)
+            continue; /* parked after the signal was handled */
         if (atomic_load(&it->state) != UNB_INTR_WAITING)
             continue;
         if (it->co == intr.main && intr.main) {
@@ -167,25 +176,46 @@ static uint32_t take(_Atomic uint32_t *c)
     return atomic_load_explicit(c, memory_order_relaxed) ? atomic_exchange(c, 0) : 0;
 }
 
+/* The count is taken before the latest arrival's number is read, and a
+ * handler records the number before the count (unb__intr_signal_pending),
+ * so the number is at least that of every arrival counted.  Several
+ * arrivals are bounded by the latest: a park armed between two of them
+ * may take the earlier one's EINTR, which the later one gives it anyway. */
+static void process(_Atomic uint32_t *pending, _Atomic uint64_t *latest, bool any_allowed,
+                    bool restart_handler)
+{
+    uint32_t n = take(pending);
+    if (!n)
+        return;
+    uint64_t arrival = atomic_load(latest);
+    while (n--)
+        interrupt_one(any_allowed, restart_handler, arrival);
+}
+
 void unb__intr_process(void)
 {
-    for (uint32_t n = take(&intr.pending_main); n; n--)
-        interrupt_one(false, true);
-    for (uint32_t n = take(&intr.pending_any); n; n--)
-        interrupt_one(true, true);
-    for (uint32_t n = take(&intr.pending_main_norestart); n; n--)
-        interrupt_one(false, false);
-    for (uint32_t n = take(&intr.pending_any_norestart); n; n--)
-        interrupt_one(true, false);
+    process(&intr.pending_main, &intr.latest_main, false, true);
+    process(&intr.pending_any, &intr.latest_any, true, true);
+    process(&intr.pending_main_norestart, &intr.latest_main_norestart, false, false);
+    process(&intr.pending_any_norestart, &intr.latest_any_norestart, true, false);
 }
 
 void unb__intr_signal_pending(bool on_idle_worker, bool restart)
 {
+    /* In a signal handler: lock-free atomics only. */
     _Atomic uint32_t *c;
-    if (restart)
+    _Atomic uint64_t *latest;
+    if (restart) {
         c = on_idle_worker ? &intr.pending_any : &intr.pending_main;
-    else
+        latest = on_idle_worker ? &intr.latest_any : &intr.latest_main;
+    } else {
         c = on_idle_worker ? &intr.pending_any_norestart : &intr.pending_main_norestart;
+        latest = on_idle_worker ? &intr.latest_any_norestart : &intr.latest_main_norestart;
+    }
+    uint64_t me = atomic_fetch_add(&intr.arrivals, 1) + 1;
+    uint64_t old = atomic_load(latest);
+    while (old < me && !atomic_compare_exchange_weak(latest, &old, me))
+        ;
     atomic_fetch_add(c, 1);
 }
 

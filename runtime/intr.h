@@ -16,6 +16,11 @@
  *   - otherwise nobody, as a signal taken by a running thread interrupts
  *     no blocked one.
  *
+ * Only a park armed before the signal arrived can be its victim: a signal
+ * taken while the thread ran, or sat in a call that blocks its worker
+ * (pause), interrupts none of its later parks, however late the arrival
+ * is processed.
+ *
  * A park is "restartable" when a handler installed with SA_RESTART would
  * have the kernel restart the call (read, write, accept... on a socket
  * without a timeout); sleeps and poll are not.  Only parks that some
@@ -26,6 +31,7 @@
 #define UNB_INTR_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "sched.h"
 
@@ -37,6 +43,7 @@ struct unb__intr {
     void (*cancel)(struct unb__intr *it);
     struct unb__msg msg;
     _Atomic int state; /* UNB_INTR_* */
+    uint64_t armed;    /* signal arrivals counted when it was armed */
     bool listed;
     bool restartable;
 };

@@ -2,6 +2,8 @@
 #ifndef UNB_TIMER_H
 #define UNB_TIMER_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "calls.h"
@@ -16,5 +18,13 @@
  */
 int unb__sleep(clockid_t clock, int flags, const struct timespec *req,
                struct timespec *rem, enum unb__call call);
+
+/*
+ * Parks the calling coroutine for ns nanoseconds, as a wait inside another
+ * call (`call`) that has no event to wait for: 0, or -EINTR when a signal
+ * handler interrupted it (a handler with SA_RESTART does not if
+ * `restartable`).
+ */
+int unb__nap(int64_t ns, bool restartable, enum unb__call call);
 
 #endif

@@ -10,7 +10,10 @@
  *     wakes it;
  *   - POLLIN on a pipe whose writer closes: POLLHUP wakes it;
  *   - events 0 on a socket whose peer half-closes: nothing to report, the
- *     100 ms timeout ends it.
+ *     100 ms timeout ends it; once this side has shut down its writing
+ *     too, the peer's close wakes it with POLLHUP;
+ *   - POLLPRI only, ordinary data arrives: not reported, the 100 ms
+ *     timeout ends it.
  * A guard timer turns a wait longer than 300 ms into EINTR.
  */
 #define _GNU_SOURCE
@@ -35,6 +38,8 @@ static void *later(void *arg)
                 break;
         break;
     case 3: close(p[1]); break;
+    case 4: close(c); break;
+    case 5: send(c, "x", 1, 0); break;
     }
     return NULL;
 }
@@ -108,6 +113,21 @@ int main(void)
     pf = (struct pollfd){s, 0, 0};
     GSYS("poll events 0, the peer half-closes 50 ms later, timeout 100 ms",
          poll(&pf, 1, 100));
+    printf("  revents %s\n", revents_str(pf.revents));
+    join(t);
+    MUST(shutdown(s, SHUT_WR));
+    t = after(4);
+    pf = (struct pollfd){s, 0, 0};
+    GSYS("poll events 0, both sides shut, the peer closes 50 ms later",
+         poll(&pf, 1, 2000));
+    printf("  revents %s\n", revents_str(pf.revents));
+    join(t);
+    MUST(close(s));
+
+    tcp_pair(&c, &s);
+    t = after(5);
+    pf = (struct pollfd){s, POLLPRI, 0};
+    GSYS("poll POLLPRI, ordinary data 50 ms later, timeout 100 ms", poll(&pf, 1, 100));
     printf("  revents %s\n", revents_str(pf.revents));
     join(t);
     return 0;

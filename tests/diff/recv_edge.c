@@ -8,7 +8,9 @@
  *   - urgent data: after send(MSG_OOB) poll shows POLLPRI (and not
  *     POLLIN), recv(MSG_OOB) returns the byte at once; recv(MSG_OOB)
  *     with none pending: EINVAL at once; with SO_OOBINLINE the byte is
- *     read in the stream.
+ *     read in the stream;
+ *   - recvmsg likewise: an empty vector on an empty TCP socket gives 0,
+ *     MSG_OOB the urgent byte or EINVAL, at once.
  */
 #define _GNU_SOURCE
 #include <poll.h>
@@ -40,6 +42,17 @@ int main(void)
     printf("  revents %s / %s\n", revents_str(p[0].revents), revents_str(p[1].revents));
     GSYS("recv MSG_OOB", recv(s, b, 1, MSG_OOB));
     GSYS("recv MSG_OOB again", recv(s, b, 1, MSG_OOB));
+    int c2, s2;
+    tcp_pair(&c2, &s2);
+    struct iovec iov = {b, 0};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    GSYS("recvmsg of 0 bytes on an empty TCP socket", recvmsg(s2, &mh, 0));
+    iov.iov_len = 1;
+    GSYS("recvmsg MSG_OOB with no urgent data", recvmsg(s2, &mh, MSG_OOB));
+    SYS("send MSG_OOB", send(c2, "?", 1, MSG_OOB));
+    msleep(10);
+    GSYS("recvmsg MSG_OOB", recvmsg(s2, &mh, MSG_OOB));
+    printf("  byte: %c\n", b[0]);
     int on = 1;
     MUST(setsockopt(s, SOL_SOCKET, SO_OOBINLINE, &on, sizeof on));
     SYS("send \"ab\"", send(c, "ab", 2, 0));

@@ -8,7 +8,8 @@
  *   - wrlock by the writer again: EDEADLK; rdlock by the writer: EDEADLK;
  *   - with PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP, a waiting writer
  *     goes before a reader that arrives after it (the order of entry is
- *     recorded);
+ *     recorded); while a writer waits, tryrdlock is EBUSY; a reader held
+ *     back by a writer whose timedwrlock runs out gets in then;
  *   - 3 writers and 3 readers, 2000 iterations each: the readers always
  *     see the two fields equal; the count ends at 6000.
  */
@@ -93,6 +94,26 @@ static void *pw_reader(void *arg)
     return NULL;
 }
 
+static int timed_res;
+static void *pw_timed_writer(void *arg)
+{
+    (void)arg;
+    struct timespec dl = ts_in(CLOCK_REALTIME, 100);
+    timed_res = pthread_rwlock_timedwrlock(&pw, &dl);
+    note(timed_res == 0 ? 'W' : 'T');
+    if (timed_res == 0)
+        pthread_rwlock_unlock(&pw);
+    return NULL;
+}
+static void *pw_tryreader(void *arg)
+{
+    (void)arg;
+    res = pthread_rwlock_tryrdlock(&pw);
+    if (res == 0)
+        pthread_rwlock_unlock(&pw);
+    return NULL;
+}
+
 static long a, b, total;
 static _Atomic int torn;
 static void *mixed_writer(void *arg)
@@ -164,6 +185,20 @@ int main(void)
     join(w);
     join(r);
     printf("writer-preferring lock, order of entry: %.*s\n", norder, order);
+
+    norder = 0;
+    MUST0(pthread_rwlock_rdlock(&pw));
+    w = spawn(pw_timed_writer, NULL);
+    msleep(30);
+    join(spawn(pw_tryreader, NULL));
+    printf("tryrdlock while a writer waits = %s\n", ename(res));
+    r = spawn(pw_reader, NULL);
+    join(w);
+    join(r);
+    note('M');
+    MUST0(pthread_rwlock_unlock(&pw));
+    printf("timedwrlock 100 ms behind a reader = %s; order: %.*s\n", ename(timed_res),
+           norder, order);
 
     pthread_t th[6];
     for (int i = 0; i < 6; i++)

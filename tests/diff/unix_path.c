@@ -8,7 +8,8 @@
  *     client's end names the server's path; data flows both ways;
  *   - a listener with backlog 1 and three clients: the extra connects
  *     made non-blocking give EAGAIN once the backlog is full; a blocking
- *     connect then waits until an accept makes room, and succeeds;
+ *     connect then waits until an accept makes room, and succeeds; one
+ *     with SO_SNDTIMEO 100 ms gives EAGAIN after that time;
  *   - abstract names: bind, connect, and EADDRINUSE likewise.
  */
 #define _GNU_SOURCE
@@ -109,6 +110,16 @@ static void run(const char *label, const char *name, int abstract)
     }
     printf("4 non-blocking connects to a backlog of 1: %d queued, %d EAGAIN\n", queued,
            refused);
+
+    /* With SO_SNDTIMEO, it gives up when the time runs out. */
+    int tc = (int)MUST(socket(AF_UNIX, SOCK_STREAM, 0));
+    struct timeval tv = {0, 100000};
+    MUST(setsockopt(tc, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv));
+    double t0 = now_ms();
+    SYS("blocking connect to the full backlog, SO_SNDTIMEO 100 ms",
+         connect(tc, (struct sockaddr *)&a, alen));
+    elapsed("  and it", t0, 90, 550);
+    MUST(close(tc));
 
     /* A blocking connect to the full backlog waits until an accept makes
      * room. */
