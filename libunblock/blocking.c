@@ -270,15 +270,21 @@ UNB_EXPORT int gethostbyaddr_r(const void *addr, socklen_t len, int type,
 static int precise_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 {
     static _Atomic bool no_pwait2;
+    /* With per-coroutine signal masks, an idle worker waits with the
+     * signals every thread of the program blocks blocked (sigmask.h). */
+    sigset_t idle;
+    const sigset_t *mask = unb__sched_idle_sigmask(&idle) ? &idle : NULL;
     int64_t left = unb__sched_precise_wait();
     if (left < 0 || timeout == 0 || atomic_load_explicit(&no_pwait2, memory_order_relaxed) ||
         (timeout > 0 && left >= (int64_t)timeout * 1000000))
-        return UNB_REAL(epoll_wait)(epfd, ev, max, timeout);
+        return mask ? UNB_REAL(epoll_pwait)(epfd, ev, max, timeout, mask)
+                    : UNB_REAL(epoll_wait)(epfd, ev, max, timeout);
     struct timespec ts = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
-    long r = syscall(SYS_epoll_pwait2, epfd, ev, max, &ts, NULL, 0);
+    long r = syscall(SYS_epoll_pwait2, epfd, ev, max, &ts, mask, mask ? _NSIG / 8 : 0);
     if (r < 0 && errno == ENOSYS) {
         atomic_store(&no_pwait2, true);
-        return UNB_REAL(epoll_wait)(epfd, ev, max, timeout);
+        return mask ? UNB_REAL(epoll_pwait)(epfd, ev, max, timeout, mask)
+                    : UNB_REAL(epoll_wait)(epfd, ev, max, timeout);
     }
     return (int)r;
 }

@@ -19,9 +19,8 @@
  *
  * A per-call watcher costs an epoll_ctl per fd per blocking call; programs
  * that poll one fd at a time in a loop are better served by plain blocking
- * reads, which park for free.  ppoll and pselect with a signal mask are
- * passed to the kernel unchanged (they block the worker): the mask would
- * have to apply to the coroutine alone.
+ * reads, which park for free.  ppoll's and pselect's signal mask is the
+ * coroutine's for the call (runtime/sigmask.h).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,7 +34,9 @@
 #include "../runtime/fd.h"
 #include "../runtime/intr.h"
 #include "../runtime/sched.h"
+#include "../runtime/sigmask.h"
 #include "real.h"
+#include "sigs.h"
 
 struct pollwait;
 
@@ -207,18 +208,46 @@ UNB_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdsl
     return poll(fds, n, timeout);
 }
 
+/* ppoll's and pselect's mask is the coroutine's for the call (see
+ * runtime/sigmask.h): a signal it lets in interrupts the park; one that
+ * was pending arrives as the mask is set, and the call fails with EINTR
+ * at once, as natively.  Without per-coroutine masks (the library mode)
+ * a call with a mask goes to the kernel. */
+static bool mask_parks(const sigset_t *mask)
+{
+    return !mask || unb__sigmask_on;
+}
+
+static bool zero_time(const struct timespec *ts)
+{
+    return ts && ts->tv_sec == 0 && ts->tv_nsec == 0;
+}
+
 UNB_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
                      const sigset_t *mask)
 {
-    if (!unb__sched_parkable() || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0))
+    if (!unb__sched_parkable() || !mask_parks(mask) || (zero_time(ts) && !mask))
         return UNB_REAL(ppoll)(fds, n, ts, mask);
     if (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000)) {
         unb_errno = EINVAL;
         return -1;
     }
-    int64_t deadline =
-        ts ? unb__now_ns() + (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec : 0;
-    return co_poll(fds, n, deadline, true, UNB_CALL_POLL);
+    uint64_t saved;
+    if (mask && !unb__sigmask_enter(mask, &saved)) {
+        unb_errno = EINTR;
+        return -1;
+    }
+    int r;
+    if (zero_time(ts)) {
+        r = UNB_REAL(ppoll)(fds, n, ts, NULL);
+    } else {
+        int64_t deadline =
+            ts ? unb__now_ns() + (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec : 0;
+        r = co_poll(fds, n, deadline, true, UNB_CALL_POLL);
+    }
+    if (mask)
+        unb__sigmask_leave(saved);
+    return r;
 }
 
 /* select via poll: builds the pollfd array, maps revents back. */
@@ -311,13 +340,26 @@ UNB_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timev
 UNB_EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
                        const struct timespec *ts, const sigset_t *mask)
 {
-    if (!unb__sched_parkable() || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0))
+    if (!unb__sched_parkable() || !mask_parks(mask) || (zero_time(ts) && !mask))
         return UNB_REAL(pselect)(nfds, rd, wr, ex, ts, mask);
     if (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000)) {
         unb_errno = EINVAL;
         return -1;
     }
-    int64_t deadline =
-        ts ? unb__now_ns() + (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec : 0;
-    return co_select(nfds, rd, wr, ex, deadline, true);
+    uint64_t saved;
+    if (mask && !unb__sigmask_enter(mask, &saved)) {
+        unb_errno = EINTR;
+        return -1;
+    }
+    int r;
+    if (zero_time(ts)) {
+        r = UNB_REAL(pselect)(nfds, rd, wr, ex, ts, NULL);
+    } else {
+        int64_t deadline =
+            ts ? unb__now_ns() + (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec : 0;
+        r = co_select(nfds, rd, wr, ex, deadline, true);
+    }
+    if (mask)
+        unb__sigmask_leave(saved);
+    return r;
 }

@@ -20,6 +20,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
@@ -29,6 +30,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "../runtime/common.h"
@@ -36,6 +38,8 @@
 
 /* glibc's, for libstdc++'s thread_local destructors; in no header. */
 int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso_symbol);
+/* _FORTIFY_SOURCE's longjmp; in no header. */
+void __longjmp_chk(struct __jmp_buf_tag env[1], int val) __attribute__((noreturn));
 
 /* X(name): one entry per function; its type is that of libc's declaration. */
 #define UNB_REAL_SYMBOLS(X)  \
@@ -181,14 +185,32 @@ int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso_symbol);
     X(sigtimedwait)          \
     X(exit)                  \
     X(sched_yield)           \
+    X(sigprocmask)           \
+    X(pthread_sigmask)       \
+    X(sigsetmask)            \
+    X(sigblock)              \
+    X(sighold)               \
+    X(sigrelse)              \
+    X(sigset)                \
+    X(siglongjmp)            \
+    X(longjmp)               \
+    X(_longjmp)              \
+    X(__longjmp_chk)         \
+    X(setcontext)            \
+    X(swapcontext)           \
     X(__cxa_thread_atexit_impl)
 
+/* Some are obsolete (sigsetmask, sighold...): still hooked, for the
+ * programs that call them. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 struct unb__real_table {
     _Atomic bool ready;
 #define UNB_REAL_FIELD(name) __typeof__(&name) name;
     UNB_REAL_SYMBOLS(UNB_REAL_FIELD)
 #undef UNB_REAL_FIELD
 };
+#pragma GCC diagnostic pop
 
 extern struct unb__real_table unb__real;
 

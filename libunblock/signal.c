@@ -21,8 +21,10 @@
 
 #include "../runtime/intr.h"
 #include "../runtime/sched.h"
+#include "../runtime/sigmask.h"
 #include "../runtime/stack.h"
 #include "real.h"
+#include "sigs.h"
 
 /* The program's actions for signals whose handler we wrapped. */
 static struct sigaction user_act[NSIG];
@@ -40,8 +42,17 @@ static bool wrap(int sig, const struct sigaction *a)
     return sig != SIGSEGV && sig != SIGBUS && is_handler(a);
 }
 
+/* Program handlers run on this thread (unb__signal_runs). */
+static UNB_TLS unsigned long runs;
+
+unsigned long unb__signal_runs(void)
+{
+    return UNB_TLS_FRESH(runs);
+}
+
 static void wrapper(int sig, siginfo_t *si, void *uc)
 {
+    runs++;
     struct sigaction *a = &user_act[sig];
     int flags = a->sa_flags;
     if (flags & SA_RESETHAND) /* the kernel has just reset it to SIG_DFL */
@@ -51,7 +62,7 @@ static void wrapper(int sig, siginfo_t *si, void *uc)
     else
         a->sa_handler(sig);
     int saved = errno;
-    unb__sched_signal_arrived(flags & SA_RESTART);
+    unb__sched_signal_arrived(flags & SA_RESTART, sig);
     errno = saved;
 }
 
@@ -123,4 +134,180 @@ UNB_EXPORT sighandler_t signal(int sig, sighandler_t handler)
     if (sigaction(sig, &act, &old) != 0)
         return SIG_ERR;
     return old.sa_handler;
+}
+
+/* ---- masks ---------------------------------------------------------------- */
+
+/* A coroutine's mask is its own (runtime/sigmask.h): the calls change it,
+ * and the kernel's mask of the thread that runs it follows.  Outside a
+ * coroutine (a real thread, the library mode), the kernel's. */
+static int coro_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+    struct unb_coro *co = unb__sched_current();
+    uint64_t was = co->sigmask, now = was;
+    if (set) {
+        uint64_t bits = unb__sigset_bits(set);
+        switch (how) {
+        case SIG_BLOCK:
+            now = was | bits;
+            break;
+        case SIG_UNBLOCK:
+            now = was & ~bits;
+            break;
+        case SIG_SETMASK:
+            now = bits;
+            break;
+        default:
+            return EINVAL;
+        }
+    }
+    if (old)
+        unb__sigset_from_bits(old, was);
+    if (set)
+        unb__sched_set_sigmask(now);
+    return 0;
+}
+
+static bool masks_per_coroutine(void)
+{
+    if (!unb__sigmask_on || !unb__sched_current())
+        return false;
+    struct unb__m_state *m = UNB_TLS_FRESH(unb__tls_m);
+    if (atomic_load_explicit(&m->depth, memory_order_relaxed) != 0)
+        return false; /* the runtime's own */
+    /* A vfork child (a shell sets its mask before exec) must leave the
+     * parent's coroutine and thread as they are. */
+    return unb__sched_own_task();
+}
+
+UNB_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+    if (!masks_per_coroutine())
+        return UNB_REAL(pthread_sigmask)(how, set, old);
+    return coro_sigmask(how, set, old);
+}
+
+UNB_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+    if (!masks_per_coroutine())
+        return UNB_REAL(sigprocmask)(how, set, old);
+    int e = coro_sigmask(how, set, old);
+    if (e == 0)
+        return 0;
+    errno = e;
+    return -1;
+}
+
+bool unb__sigmask_enter(const sigset_t *mask, uint64_t *saved)
+{
+    *saved = unb__sched_current()->sigmask;
+    unsigned long before = unb__signal_runs();
+    unb__sched_set_sigmask(unb__sigset_bits(mask));
+    if (unb__signal_runs() == before)
+        return true;
+    unb__sched_set_sigmask(*saved);
+    return false;
+}
+
+void unb__sigmask_leave(uint64_t saved)
+{
+    int e = unb_errno;
+    unb__sched_set_sigmask(saved);
+    unb_errno = e;
+}
+
+/*
+ * glibc changes a thread's mask without sigprocmask in a few places: the
+ * BSD and System V calls, and jumps and context switches that restore a
+ * saved mask.  After the first kind the coroutine takes the mask the call
+ * left (one more syscall, to read it); before the second, the mask the
+ * jump will restore.
+ */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+static void resync(void)
+{
+    if (masks_per_coroutine())
+        unb__sched_sigmask_resync();
+}
+
+UNB_EXPORT int sigsetmask(int mask)
+{
+    int r = UNB_REAL(sigsetmask)(mask);
+    resync();
+    return r;
+}
+
+UNB_EXPORT int sigblock(int mask)
+{
+    int r = UNB_REAL(sigblock)(mask);
+    resync();
+    return r;
+}
+
+UNB_EXPORT int sighold(int sig)
+{
+    int r = UNB_REAL(sighold)(sig);
+    resync();
+    return r;
+}
+
+UNB_EXPORT int sigrelse(int sig)
+{
+    int r = UNB_REAL(sigrelse)(sig);
+    resync();
+    return r;
+}
+
+UNB_EXPORT sighandler_t sigset(int sig, sighandler_t disp)
+{
+    sighandler_t r = UNB_REAL(sigset)(sig, disp);
+    resync();
+    return r;
+}
+#pragma GCC diagnostic pop
+
+/* Before a jump that restores the mask sigsetjmp saved. */
+static void before_jump(const struct __jmp_buf_tag *env)
+{
+    if (env->__mask_was_saved && masks_per_coroutine())
+        unb__sched_sigmask_will_be(unb__sigset_bits(&env->__saved_mask));
+}
+
+UNB_EXPORT void siglongjmp(sigjmp_buf env, int val)
+{
+    before_jump(env);
+    UNB_REAL(siglongjmp)(env, val);
+}
+
+UNB_EXPORT void longjmp(jmp_buf env, int val)
+{
+    before_jump(env);
+    UNB_REAL(longjmp)(env, val);
+}
+
+UNB_EXPORT void _longjmp(jmp_buf env, int val)
+{
+    before_jump(env);
+    UNB_REAL(_longjmp)(env, val);
+}
+
+UNB_EXPORT void __longjmp_chk(struct __jmp_buf_tag env[1], int val)
+{
+    before_jump(env);
+    UNB_REAL(__longjmp_chk)(env, val);
+}
+
+UNB_EXPORT int setcontext(const ucontext_t *ucp)
+{
+    if (masks_per_coroutine())
+        unb__sched_sigmask_will_be(unb__sigset_bits(&ucp->uc_sigmask));
+    return UNB_REAL(setcontext)(ucp);
+}
+
+UNB_EXPORT int swapcontext(ucontext_t *restrict oucp, const ucontext_t *restrict ucp)
+{
+    if (masks_per_coroutine())
+        unb__sched_sigmask_will_be(unb__sigset_bits(&ucp->uc_sigmask));
+    return UNB_REAL(swapcontext)(oucp, ucp);
 }

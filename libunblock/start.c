@@ -31,6 +31,7 @@
 
 #include "../runtime/config.h"
 #include "../runtime/sched.h"
+#include "../runtime/sigmask.h"
 #include "../runtime/tls.h"
 #include "real.h"
 #include "thread.h"
@@ -98,6 +99,7 @@ UNB_EXPORT int __libc_start_main(main_fn main, int argc, char **argv,
     /* Before the program's constructors, which may start coroutines: the
      * save areas' size is fixed from the first one on. */
     unb__tls_follow_coroutines();
+    unb__sigmask_enable();
     prog.main = main;
     return real(main_wrapper, argc, argv, init, fini, rtld_fini, stack_end);
 }

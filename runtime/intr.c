@@ -15,6 +15,9 @@ static struct {
     _Atomic uint32_t pending_main_norestart, pending_any_norestart;
     _Atomic uint64_t latest_main, latest_any;
     _Atomic uint64_t latest_main_norestart, latest_any_norestart;
+    /* And which signals (signal n as bit n - 1): a park whose coroutine
+     * blocks them all is not theirs (per-coroutine masks, sigmask.h). */
+    _Atomic uint64_t sigs_main, sigs_any, sigs_main_norestart, sigs_any_norestart;
     _Atomic uint64_t arrivals;
     struct unb_coro *main;
 } intr;
@@ -113,10 +116,11 @@ static void deliver(struct unb__worker *w, struct unb__msg *m)
 }
 
 /* Picks and interrupts one listed park armed before arrival number
- * `arrival`: the main coroutine's, or (if any_allowed) the oldest.
- * restart_handler: a signal with SA_RESTART, which interrupts only parks
- * that are not restartable. */
-static void interrupt_one(bool any_allowed, bool restart_handler, uint64_t arrival)
+ * `arrival` whose coroutine lets in one of `sigs`: the main coroutine's,
+ * or (if any_allowed) the oldest.  restart_handler: a signal with
+ * SA_RESTART, which interrupts only parks that are not restartable. */
+static void interrupt_one(bool any_allowed, bool restart_handler, uint64_t arrival,
+                          uint64_t sigs)
 {
     struct unb__intr *victim = NULL;
     unb__lock(&intr.lock);
@@ -125,6 +129,8 @@ static void interrupt_one(bool any_allowed, bool restart_handler, uint64_t arriv
             continue;
         if (it->armed >= arrival)
             continue; /* parked after the signal was handled */
+        if (it->co && sigs && (it->co->sigmask & sigs) == sigs)
+            continue; /* blocks them: another thread took them */
         if (atomic_load(&it->state) != UNB_INTR_WAITING)
             continue;
         if (it->co == intr.main && intr.main) {
@@ -181,41 +187,48 @@ static uint32_t take(_Atomic uint32_t *c)
  * so the number is at least that of every arrival counted.  Several
  * arrivals are bounded by the latest: a park armed between two of them
  * may take the earlier one's EINTR, which the later one gives it anyway. */
-static void process(_Atomic uint32_t *pending, _Atomic uint64_t *latest, bool any_allowed,
-                    bool restart_handler)
+static void process(_Atomic uint32_t *pending, _Atomic uint64_t *latest,
+                    _Atomic uint64_t *sigs, bool any_allowed, bool restart_handler)
 {
     uint32_t n = take(pending);
     if (!n)
         return;
     uint64_t arrival = atomic_load(latest);
+    uint64_t which = atomic_exchange(sigs, 0);
     while (n--)
-        interrupt_one(any_allowed, restart_handler, arrival);
+        interrupt_one(any_allowed, restart_handler, arrival, which);
 }
 
 void unb__intr_process(void)
 {
-    process(&intr.pending_main, &intr.latest_main, false, true);
-    process(&intr.pending_any, &intr.latest_any, true, true);
-    process(&intr.pending_main_norestart, &intr.latest_main_norestart, false, false);
-    process(&intr.pending_any_norestart, &intr.latest_any_norestart, true, false);
+    process(&intr.pending_main, &intr.latest_main, &intr.sigs_main, false, true);
+    process(&intr.pending_any, &intr.latest_any, &intr.sigs_any, true, true);
+    process(&intr.pending_main_norestart, &intr.latest_main_norestart,
+            &intr.sigs_main_norestart, false, false);
+    process(&intr.pending_any_norestart, &intr.latest_any_norestart,
+            &intr.sigs_any_norestart, true, false);
 }
 
-void unb__intr_signal_pending(bool on_idle_worker, bool restart)
+void unb__intr_signal_pending(bool on_idle_worker, bool restart, int sig)
 {
     /* In a signal handler: lock-free atomics only. */
     _Atomic uint32_t *c;
-    _Atomic uint64_t *latest;
+    _Atomic uint64_t *latest, *sigs;
     if (restart) {
         c = on_idle_worker ? &intr.pending_any : &intr.pending_main;
         latest = on_idle_worker ? &intr.latest_any : &intr.latest_main;
+        sigs = on_idle_worker ? &intr.sigs_any : &intr.sigs_main;
     } else {
         c = on_idle_worker ? &intr.pending_any_norestart : &intr.pending_main_norestart;
         latest = on_idle_worker ? &intr.latest_any_norestart : &intr.latest_main_norestart;
+        sigs = on_idle_worker ? &intr.sigs_any_norestart : &intr.sigs_main_norestart;
     }
     uint64_t me = atomic_fetch_add(&intr.arrivals, 1) + 1;
     uint64_t old = atomic_load(latest);
     while (old < me && !atomic_compare_exchange_weak(latest, &old, me))
         ;
+    if (sig >= 1 && sig <= 64)
+        atomic_fetch_or(sigs, UINT64_C(1) << (sig - 1));
     atomic_fetch_add(c, 1);
 }
 
@@ -227,5 +240,9 @@ void unb__intr_fork_child(struct unb_coro *co)
     atomic_store(&intr.pending_any, 0);
     atomic_store(&intr.pending_main_norestart, 0);
     atomic_store(&intr.pending_any_norestart, 0);
+    atomic_store(&intr.sigs_main, 0);
+    atomic_store(&intr.sigs_any, 0);
+    atomic_store(&intr.sigs_main_norestart, 0);
+    atomic_store(&intr.sigs_any_norestart, 0);
     intr.main = co;
 }

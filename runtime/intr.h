@@ -16,6 +16,10 @@
  *   - otherwise nobody, as a signal taken by a running thread interrupts
  *     no blocked one.
  *
+ * In both cases a coroutine whose signal mask (sigmask.h; ppoll's and
+ * pselect's for their duration) blocks the signal is passed over, as the
+ * kernel passes over a thread that blocks it.
+ *
  * Only a park armed before the signal arrived can be its victim: a signal
  * taken while the thread ran, or sat in a call that blocks its worker
  * (pause), interrupts none of its later parks, however late the arrival
@@ -72,7 +76,7 @@ bool unb__intr_interrupt(struct unb_coro *co);
 void unb__intr_handlers_add(int any, int norestart);
 
 /* Records a signal arrival (async-signal-safe); see sched.c. */
-void unb__intr_signal_pending(bool on_idle_worker, bool restart);
+void unb__intr_signal_pending(bool on_idle_worker, bool restart, int sig);
 
 /* Processes pending signal arrivals; called by workers. */
 void unb__intr_process(void);

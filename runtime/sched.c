@@ -153,7 +153,10 @@
  * (above the struct, in its mapping), and resumed() loads them unless the
  * thread still holds them (m->tls_owner is the coroutine, and it last
  * ran on this thread); runtime/tls.c says which blocks and how pointers
- * into them move with a coroutine to another thread.  Compiled code may
+ * into them move with a coroutine to another thread.  A signal mask is
+ * a thread's too: resumed() gives the thread the coroutine's mask when
+ * it differs from the one the thread has (m->kmask), and a worker that
+ * waits for work waits with what every coroutine blocks (sigmask.h).  Compiled code may
  * keep errno's address (glibc declares __errno_location const) or a
  * __thread variable's address across a call that parks, which is why a
  * coroutine must come back to the same thread:
@@ -292,6 +295,7 @@
 #include "plot.h"
 #include "sanitize.h"
 #include "sys.h"
+#include "sigmask.h"
 #include "tls.h"
 
 /* Finished coroutines kept for reuse: per worker, then in a shared pool. */
@@ -305,6 +309,9 @@
 #define SPIN_NS 20000
 #define SPIN_ROUNDS 64
 #define SPIN_POLL_ROUNDS 16
+/* How far below its stack a coroutine's stack pointer is taken for an
+ * overflow (of a stack without a guard page, seen at a switch). */
+#define OVERFLOW_REACH (256u * 1024)
 
 struct unb__worker {
     struct unb__deque runq;
@@ -366,6 +373,7 @@ struct unb__m {
     pthread_t thread;
     void *altstack;
     struct unb_coro *tls_owner; /* whose TLS values its blocks hold */
+    uint64_t kmask;             /* its kernel signal mask (sigmask.h) */
     void *thread_stack_lo; /* the OS thread's stack, for ASan */
     size_t thread_stack_size;
 #ifdef UNB_TSAN
@@ -584,13 +592,64 @@ static inline void tls_out(struct unb_coro *co)
         unb__tls_save(co->tls, &co->tls_tp);
 }
 
-/* After a coroutine resumes: its errno, TLS and runtime-section depth, on
- * whichever thread it resumes. */
+/* A coroutine about to run on m: its signal mask, if m's differs. */
+static inline void sigmask_in(struct unb__m *m, struct unb_coro *co)
+{
+    if (unb__sigmask_on && unb_unlikely(co->sigmask != m->kmask))
+        unb__sigmask_apply(&m->kmask, co->sigmask);
+}
+
+void unb__sched_set_sigmask(uint64_t mask)
+{
+    struct unb_coro *co = tls_cur;
+    struct unb__m *m = tls_m;
+    unb__sigmask_set(co, mask);
+    if (co->sigmask != m->kmask) /* pending signals it lets in arrive now */
+        unb__sigmask_apply(&m->kmask, co->sigmask);
+}
+
+void unb__sched_sigmask_resync(void)
+{
+    struct unb_coro *co = tls_cur;
+    struct unb__m *m = tls_m;
+    m->kmask = unb__sigmask_read();
+    unb__sigmask_set(co, m->kmask);
+}
+
+void unb__sched_sigmask_will_be(uint64_t mask)
+{
+    struct unb_coro *co = tls_cur;
+    struct unb__m *m = tls_m;
+    unb__sigmask_set(co, mask);
+    m->kmask = co->sigmask;
+}
+
+bool unb__sched_own_task(void)
+{
+    struct unb__m *m = tls_m;
+    return m && m->tid == (pid_t)unb__sys3(SYS_gettid, 0, 0, 0);
+}
+
+bool unb__sched_idle_sigmask(sigset_t *out)
+{
+    struct unb__m *m = tls_m;
+    if (!unb__sigmask_on || !m)
+        return false;
+    uint64_t idle = unb__sigmask_idle();
+    if (idle == m->kmask)
+        return false;
+    unb__sigset_from_bits(out, idle);
+    return true;
+}
+
+/* After a coroutine resumes: its errno, TLS, signal mask and
+ * runtime-section depth, on whichever thread it resumes. */
 static void resumed(struct unb_coro *self, uint32_t depth)
 {
     struct unb__m *m = fresh_m();
     unb_errno = self->saved_errno;
     tls_in(m, self);
+    sigmask_in(m, self);
     atomic_store_explicit(&m->st.depth, depth, memory_order_relaxed);
     run_after(m);
 }
@@ -606,8 +665,11 @@ static void switch_out(struct unb__m *m, struct unb__worker *w, struct unb_coro 
                        bool dying, uint32_t leave)
 {
     /* An overflow of a stack without a guard page shows up here at the
-     * latest: the stack pointer is below the stack. */
-    if (unb_unlikely((char *)__builtin_frame_address(0) < self->stack.lo))
+     * latest: the stack pointer is just below the stack.  Further away it
+     * is a stack of the program's own (ucontext, a coroutine library of
+     * its own), which may park as well. */
+    char *sp = __builtin_frame_address(0);
+    if (unb_unlikely(sp < self->stack.lo && sp >= self->stack.lo - OVERFLOW_REACH))
         unb__stack_overflow_die((size_t)(self->stack.hi - self->stack.map));
 
     struct unb_coro *next = NULL;
@@ -831,10 +893,10 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
     unb__intr_process();
 }
 
-void unb__sched_signal_arrived(bool restart)
+void unb__sched_signal_arrived(bool restart, int sig)
 {
     struct unb__worker *w = tls_worker;
-    unb__intr_signal_pending(w && !tls_cur, restart);
+    unb__intr_signal_pending(w && !tls_cur, restart, sig);
     if (atomic_load_explicit(&rt.state, memory_order_acquire) != RT_RUNNING)
         return;
     if (!w)
@@ -1375,6 +1437,8 @@ __attribute__((noreturn)) static void coro_finish(struct unb_coro *co, void *res
         unb__sched_exit_hook(co);
     }
     co->pinned = 0; /* a thread's stdio locks do not outlive it */
+    if (unb__sigmask_on)
+        unb__sigmask_died(co);
     struct unb__worker *w = unb__rt_enter();
     struct unb__m *m = tls_m;
     m->after_fn = finish_exit;
@@ -1395,6 +1459,7 @@ static void coro_main(struct unb__ctx *from, void *arg)
     run_after(m);
     unb_errno = 0; /* as in a new thread */
     tls_in(m, co);
+    sigmask_in(m, co);
     atomic_store_explicit(&m->st.depth, 0, memory_order_release); /* its own code */
     coro_finish(co, co->fn(co->arg));
 }
@@ -1447,6 +1512,8 @@ static int coro_new(void *(*fn)(void *), void *arg, size_t stack_size,
     co->tls_on = NULL;
     if (unb__tls_size)
         unb__tls_init(co->tls, &co->tls_tp); /* as a new thread's */
+    if (unb__sigmask_on)
+        unb__sigmask_born(co, tls_cur); /* its creator's, as a thread's */
     registry_add(co);
 #ifdef UNB_TSAN
     co->tsan_fiber = __tsan_create_fiber(0);
@@ -1661,6 +1728,7 @@ static void thread_setup(struct unb__m *m)
      * them the mask the workers started with, so that the program's
      * signals reach coroutines whichever thread runs them. */
     pthread_sigmask(SIG_SETMASK, &rt.sigmask, NULL);
+    m->kmask = unb__sigmask_read();
     m->tid = (pid_t)unb__sys3(SYS_gettid, 0, 0, 0);
     if (unb__stack_altstack(&m->altstack) != 0)
         m->altstack = NULL; /* overflows then die without the message */
@@ -2438,6 +2506,7 @@ int unb__sched_run_main(void *(*fn)(void *), void *arg, size_t stack_size)
     struct unb__m *m = m_alloc();
     if (m) {
         m->initial = true; /* never exits: the process's first thread */
+        m->kmask = unb__sigmask_read();
         atomic_store_explicit(&m->w, w, memory_order_relaxed);
         atomic_store_explicit(&w->m, m, memory_order_release);
         m_count(1);
@@ -2574,6 +2643,8 @@ void unb__sched_fork_child(void)
     struct unb_coro *cur = tls_cur;
     registry_fork_child(cur);
     unb__intr_fork_child(cur);
+    if (unb__sigmask_on)
+        unb__sigmask_fork_child(cur);
     if (atomic_load(&rt.state) != RT_RUNNING) {
         atomic_store(&rt.start_lock.state, 0);
         return;
@@ -2625,6 +2696,7 @@ void unb__sched_fork_child(void)
      * was handing it away during the fork. */
     atomic_store(&me->st.take, UNB_TAKE_NONE);
     atomic_store(&me->w, self);
+    me->tid = (pid_t)unb__sys3(SYS_gettid, 0, 0, 0); /* the monitor reads /proc by it */
     atomic_store(&self->m, me);
     m_count(1);
     membarrier_register(); /* the child's memory map is a new one */

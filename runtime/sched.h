@@ -6,6 +6,7 @@
 #define UNB_SCHED_H
 
 #include <ev.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -59,6 +60,8 @@ struct unb_coro {
                                    first (libunblock/thread.c) */
     void *unwinding;            /* pthread_exit's unwind, while it runs */
     void *tls_dtors;            /* C++ thread_local destructors (thread.c) */
+    uint64_t sigmask;           /* its signal mask (runtime/sigmask.h) */
+    uint8_t sigclass;           /* the mask's class there */
     _Atomic uint8_t cancel_pending; /* pthread_cancel asked (thread.c) */
     uint8_t cancel_off;         /* UNB_CANCEL_*: no cancellation now */
     uint8_t cancel_async;       /* PTHREAD_CANCEL_ASYNCHRONOUS (as deferred) */
@@ -299,6 +302,29 @@ static inline struct unb__worker *unb__sched_worker(void)
     return UNB_TLS_FRESH(unb__tls_worker);
 }
 
+/* Signal masks, when per coroutine (runtime/sigmask.h).  The running
+ * coroutine's mask becomes `mask` (signals 1-64 as bits 0-63), applied to
+ * its thread at once, so that pending signals it now lets in arrive
+ * before this returns. */
+void unb__sched_set_sigmask(uint64_t mask);
+
+/* glibc set the running coroutine's thread's mask itself: the coroutine
+ * takes what the kernel has. */
+void unb__sched_sigmask_resync(void);
+
+/* glibc is about to set the running coroutine's thread's mask to `mask`
+ * (a longjmp that restores a saved one). */
+void unb__sched_sigmask_will_be(uint64_t mask);
+
+/* Whether the caller is the task that runs this thread's coroutines, and
+ * not the child of a vfork made by one (it shares our memory until it
+ * execs: state it changes would be the parent's).  A syscall. */
+bool unb__sched_own_task(void);
+
+/* For a worker's blocking poll, on its thread: true and the mask to wait
+ * with (what every live coroutine blocks) if it is not the thread's. */
+bool unb__sched_idle_sigmask(sigset_t *out);
+
 /* The stack of the running coroutine, or NULL; async-signal-safe. */
 const struct unb__stack *unb__sched_current_stack(void);
 
@@ -421,9 +447,10 @@ void unb__sched_fork_child(void);
 
 /*
  * Async-signal-safe: a program's signal handler just ran on this thread.
- * restart: the handler was installed with SA_RESTART.  The runtime picks
- * the parked coroutine the signal interrupts (see intr.h).
+ * restart: the handler was installed with SA_RESTART; sig: the signal.
+ * The runtime picks the parked coroutine the signal interrupts (see
+ * intr.h).
  */
-void unb__sched_signal_arrived(bool restart);
+void unb__sched_signal_arrived(bool restart, int sig);
 
 #endif
