@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #include "../runtime/sched.h"
+#include "../runtime/sigmask.h"
 #include "real.h"
 
 /* ---- file I/O ------------------------------------------------------------ */
@@ -317,18 +319,50 @@ UNB_EXPORT int sigsuspend(const sigset_t *mask)
     return UNB_BLOCKING(UNB_REAL(sigsuspend)(mask));
 }
 
+/* A signal sent to this coroutine alone (pthread_kill) that it blocks
+ * waits in co->sigpending: sigwait and its family take it first, as the
+ * kernel takes a thread's own pending signals. */
+static int own_pending(const sigset_t *set, siginfo_t *info)
+{
+    if (!unb__sigmask_on || !unb__sched_current() || !set)
+        return 0;
+    uint64_t bit = unb__sched_sigpending_take(unb__sigset_bits(set));
+    if (!bit)
+        return 0;
+    int sig = __builtin_ctzll(bit) + 1;
+    if (info) {
+        memset(info, 0, sizeof *info);
+        info->si_signo = sig;
+        info->si_code = SI_TKILL;
+        info->si_pid = getpid();
+        info->si_uid = getuid();
+    }
+    return sig;
+}
+
 UNB_EXPORT int sigwait(const sigset_t *set, int *sig)
 {
+    int own = own_pending(set, NULL);
+    if (own) {
+        *sig = own;
+        return 0;
+    }
     return UNB_BLOCKING(UNB_REAL(sigwait)(set, sig));
 }
 
 UNB_EXPORT int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 {
+    int own = own_pending(set, info);
+    if (own)
+        return own;
     return UNB_BLOCKING(UNB_REAL(sigwaitinfo)(set, info));
 }
 
 UNB_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info,
                             const struct timespec *timeout)
 {
+    int own = own_pending(set, info);
+    if (own)
+        return own;
     return UNB_BLOCKING(UNB_REAL(sigtimedwait)(set, info, timeout));
 }

@@ -28,6 +28,14 @@
 
 /* The program's actions for signals whose handler we wrapped. */
 static struct sigaction user_act[NSIG];
+/* Signals 1-64 with such a handler (bit n - 1 for signal n). */
+static _Atomic uint64_t handled_sigs;
+
+bool unb__signal_handled(int sig)
+{
+    return sig >= 1 && sig <= 64 &&
+           (atomic_load_explicit(&handled_sigs, memory_order_relaxed) >> (sig - 1) & 1);
+}
 
 static bool is_handler(const struct sigaction *a)
 {
@@ -61,6 +69,10 @@ static void wrapper(int sig, siginfo_t *si, void *uc)
         a->sa_sigaction(sig, si, uc);
     else
         a->sa_handler(sig);
+    /* A signal sent to this thread (raise, pthread_kill, and ours to a
+     * coroutine) was for whoever runs here: it interrupts no other. */
+    if (si && si->si_code == SI_TKILL)
+        return;
     int saved = errno;
     unb__sched_signal_arrived(flags & SA_RESTART, sig);
     errno = saved;
@@ -113,8 +125,20 @@ UNB_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction 
     }
     if (kold.sa_sigaction == wrapper && (kold.sa_flags & SA_SIGINFO))
         kold = saved_user;
-    if (act)
+    if (act) {
         count(sig, &kold, act);
+        if (sig <= 64) {
+            uint64_t bit = UINT64_C(1) << (sig - 1);
+            if (wrap(sig, act))
+                atomic_fetch_or(&handled_sigs, bit);
+            else
+                atomic_fetch_and(&handled_sigs, ~bit);
+            if (wrap(sig, act) && (act->sa_flags & SA_RESTART))
+                atomic_fetch_or(&unb__intr_restart_sigs, bit);
+            else
+                atomic_fetch_and(&unb__intr_restart_sigs, ~bit);
+        }
+    }
     if (old)
         *old = kold;
     return 0;

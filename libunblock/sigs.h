@@ -8,6 +8,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Whether the program installed a handler for sig (not SIG_DFL/SIG_IGN). */
+bool unb__signal_handled(int sig);
+
 /* Program handlers run on the calling OS thread so far (a counter). */
 unsigned long unb__signal_runs(void);
 

@@ -23,8 +23,8 @@
  * pthread_cancel is deferred cancellation (see "Cancellation").
  *
  * What is not done: a signal sent to a coroutine with
- * pthread_kill goes to the process; scheduling and affinity calls on a
- * coroutine are accepted and ignored.
+ * pthread_sigqueue goes to the process; scheduling and affinity calls on
+ * a coroutine are accepted and ignored.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -37,13 +37,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <unwind.h>
 
 #include "../runtime/sched.h"
+#include "../runtime/sigmask.h"
 #include "../runtime/tls.h"
 #include "real.h"
+#include "sigs.h"
 #include "thread.h"
 
 /* After libev's header: <elf.h> defines EV_NONE and EV_CURRENT. */
@@ -572,6 +575,16 @@ UNB_EXPORT void __pthread_unwind_next(__pthread_unwind_buf_t *buf)
 
 /* ---- calls that take a pthread_t ---------------------------------------- */
 
+/*
+ * A signal to one coroutine, as to one thread: with per-coroutine masks
+ * (sigmask.h), it is the coroutine's alone, pending while its mask blocks
+ * it (sigwait takes it), and its handler runs on the coroutine's stack,
+ * interrupting a park as the kernel interrupts a thread's call (sched.c,
+ * unb__sched_signal_coro).  To the caller itself it goes by tgkill to its
+ * own thread, as natively.  A signal without a handler that the
+ * coroutine does not block acts on the process (its default action), as
+ * it would natively; so does every signal without per-coroutine masks.
+ */
 UNB_EXPORT int pthread_kill(pthread_t t, int sig)
 {
     struct unb_coro *co = as_coro(t);
@@ -581,7 +594,15 @@ UNB_EXPORT int pthread_kill(pthread_t t, int sig)
         return EINVAL;
     if (sig == 0)
         return 0;
-    return kill(getpid(), sig) == 0 ? 0 : errno;
+    uint64_t bit = sig <= 64 ? UINT64_C(1) << (sig - 1) : 0;
+    if (!unb__sigmask_on || !bit || (!(co->sigmask & bit) && !unb__signal_handled(sig)))
+        return kill(getpid(), sig) == 0 ? 0 : errno;
+    if (co == unb__sched_current() && unb__sched_own_task()) {
+        long r = syscall(SYS_tgkill, getpid(), gettid(), sig);
+        return r == 0 ? 0 : errno;
+    }
+    unb__sched_signal_coro(co, sig);
+    return 0;
 }
 
 UNB_EXPORT int pthread_sigqueue(pthread_t t, int sig, const union sigval val)

@@ -33,6 +33,8 @@ void unb__intr_set_main(struct unb_coro *co)
     intr.main = co;
 }
 
+static bool interrupt_co(struct unb_coro *co, bool restart);
+
 void unb__intr_arm(struct unb__intr *it, bool restartable,
                    void (*cancel)(struct unb__intr *it))
 {
@@ -68,6 +70,14 @@ void unb__intr_arm(struct unb__intr *it, bool restartable,
     if (it->co && unb_unlikely(atomic_load(&it->co->cancel_pending)) &&
         !it->co->cancel_off)
         unb__intr_interrupt(it->co);
+    /* Likewise a signal sent to it (pthread_kill) that it lets in. */
+    if (it->co && unb_unlikely(atomic_load_explicit(&it->co->sigpending,
+                                                    memory_order_relaxed) &
+                               ~it->co->sigmask)) {
+        uint64_t in = atomic_load(&it->co->sigpending) & ~it->co->sigmask;
+        if (in)
+            interrupt_co(it->co, (in & ~atomic_load(&unb__intr_restart_sigs)) == 0);
+    }
 }
 
 static void unlink_locked(struct unb__intr *it)
@@ -155,13 +165,16 @@ static void interrupt_one(bool any_allowed, bool restart_handler, uint64_t arriv
     }
 }
 
-bool unb__intr_interrupt(struct unb_coro *co)
+_Atomic uint64_t unb__intr_restart_sigs;
+
+/* Interrupts co's park unless `restart` and the park is restartable. */
+static bool interrupt_co(struct unb_coro *co, bool restart)
 {
     unb__spin_lock(&co->lock);
     struct unb__intr *it = co->intr;
     int expect = UNB_INTR_WAITING;
-    bool mine = it && atomic_compare_exchange_strong(&it->state, &expect,
-                                                     UNB_INTR_INTERRUPTED);
+    bool mine = it && !(restart && it->restartable) &&
+                atomic_compare_exchange_strong(&it->state, &expect, UNB_INTR_INTERRUPTED);
     unb__spin_unlock(&co->lock);
     if (!mine)
         return false;
@@ -175,6 +188,17 @@ bool unb__intr_interrupt(struct unb_coro *co)
     it->msg.fn = deliver;
     unb__worker_post(it->w, &it->msg);
     return true;
+}
+
+bool unb__intr_interrupt(struct unb_coro *co)
+{
+    return interrupt_co(co, false);
+}
+
+bool unb__intr_interrupt_signal(struct unb_coro *co, int sig)
+{
+    uint64_t bit = UINT64_C(1) << (sig - 1);
+    return interrupt_co(co, atomic_load(&unb__intr_restart_sigs) & bit);
 }
 
 static uint32_t take(_Atomic uint32_t *c)

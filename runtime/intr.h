@@ -72,6 +72,15 @@ bool unb__intr_disarm(struct unb__intr *it);
  * (its call sees EINTR); for cancellation.  Returns whether it did. */
 bool unb__intr_interrupt(struct unb_coro *co);
 
+/* Interrupts co's interruptible park for a signal sent to it alone
+ * (pthread_kill), as the kernel would: not a restartable park when the
+ * signal's handler has SA_RESTART.  Returns whether it did. */
+bool unb__intr_interrupt_signal(struct unb_coro *co, int sig);
+
+/* Signals whose program handler has SA_RESTART (bit n - 1 for signal n),
+ * kept by the hook layer. */
+extern _Atomic uint64_t unb__intr_restart_sigs;
+
 /* Counts of installed program handlers, kept by the hook layer. */
 void unb__intr_handlers_add(int any, int norestart);
 

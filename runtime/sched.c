@@ -306,7 +306,9 @@
 #define FAIR_INTERVAL 61
 #define SWITCHES_PER_SCHED_PASS 64
 /* How long a spinning worker looks for work before it sleeps. */
+#ifndef SPIN_NS
 #define SPIN_NS 20000
+#endif
 #define SPIN_ROUNDS 64
 #define SPIN_POLL_ROUNDS 16
 /* How far below its stack a coroutine's stack pointer is taken for an
@@ -595,8 +597,14 @@ static inline void tls_out(struct unb_coro *co)
 /* A coroutine about to run on m: its signal mask, if m's differs. */
 static inline void sigmask_in(struct unb__m *m, struct unb_coro *co)
 {
-    if (unb__sigmask_on && unb_unlikely(co->sigmask != m->kmask))
+    if (!unb__sigmask_on)
+        return;
+    if (unb_unlikely(co->sigmask != m->kmask))
         unb__sigmask_apply(&m->kmask, co->sigmask);
+    /* Signals sent to it alone (pthread_kill) arrive as it runs. */
+    if (unb_unlikely(atomic_load_explicit(&co->sigpending, memory_order_relaxed) &
+                     ~co->sigmask))
+        unb__sigmask_deliver(co, m->tid);
 }
 
 void unb__sched_set_sigmask(uint64_t mask)
@@ -606,6 +614,40 @@ void unb__sched_set_sigmask(uint64_t mask)
     unb__sigmask_set(co, mask);
     if (co->sigmask != m->kmask) /* pending signals it lets in arrive now */
         unb__sigmask_apply(&m->kmask, co->sigmask);
+    if (atomic_load_explicit(&co->sigpending, memory_order_relaxed) & ~co->sigmask)
+        unb__sigmask_deliver(co, m->tid);
+}
+
+void unb__sched_signal_coro(struct unb_coro *co, int sig)
+{
+    uint64_t bit = UINT64_C(1) << (sig - 1);
+    /* Running on a thread inside a call marked as blocking (sigwait,
+     * pause, sigsuspend, a raw wait): the kernel must see it on that
+     * thread, which takes it as that thread would (a blocked signal stays
+     * pending there for its sigwait).  Racy only if the call ends at the
+     * same moment: then the coroutine, still running there, takes it. */
+    struct unb__m *m = co->on;
+    if (m && atomic_load_explicit(&co->state, memory_order_relaxed) == UNB_CO_RUNNING &&
+        atomic_load_explicit(&m->st.blocking, memory_order_relaxed)) {
+        unb__sys3(SYS_tgkill, unb__sys3(SYS_getpid, 0, 0, 0), m->tid, sig);
+        return;
+    }
+    atomic_fetch_or(&co->sigpending, bit);
+    if (co->sigmask & bit)
+        return; /* pending for it until it lets it in, or takes it (sigwait) */
+    unb__intr_interrupt_signal(co, sig);
+    /* Parked: it takes the signal as it resumes.  Otherwise at its next
+     * switch. */
+}
+
+uint64_t unb__sched_sigpending_take(uint64_t set)
+{
+    struct unb_coro *co = tls_cur;
+    uint64_t have = atomic_load(&co->sigpending) & set;
+    if (!have)
+        return 0;
+    uint64_t bit = have & -have; /* the lowest, as the kernel takes them */
+    return atomic_fetch_and(&co->sigpending, ~bit) & bit;
 }
 
 void unb__sched_sigmask_resync(void)
@@ -1512,6 +1554,8 @@ static int coro_new(void *(*fn)(void *), void *arg, size_t stack_size,
     co->tls_on = NULL;
     if (unb__tls_size)
         unb__tls_init(co->tls, &co->tls_tp); /* as a new thread's */
+    co->sigmask = 0;
+    atomic_store_explicit(&co->sigpending, 0, memory_order_relaxed);
     if (unb__sigmask_on)
         unb__sigmask_born(co, tls_cur); /* its creator's, as a thread's */
     registry_add(co);

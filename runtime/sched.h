@@ -61,6 +61,7 @@ struct unb_coro {
     void *unwinding;            /* pthread_exit's unwind, while it runs */
     void *tls_dtors;            /* C++ thread_local destructors (thread.c) */
     uint64_t sigmask;           /* its signal mask (runtime/sigmask.h) */
+    _Atomic uint64_t sigpending; /* signals sent to it, not yet delivered */
     uint8_t sigclass;           /* the mask's class there */
     _Atomic uint8_t cancel_pending; /* pthread_cancel asked (thread.c) */
     uint8_t cancel_off;         /* UNB_CANCEL_*: no cancellation now */
@@ -307,6 +308,15 @@ static inline struct unb__worker *unb__sched_worker(void)
  * its thread at once, so that pending signals it now lets in arrive
  * before this returns. */
 void unb__sched_set_sigmask(uint64_t mask);
+
+/* Sends sig to co alone (pthread_kill; sig 1-64, co not the caller): it
+ * runs co's handler on co's stack when co next runs with sig let in, and
+ * interrupts a park of co as the kernel interrupts a thread's call. */
+void unb__sched_signal_coro(struct unb_coro *co, int sig);
+
+/* Takes the lowest signal of `set` sent to the running coroutine alone and
+ * still pending (for sigwait); its bit, or 0. */
+uint64_t unb__sched_sigpending_take(uint64_t set);
 
 /* glibc set the running coroutine's thread's mask itself: the coroutine
  * takes what the kernel has. */

@@ -122,3 +122,14 @@ void unb__sigmask_fork_child(struct unb_coro *co)
     if (co)
         atomic_store_explicit(&classes.c[co->sigclass].count, 1, memory_order_relaxed);
 }
+
+void unb__sigmask_deliver(struct unb_coro *co, int tid)
+{
+    uint64_t in = atomic_fetch_and(&co->sigpending, co->sigmask) & ~co->sigmask;
+    long pid = unb__sys3(SYS_getpid, 0, 0, 0);
+    for (int sig = 1; in; sig++, in >>= 1) {
+        if (!(in & 1))
+            continue;
+        unb__sys3(SYS_tgkill, pid, tid, sig); /* its handler runs as this returns */
+    }
+}

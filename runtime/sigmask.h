@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common.h"
+
 struct unb_coro;
 
 /* Set once, before the first coroutine, when threads are coroutines. */
@@ -51,6 +53,16 @@ void unb__sigmask_apply(uint64_t *kmask, uint64_t mask);
 
 /* The calling thread's kernel mask, read from the kernel. */
 uint64_t unb__sigmask_read(void);
+
+/*
+ * Signals sent to one coroutine (pthread_kill): kept in co->sigpending
+ * until it runs with them let in, then sent by tgkill to the thread it
+ * runs on, whose handler runs at once, on the coroutine's stack (SI_TKILL:
+ * the handler wrapper interrupts no other coroutine for it).
+ */
+/* Sends co's pending signals that its mask lets in to the calling thread,
+ * which runs co (tid: the thread's). */
+void unb__sigmask_deliver(struct unb_coro *co, int tid);
 
 /* After fork, in the child: co (or NULL) is the only coroutine. */
 void unb__sigmask_fork_child(struct unb_coro *co);

@@ -127,6 +127,7 @@ case_ select_cases 0 1
 case_ ppoll_sigmask 0 1
 case_ sigmask_threads 0 1
 case_ sigmask_glibc 0 1
+case_ pthread_kill_threads 0 1
 case_ sigwait_thread 0 1
 case_ signal_sleep 0 0
 case_ signal_read 0 0
