@@ -1768,11 +1768,18 @@ void unb__waiter_wake(struct unb__waiter *wt)
 static void thread_setup(struct unb__m *m)
 {
     unb__tls_m = &m->st;
-    /* Spares are made by the monitor, which blocks every signal: give
-     * them the mask the workers started with, so that the program's
-     * signals reach coroutines whichever thread runs them. */
-    pthread_sigmask(SIG_SETMASK, &rt.sigmask, NULL);
-    m->kmask = unb__sigmask_read();
+    if (unb__sigmask_on) {
+        /* Its mask is the coroutine's it runs, or what they all block
+         * while it waits in its loop (sigmask.h); until then, and while
+         * it is an idle spare, it takes no signal. */
+        unb__sigmask_apply(&m->kmask, unb__sigmask_all());
+    } else {
+        /* Spares are made by the monitor, which blocks every signal:
+         * give them the mask the workers started with, so that the
+         * program's signals reach coroutines whichever thread runs them. */
+        pthread_sigmask(SIG_SETMASK, &rt.sigmask, NULL);
+        m->kmask = unb__sigmask_read();
+    }
     m->tid = (pid_t)unb__sys3(SYS_gettid, 0, 0, 0);
     if (unb__stack_altstack(&m->altstack) != 0)
         m->altstack = NULL; /* overflows then die without the message */
@@ -1973,6 +1980,8 @@ static int m_spawn(struct unb__m *m)
  * stops).  The thread touches nothing of m's after a false return. */
 static bool spare_wait(struct unb__m *m)
 {
+    if (unb__sigmask_on && m->kmask != unb__sigmask_all())
+        unb__sigmask_apply(&m->kmask, unb__sigmask_all()); /* see thread_setup */
     unb__lock(&rt.spare_lock);
     if (!m->reserved) {
         m->idle = true;

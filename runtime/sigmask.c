@@ -97,6 +97,11 @@ void unb__sigmask_set(struct unb_coro *co, uint64_t mask)
     co->sigmask = mask;
 }
 
+uint64_t unb__sigmask_all(void)
+{
+    return ~UNBLOCKABLE;
+}
+
 uint64_t unb__sigmask_idle(void)
 {
     uint64_t all = ~UINT64_C(0);

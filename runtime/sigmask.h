@@ -45,6 +45,11 @@ void unb__sigmask_died(struct unb_coro *co);
 /* Changes co's mask (its class; not the kernel's mask). */
 void unb__sigmask_set(struct unb_coro *co, uint64_t mask);
 
+/* Every signal a mask can block, but glibc's own (setuid() waits for
+ * every thread to take SIGSETXID): the mask of a thread that runs no
+ * coroutine and waits for none (a new or idle spare). */
+uint64_t unb__sigmask_all(void);
+
 /* The signals every live coroutine blocks. */
 uint64_t unb__sigmask_idle(void);
 
