@@ -717,12 +717,21 @@ static int sem_wait_dl(sem_t *sem, const struct unb__deadline *dl)
         uint64_t d = atomic_fetch_add_explicit(&s->data, SEM_WAITER, memory_order_seq_cst);
         int rc = 0;
         if (SEM_VALUE(d) == 0 && !cancel_before_wait(s))
-            rc = unb__plot_wait(b, s, 0, dl, UNB_CALL_SEM);
+            rc = unb__plot_wait_interruptible(b, s, 0, dl, UNB_CALL_SEM);
         else
             unb__plot_unlock(b);
         cancel_after_wait();
-        atomic_fetch_sub_explicit(&s->data, SEM_WAITER, memory_order_relaxed);
+        d = atomic_fetch_sub_explicit(&s->data, SEM_WAITER, memory_order_relaxed);
         unb__cancel_point(); /* before taking: a cancelled wait takes nothing */
+        if (rc == -EINTR) {
+            /* A signal handler without SA_RESTART ran: EINTR, as glibc's
+             * futex wait.  A post's wake-up may have come to us too: pass
+             * it on to another waiter. */
+            if (SEM_VALUE(d) > 0)
+                unb__plot_wake_some(s, 1, NULL);
+            unb_errno = EINTR;
+            return -1;
+        }
         if (sem_trytake(s))
             return 0;
         if (rc == -ETIMEDOUT) {

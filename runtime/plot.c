@@ -85,6 +85,9 @@ void unb__plot_remove(struct unb__bucket *b, struct unb__pwaiter *p)
 
 void unb__plot_wake(struct unb__pwaiter *p)
 {
+    /* An interrupted wait is readied by its interruption. */
+    if (p->intr && !unb__intr_complete(p->intr))
+        return;
     unb__waiter_wake(&p->w);
 }
 
@@ -141,9 +144,10 @@ static void expire(struct timed *t)
         p->timed_out = true;
     }
     unb__spin_unlock(&t->b->lock);
-    if (mine)
+    if (mine && (!p->intr || unb__intr_complete(p->intr)))
         unb__sched_ready(p->w.co);
-    /* else a waker dequeued it first and readies it. */
+    /* else a waker dequeued it first and readies it, or a signal
+     * interrupted it (intr.c readies it). */
 }
 
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -248,8 +252,27 @@ static int thread_wait(struct unb__bucket *b, struct unb__pwaiter *p,
     return ret;
 }
 
+/* An interruptible wait and what its interruption needs. */
+struct pintr {
+    struct unb__intr it;
+    struct unb__pwaiter *p;
+    struct unb__bucket *b;
+};
+
+/* The interruption, on the park's worker: off the list, if no waker or
+ * deadline took it off first (their wake-up is then the interruption's:
+ * unb__plot_wake and expire see it). */
+static void intr_cancel(struct unb__intr *it)
+{
+    struct pintr *pi = (struct pintr *)((char *)it - offsetof(struct pintr, it));
+    unb__spin_lock(&pi->b->lock);
+    if (pi->p->queued)
+        unb__plot_remove(pi->b, pi->p);
+    unb__spin_unlock(&pi->b->lock);
+}
+
 static int wait_in(struct unb__bucket *b, const void *addr, uintptr_t token,
-                   const struct unb__deadline *dl, enum unb__call call)
+                   const struct unb__deadline *dl, enum unb__call call, bool interruptible)
 {
     if (dl && passed(dl)) {
         unb__spin_unlock(&b->lock);
@@ -260,24 +283,38 @@ static int wait_in(struct unb__bucket *b, const void *addr, uintptr_t token,
     enqueue(b, &p);
     if (!p.w.co)
         return thread_wait(b, &p, dl, call);
-    if (!dl) {
-        unb__sched_park(unlock_bucket, b, call, (int64_t)(uintptr_t)addr);
-        return 0;
+    struct pintr pi;
+    if (interruptible) {
+        pi.p = &p;
+        pi.b = b;
+        p.intr = &pi.it;
+        unb__intr_arm(&pi.it, true, intr_cancel); /* as a futex wait: SA_RESTART goes on */
     }
     struct timed t = {.w = unb__sched_worker(), .p = &p, .b = b};
-    timed_start(&t, dl);
+    if (dl)
+        timed_start(&t, dl);
     unb__sched_park(unlock_bucket, b, call, (int64_t)(uintptr_t)addr);
-    if (p.timed_out)
-        return -ETIMEDOUT; /* the watcher fired and is stopped */
-    timed_stop(&t);
-    return 0;
+    bool interrupted = interruptible && unb__intr_disarm(&pi.it);
+    if (dl && !p.timed_out)
+        timed_stop(&t);
+    if (interrupted)
+        return -EINTR;
+    return p.timed_out ? -ETIMEDOUT : 0;
 }
 
 int unb__plot_wait(struct unb__bucket *b, const void *addr, uintptr_t token,
                    const struct unb__deadline *dl, enum unb__call call)
 {
-    int rc = wait_in(b, addr, token, dl, call);
+    int rc = wait_in(b, addr, token, dl, call, false);
     unb__rt_leave(); /* the section unb__plot_lock entered */
+    return rc;
+}
+
+int unb__plot_wait_interruptible(struct unb__bucket *b, const void *addr, uintptr_t token,
+                                 const struct unb__deadline *dl, enum unb__call call)
+{
+    int rc = wait_in(b, addr, token, dl, call, true);
+    unb__rt_leave();
     return rc;
 }
 

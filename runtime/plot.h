@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "intr.h"
 #include "sched.h"
 
 struct unb__bucket;
@@ -41,6 +42,7 @@ struct unb__pwaiter {
     struct unb__waiter w;
     bool queued;    /* in its bucket's list; under the bucket lock */
     bool timed_out; /* the deadline took it off the list */
+    struct unb__intr *intr; /* its interruptible park (a semaphore's), or NULL */
 };
 
 /* An absolute deadline on CLOCK_REALTIME or CLOCK_MONOTONIC. */
@@ -62,6 +64,13 @@ void unb__plot_unlock(struct unb__bucket *b);
  */
 int unb__plot_wait(struct unb__bucket *b, const void *addr, uintptr_t token,
                    const struct unb__deadline *dl, enum unb__call call);
+
+/* The same, and a signal handler without SA_RESTART (intr.h) may
+ * interrupt a coroutine's wait, as it interrupts a futex wait: -EINTR.  A waker that dequeued it meanwhile wakes nobody (its
+ * wake-up is the interruption's): the caller passes it on if it must
+ * (sem_wait: another waiter may take the value). */
+int unb__plot_wait_interruptible(struct unb__bucket *b, const void *addr, uintptr_t token,
+                                 const struct unb__deadline *dl, enum unb__call call);
 
 /* With b locked: the oldest waiter on addr, or NULL; and the next one
  * after p on the same address. */

@@ -10,9 +10,14 @@
  *   - a thread that blocks SIGUSR1, sent it: pending for it, taken by its
  *     sigwait, and not by main's sigtimedwait;
  *   - pthread_kill(pthread_self()) runs the handler before it returns;
+ *   - threads in sem_wait: sent SIGUSR1, EINTR; sent SIGUSR2 (SA_RESTART),
+ *     the wait goes on (glibc's futex wait is restarted, whatever
+ *     signal(7) says); two posts then wake the two left waiting;
  *   - signal 0 checks the thread; an invalid signal: EINVAL.
  */
 #define _GNU_SOURCE
+#include <semaphore.h>
+
 #include "diff.h"
 
 static volatile sig_atomic_t handled_usr1, handled_usr2;
@@ -69,6 +74,17 @@ static void *blocker(void *arg)
     if (sigwait(&usr1, &sig) != 0)
         return (void *)-1L;
     return (void *)(long)sig;
+}
+
+static sem_t sem;
+
+static void *sem_waiter(void *arg)
+{
+    (void)arg;
+    ready++;
+    errno = 0;
+    int r = sem_wait(&sem);
+    return (void *)(long)(r == 0 ? 0 : -errno);
 }
 
 static void wait_ready(int n)
@@ -142,6 +158,21 @@ int main(void)
     long got = (long)join(b);
     printf("  its sigwait took %s; handler ran %d times\n",
            got == SIGUSR1 ? "SIGUSR1" : result(got), (int)handled_usr1);
+
+    MUST(sem_init(&sem, 0, 0));
+    ready = 0;
+    pthread_t w1 = spawn(sem_waiter, NULL), w2 = spawn(sem_waiter, NULL),
+              w3 = spawn(sem_waiter, NULL);
+    wait_ready(3);
+    ERR("pthread_kill(sem waiter, SIGUSR1)", pthread_kill(w1, SIGUSR1));
+    ERR("pthread_kill(sem waiter, SIGUSR2 with SA_RESTART)", pthread_kill(w2, SIGUSR2));
+    long v1 = (long)join(w1);
+    printf("  the first's sem_wait = %s\n", result(v1));
+    msleep(50);
+    MUST(sem_post(&sem));
+    MUST(sem_post(&sem));
+    long v2w = (long)join(w2), v3 = (long)join(w3);
+    printf("  after two posts, the others' = %s and %s\n", result(v2w), result(v3));
 
     int before = handled_usr1;
     ERR("pthread_kill(pthread_self(), SIGUSR1)", pthread_kill(pthread_self(), SIGUSR1));
