@@ -25,10 +25,11 @@ UNB_BUILD=${UNB_BUILD:-build}
 T=20 # limit for one run, seconds (the programs' watchdogs fire at 5 s)
 
 # make test-valgrind: the preloaded runs go under memcheck, whose report
-# makes the run exit 99 (so it differs from the native run).
+# makes the run exit 99 (so it differs from the native run); with the
+# fair thread lock, as tests/run-test explains.
 VALGRIND=()
 if [ "${UNB_TEST_TOOL:-}" = valgrind ]; then
-    VALGRIND=(valgrind -q --error-exitcode=99
+    VALGRIND=(valgrind -q --error-exitcode=99 --fair-sched=yes
         --suppressions="$(dirname "$0")/valgrind.supp")
     T=$((T * 10))
 fi
