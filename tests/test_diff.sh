@@ -93,17 +93,6 @@ timeout_shared="SO_RCVTIMEO is kept per descriptor and per wait: a dup or a sock
 recv_edge="recv of 0 bytes on an empty TCP socket and recv(MSG_OOB) wait for POLLIN instead of returning at once (0, the urgent byte, or EINVAL)"
 poll_pri="poll for POLLPRI and select on exceptfds park on read/write watchers and never see urgent data"
 nonblock_dup_w1="hang: O_NONBLOCK is tracked per descriptor: cleared through a duplicate, the original still counts as non-blocking and its read blocks the worker"
-# Under memcheck only: valgrind runs one thread at a time, and a worker
-# waiting for its turn sleeps in the kernel, so the monitor takes it for a
-# worker stuck in a call and hands it off (UNBLOCK_STATS: "1 handoffs" in
-# exactly the runs that differ).  main then goes on on another OS thread,
-# and the errno address GCC cached in main (__errno_location is a const
-# function) is the old thread's: every later call reads EDOM, the value
-# SYS stored first.  The README's limit on a cached errno after a
-# handoff, made frequent by the tool; natively no handoff happens here.
-handoff_errno=""
-[ "${UNB_TEST_TOOL:-}" = valgrind ] &&
-    handoff_errno="under memcheck a worker waiting for valgrind's thread lock looks stuck in a call and is handed off; main's cached errno address is then another thread's (README: a cached errno after a handoff)"
 
 case_ pipe_blocking 0 1
 case_ pipe_nonblock 0 1
@@ -117,7 +106,7 @@ case_ sigpipe_default:socket-partial 0 1
 case_ sigpipe_default:tcp-partial 0 1
 case_ socketpair_unix 0 1
 case_ unix_path 0 1 "$unix_backlog" "$unix_backlog"
-case_ tcp_loopback 0 1 "$handoff_errno" "$handoff_errno"
+case_ tcp_loopback 0 1
 case_ tcp_connect_errors 0 0
 case_ tcp_reset 0 1
 case_ tcp_bulk 0 1
