@@ -1822,6 +1822,15 @@ static struct unb__m *m_alloc(void)
     return m;
 }
 
+/* A fork child's struct of a thread it does not have: free for reuse. */
+static void m_forget(struct unb__m *m)
+{
+    unb__stack_altstack_unmap(m->altstack);
+    m->altstack = NULL;
+    m->next = rt.free_m;
+    rt.free_m = m;
+}
+
 static void m_count(int delta)
 {
     rt.nthreads += (unsigned)delta;
@@ -2581,13 +2590,26 @@ void unb__sched_fork_child(void)
     atomic_store(&rt.nidle, 0);
     atomic_store(&rt.nspinning, 0);
     atomic_store(&rt.alive, cur ? 1 : 0);
-    /* The monitor and the spare threads are gone; their structs too. */
+    /* The monitor and every other thread are gone: the structs of the
+     * idle spares and of the other workers' threads join rt.free_m (which
+     * keeps its own), for the child's threads to reuse.  Dropped, each
+     * fork lost one per worker (memcheck found them).  A thread that was
+     * handed away while stuck in a call is in no list: its struct stays
+     * behind. */
     rt.monitor_running = false;
-    rt.spares = NULL;
-    rt.free_m = NULL;
-    rt.nthreads = rt.nthreads_peak = 0;
     struct unb__worker *self = tls_worker;
     struct unb__m *me = tls_m;
+    while (rt.spares) {
+        struct unb__m *m = rt.spares;
+        rt.spares = m->next;
+        m_forget(m);
+    }
+    for (unsigned i = 0; i < rt.nworkers; i++) {
+        struct unb__m *m = atomic_load(&rt.workers[i].m);
+        if (m && m != me)
+            m_forget(m);
+    }
+    rt.nthreads = rt.nthreads_peak = 0;
     if (!self || !me) {
         /* Forked by a plain thread: no worker goes on; the next spawn
          * starts the runtime afresh.  The old workers' memory is left. */
