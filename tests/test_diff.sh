@@ -30,6 +30,7 @@ T=20 # limit for one run, seconds (the programs' watchdogs fire at 5 s)
 VALGRIND=()
 if [ "${UNB_TEST_TOOL:-}" = valgrind ]; then
     VALGRIND=(valgrind -q --error-exitcode=99 --fair-sched=yes
+        --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite
         --suppressions="$(dirname "$0")/valgrind.supp")
     T=$((T * 10))
 fi
