@@ -250,6 +250,24 @@
  * computes for long keeps being handed off each millisecond or so, which
  * works as coarse preemption without interrupting it.
  *
+ * Under valgrind the rules are in the tool's time.  Its threads run one
+ * at a time, each while it holds the tool's lock, which it gives up at
+ * each syscall that may block and after a slice of 100,000 blocks of
+ * code (about 5 ms under memcheck, which runs code 20 to 50 times
+ * slower).  A thread that waits for the lock sleeps in the kernel, so
+ * /proc says the same of a worker that waits for its turn as of one
+ * stuck in a call; and since the monitor takes the lock between any two
+ * syscalls of a worker, a look each 0.25 ms finds a worker "without a
+ * beat" between two calls of one coroutine.  So there the monitor looks
+ * each 10 ms (VALGRIND_TICK_FACTOR times less often) and takes a worker
+ * that has not beaten for two looks as stuck, in a call or not, without
+ * reading /proc: 20 to 30 ms, a few of the tool's slices, as natively
+ * two looks are a few of the kernel's.  With the tool's fair lock
+ * (--fair-sched=yes, as make test-valgrind runs it) a worker that only
+ * waits for its turn gets it within a slice per runnable thread; with
+ * the default lock, which lets a computing thread keep it, a worker can
+ * wait longer and be handed off although nothing blocks it.
+ *
  * The dump
  *
  * When a dump signal is set, every coroutine is in a registry from its
@@ -297,6 +315,15 @@
 #include "sys.h"
 #include "sigmask.h"
 #include "tls.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 /* Finished coroutines kept for reuse: per worker, then in a shared pool. */
 #define POOL_WORKER_MAX 128
@@ -1927,6 +1954,14 @@ void unb__rt_reclaim(void)
 #define MONITOR_QUIET_TICKS 80
 /* How long an idle spare thread waits for work before it exits. */
 #define SPARE_IDLE_S 2
+/* Under valgrind, how many times less often the monitor looks (see "The
+ * monitor"). */
+#define VALGRIND_TICK_FACTOR 40
+
+/* Set by the monitor thread for itself: under valgrind, whose threads run
+ * one at a time, and how long it sleeps between looks. */
+static bool monitor_serialised;
+static long monitor_tick_ns = MONITOR_TICK_NS;
 
 static void fence_others(void)
 {
@@ -1948,6 +1983,15 @@ static struct unb__m *m_alloc(void)
      * a worker from a thread that has not started running it. */
     atomic_init(&m->st.depth, 1);
     return m;
+}
+
+/* A fork child's struct of a thread it does not have: free for reuse. */
+static void m_forget(struct unb__m *m)
+{
+    unb__stack_altstack_unmap(m->altstack);
+    m->altstack = NULL;
+    m->next = rt.free_m;
+    rt.free_m = m;
 }
 
 static void m_count(int delta)
@@ -2221,7 +2265,11 @@ static bool monitor_look(void)
         /* The end of a marked call is a safe point: ask for a yield there
          * first, which costs no thread. */
         atomic_store_explicit(&m->st.yield_req, 1, memory_order_relaxed);
-        if (blocking) {
+        if (monitor_serialised) {
+            /* /proc cannot tell a call from a wait for the tool's lock. */
+            if (still < STILL_OTHER)
+                continue;
+        } else if (blocking) {
             /* Asleep in the kernel: hand off now.  Running (a short call,
              * one of many): the yield comes first; hand off at the next
              * look if it did not. */
@@ -2246,6 +2294,9 @@ static void *monitor_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* the program's signals go to workers */
     prctl(PR_SET_NAME, "unblock-monitor");
     prctl(PR_SET_TIMERSLACK, 1000); /* ticks on time, within a microsecond */
+    monitor_serialised = RUNNING_ON_VALGRIND != 0;
+    if (monitor_serialised)
+        monitor_tick_ns = (long)MONITOR_TICK_NS * VALGRIND_TICK_FACTOR;
     if (unb__config.spares == 0) {
         /* No handoffs: here only for the dump. */
         while (!atomic_load(&rt.monitor_stop))
@@ -2260,7 +2311,7 @@ static void *monitor_main(void *arg)
         if (unb_unlikely(atomic_load_explicit(&rt.dump_req, memory_order_relaxed)) &&
             atomic_exchange(&rt.dump_req, 0))
             unb__dump_run();
-        struct timespec tick = {0, MONITOR_TICK_NS};
+        struct timespec tick = {0, monitor_tick_ns}; /* under a second */
         clock_nanosleep(CLOCK_MONOTONIC, 0, &tick, NULL);
         if (!monitor_look()) {
             quiet = 0;
@@ -2708,13 +2759,26 @@ void unb__sched_fork_child(void)
     atomic_store(&rt.nidle, 0);
     atomic_store(&rt.nspinning, 0);
     atomic_store(&rt.alive, cur ? 1 : 0);
-    /* The monitor and the spare threads are gone; their structs too. */
+    /* The monitor and every other thread are gone: the structs of the
+     * idle spares and of the other workers' threads join rt.free_m (which
+     * keeps its own), for the child's threads to reuse.  Dropped, each
+     * fork lost one per worker (memcheck found them).  A thread that was
+     * handed away while stuck in a call is in no list: its struct stays
+     * behind. */
     rt.monitor_running = false;
-    rt.spares = NULL;
-    rt.free_m = NULL;
-    rt.nthreads = rt.nthreads_peak = 0;
     struct unb__worker *self = tls_worker;
     struct unb__m *me = tls_m;
+    while (rt.spares) {
+        struct unb__m *m = rt.spares;
+        rt.spares = m->next;
+        m_forget(m);
+    }
+    for (unsigned i = 0; i < rt.nworkers; i++) {
+        struct unb__m *m = atomic_load(&rt.workers[i].m);
+        if (m && m != me)
+            m_forget(m);
+    }
+    rt.nthreads = rt.nthreads_peak = 0;
     if (!self || !me) {
         /* Forked by a plain thread: no worker goes on; the next spawn
          * starts the runtime afresh.  The old workers' memory is left. */

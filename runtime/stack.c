@@ -298,3 +298,9 @@ void unb__stack_altstack_free(void *mem)
     sigaltstack(&ss, NULL);
     munmap(mem, ALTSTACK_SIZE);
 }
+
+void unb__stack_altstack_unmap(void *mem)
+{
+    if (mem)
+        munmap(mem, ALTSTACK_SIZE);
+}

@@ -65,6 +65,9 @@ void unb__stack_install_fault_handler(void);
  * undoes it before the thread exits. */
 int unb__stack_altstack(void **mem);
 void unb__stack_altstack_free(void *mem);
+/* Unmaps the alternate signal stack of a thread that no longer exists (a
+ * fork child's copy of another thread's), leaving the caller's alone. */
+void unb__stack_altstack_unmap(void *mem);
 
 /*
  * The action to take for SIGSEGV/SIGBUS faults that are not stack

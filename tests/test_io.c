@@ -53,6 +53,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -122,6 +123,23 @@ static int wait_flag(_Atomic int *flag, double limit_s)
         sleep_ms(1);
     }
     return 1;
+}
+
+/* Is thread tid asleep in a syscall other than futex (the call under
+ * test, not a lock: under valgrind a thread that waits for the tool's
+ * thread lock is in futex)?  /proc/self/task/TID/syscall gives the
+ * number, or "running". */
+static bool in_syscall(pid_t tid)
+{
+    char path[64], buf[128];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool in = fgets(buf, sizeof buf, f) && buf[0] >= '0' && buf[0] <= '9' &&
+              atol(buf) != SYS_futex;
+    fclose(f);
+    return in;
 }
 
 /* Stops the program with a failure when something hangs: a parked
@@ -1321,6 +1339,7 @@ struct shared_sock {
     struct rec co_read;
     struct rec plain_read;
     double plain_elapsed;
+    _Atomic pid_t reader; /* the plain thread that reads */
 };
 
 static void *shared_co_read(void *arg)
@@ -1331,9 +1350,15 @@ static void *shared_co_read(void *arg)
     return NULL;
 }
 
+/* Writes 100 ms after the reader is in its read (on a loaded machine, and
+ * under valgrind, the reader's thread may start after 100 ms). */
 static void *late_writer(void *arg)
 {
     struct shared_sock *s = arg;
+    double end = now_s() + 5;
+    while (!(atomic_load(&s->reader) && in_syscall(atomic_load(&s->reader))) &&
+           now_s() < end)
+        sleep_ms(1);
     sleep_ms(100);
     write(s->peer, "plain", 5);
     return NULL;
@@ -1343,6 +1368,7 @@ static void *shared_plain_read(void *arg)
 {
     struct shared_sock *s = arg;
     char buf[16];
+    atomic_store(&s->reader, gettid());
     double t0 = now_s();
     REC(s->plain_read, read(s->fd, buf, sizeof buf));
     s->plain_elapsed = now_s() - t0;
@@ -2327,6 +2353,7 @@ struct eintr {
     enum ecase c;
     int fd;
     bool plain_unblock; /* on a plain thread: unblock SIGALRM first */
+    _Atomic pid_t tid;  /* the thread that makes the call */
     struct rec r;
     double elapsed, returned_at;
     _Atomic int started, done;
@@ -2343,6 +2370,7 @@ static void *eintr_call(void *arg)
     }
     char buf[1000];
     memset(buf, 'e', sizeof buf);
+    atomic_store(&e->tid, gettid());
     atomic_store(&e->started, 1);
     double t0 = now_s();
     switch (e->c) {
@@ -2361,6 +2389,7 @@ static void *eintr_call(void *arg)
 
 #define SIGNAL_AT_MS 100
 #define DATA_AT_MS 200
+
 
 struct eintr_out {
     struct rec r;
@@ -2408,6 +2437,11 @@ static struct eintr_out eintr_run(enum ecase c, bool restart, int where)
         hung("starting the EINTR case", 5);
     if (where == 1) {
         while (parks() == p0 && now_s() - t0 < 5)
+            sleep_ms(1);
+    } else {
+        /* A plain thread must be in its call when the signal comes; on a
+         * loaded machine, and under valgrind, SIGNAL_AT_MS may not do. */
+        while (!in_syscall(atomic_load(&e.tid)) && now_s() - t0 < 5)
             sleep_ms(1);
     }
     double left = SIGNAL_AT_MS * 1e-3 - (now_s() - t0);

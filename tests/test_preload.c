@@ -440,20 +440,8 @@ static void compare(const struct spec *sp, const char *name, const struct mode *
     diag("%s: native %.2f s, %s %.2f s", name, nat->wall, m->name, pre->wall);
 }
 
-/* Under memcheck a worker that waits for valgrind's thread lock looks
- * stuck in a call to the monitor, which hands it off (UNBLOCK_STATS shows
- * the handoffs in exactly the runs that fail): the README's limit on a
- * cached errno address after a handoff, made frequent by the tool. */
-static const char todo_valgrind_handoff[] =
-    "under memcheck spurious handoffs move coroutines across OS threads, and "
-    "a cached errno address goes stale (README)";
-
-static void test_spec(const struct spec *orig)
+static void test_spec(const struct spec *sp)
 {
-    struct spec local = *orig;
-    if (!local.todo && under_tool("valgrind") && strcmp(local.prog, "errno_cached") == 0)
-        local.todo = todo_valgrind_handoff;
-    const struct spec *sp = &local;
     char name[128];
     label(name, sizeof name, sp);
     int sample = strcmp(sp->prog, "threads_count") == 0;

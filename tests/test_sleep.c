@@ -28,7 +28,9 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -316,21 +318,39 @@ static void *short_sleeps(void *arg)
     return NULL;
 }
 
+/* Does the kernel take epoll_pwait2 (Linux 5.11; valgrind 3.19 does not
+ * know the call and answers ENOSYS)?  An invalid descriptor tells. */
+static bool have_epoll_pwait2(void)
+{
+    struct timespec ts = {0, 0};
+    return syscall(SYS_epoll_pwait2, -1, NULL, 1, &ts, NULL, 0) < 0 && errno != ENOSYS;
+}
+
 /* libev waits in whole milliseconds; the runtime waits for the soonest
- * deadline to the nanosecond (sched.h, "Timers finer than libev's poll").
- * The median, so that a loaded machine's odd slow wake-up does not count;
- * natively it is about 100 us over. */
+ * deadline to the nanosecond (sched.h, "Timers finer than libev's poll"),
+ * with epoll_pwait2.  The median, so that a loaded machine's odd slow
+ * wake-up does not count; natively it is about 100 us over.  Without
+ * epoll_pwait2 the README promises libev's milliseconds: up to 1 ms late,
+ * so a median under 2 ms (a sleep a whole millisecond later than that is
+ * a regression still). */
 static void test_short_sleeps(void)
 {
     double d[SHORT_N];
     join(spawn(short_sleeps, d));
     qsort(d, SHORT_N, sizeof d[0], cmp_double);
     double med = d[SHORT_N / 2] * 1e6;
-    diag("usleep(%d) in a coroutine: median %.0f us, fastest %.0f us", SHORT_US, med,
-         d[0] * 1e6);
+    bool precise = have_epoll_pwait2();
+    diag("usleep(%d) in a coroutine: median %.0f us, fastest %.0f us%s", SHORT_US, med,
+         d[0] * 1e6, precise ? "" : " (no epoll_pwait2: libev's milliseconds)");
     ok(d[0] * 1e6 >= SHORT_US, "usleep(%d) never returns early", SHORT_US);
-    ok(med < 800, "usleep(%d) lasts well under a millisecond (median %.0f us, < 800)",
-       SHORT_US, med);
+    if (precise)
+        ok(med < 800, "usleep(%d) lasts well under a millisecond (median %.0f us, < 800)",
+           SHORT_US, med);
+    else
+        ok(med < 2000,
+           "usleep(%d) without epoll_pwait2 lasts under libev's millisecond and one "
+           "(median %.0f us, < 2000)",
+           SHORT_US, med);
 }
 
 static void test_never_early(void)

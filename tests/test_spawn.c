@@ -496,7 +496,7 @@ static void *drain_link(void *arg)
         unb_coro_t *next = unb_spawn(drain_link, &drain_links[l->k + 1]);
         if (next) {
             unb_detach(next);
-            double end = now_s() + 10;
+            double end = now_s() + 10 * test_slow();
             while (!atomic_load(&d->done[l->k + 1]) && now_s() < end)
                 ; /* spin: the next link must be taken by another worker */
             if (!atomic_load(&d->done[l->k + 1]))
@@ -646,10 +646,22 @@ static void test_detached_reclaimed(void)
                "VmRSS does not grow over %d more rounds of detached coroutines "
                "(tolerance %ld KiB; leaking them would be ~%d MiB a round)",
                ROUNDS - 1, rss_tolerance, ROUND_COROS * TOUCH_BYTES >> 20);
-    cmp_ok(maps_growth, <=, maps_tolerance,
-           "the number of mappings does not grow over %d more rounds "
-           "(tolerance %ld; leaking them would be %d a round)",
-           ROUNDS - 1, maps_tolerance, ROUND_COROS);
+    /* Under valgrind only the first 2,000 live stacks get a guard page
+     * (runtime/stack.c: the tool's own table of segments is small): a
+     * guarded stack is two mappings and an unguarded one merges with its
+     * neighbours or not, wherever the tool places it, so the count at
+     * rest follows the mix of the cached stacks (2,163 to 4,013 mappings
+     * over five rounds, with about 4,260 stacks mapped each time).
+     * stacks_mapped, below, still counts the stacks. */
+    if (under_tool("valgrind"))
+        skip("under valgrind over half the cached stacks have no guard page and "
+             "the mappings at rest follow how they merge",
+             "the number of mappings does not grow over %d more rounds", ROUNDS - 1);
+    else
+        cmp_ok(maps_growth, <=, maps_tolerance,
+               "the number of mappings does not grow over %d more rounds "
+               "(tolerance %ld; leaking them would be %d a round)",
+               ROUNDS - 1, maps_tolerance, ROUND_COROS);
 
     uint64_t bound = CACHE_PER_WORKER * st.workers + CACHE_SHARED;
     uint64_t max_mapped = warm.mapped;

@@ -119,9 +119,18 @@ static void measure(const char *what, void *(*fn)(void *), void *arg, void *want
     atomic_store(&measuring, false);
     double gap = atomic_load(&max_gap_ms);
     check(res == want, "%s: the call returns what it should", what);
-    if (!check(gap < 150 && atomic_load(&ticks) >= 50,
+    /* Under memcheck (make test-valgrind) one thread runs at a time, in
+     * slices of about 5 ms that each runnable thread takes in turn, and
+     * the monitor looks each 10 ms (runtime/sched.c, "The monitor"): the
+     * heartbeat's gaps reach 70 ms natively there and 150 ms preloaded on
+     * a loaded machine.  The bound stays under the 600 ms that a call
+     * nobody hands off would leave. */
+    const char *tool = getenv("UNB_TEST_TOOL");
+    double bound = tool && strcmp(tool, "valgrind") == 0 ? 300 : 150;
+    if (!check(gap < bound && atomic_load(&ticks) >= 50,
                "%s: the heartbeat keeps ticking", what))
-        detail("largest gap %.1f ms, %ld ticks", gap, atomic_load(&ticks));
+        detail("largest gap %.1f ms (bound %.0f), %ld ticks", gap, bound,
+               atomic_load(&ticks));
 }
 
 static void *stdio_scenario(void *arg)
