@@ -9,14 +9,16 @@
 struct unb__real_table unb__real;
 intptr_t unb__errno_offset;
 
-static void errno_init(void)
+/* Not instrumented: ThreadSanitizer's runtime can reach a hook (and so
+ * this) while it initialises, before it can run instrumented code. */
+static UNB_NO_TSAN void errno_init(void)
 {
     char *tp;
     __asm__ volatile("movq %%fs:0, %0" : "=r"(tp));
     unb__errno_offset = (char *)&errno - tp;
 }
 
-void unb__real_resolve(void)
+UNB_NO_TSAN void unb__real_resolve(void)
 {
     errno_init();
 #define UNB_REAL_LOOKUP(name)                                                          \
@@ -60,7 +62,26 @@ int unb__real_thread_create(pthread_t *t, const pthread_attr_t *attr,
     unb__real_own_thread = false;
     return e;
 }
+
+int unb__real_thread_join(pthread_t t, void **ret)
+{
+    static int (*_Atomic intercept)(pthread_t, void **);
+    __typeof__(intercept) f = atomic_load_explicit(&intercept, memory_order_relaxed);
+    if (!f) {
+        void *sym = dlsym(RTLD_DEFAULT, "__interceptor_pthread_join");
+        if (!sym)
+            sym = (void *)UNB_REAL(pthread_join);
+        memcpy(&f, &sym, sizeof sym);
+        atomic_store_explicit(&intercept, f, memory_order_relaxed);
+    }
+    return f(t, ret);
+}
 #else
+int unb__real_thread_join(pthread_t t, void **ret)
+{
+    return UNB_REAL(pthread_join)(t, ret);
+}
+
 int unb__real_thread_create(pthread_t *t, const pthread_attr_t *attr,
                             void *(*fn)(void *), void *arg)
 {
