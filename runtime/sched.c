@@ -354,7 +354,9 @@ struct unb__m {
     bool initial;                    /* the process's initial thread: stays */
     bool idle;                       /* in rt.spares (under rt.spare_lock) */
     bool reserved;                   /* new, taken by spare_get: not in rt.spares */
-    pid_t tid;                       /* the kernel's id of the thread */
+    _Atomic pid_t tid;               /* the kernel's id of the thread; 0
+                                        until it has started (the monitor
+                                        reads it) */
     pthread_t thread;
     void *altstack;
     void *thread_stack_lo; /* the OS thread's stack, for ASan */
@@ -424,6 +426,12 @@ static UNB_TLS int64_t tls_poll_deadline;
 #define tls_m ((struct unb__m *)unb__tls_m)
 #define fresh_m() ((struct unb__m *)UNB_TLS_FRESH(unb__tls_m))
 
+/* A plain field that only its owner writes and other threads (the monitor,
+ * the statistics) read racily with relaxed atomic loads: the owner's writes
+ * are relaxed atomic stores too (a plain mov on x86, as before), so the
+ * reads are not data races. */
+#define OWNER_SET(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
+
 #define STAT_INC(w, field)                                                             \
     atomic_store_explicit(&(w)->field,                                                 \
                           atomic_load_explicit(&(w)->field, memory_order_relaxed) + 1, \
@@ -449,7 +457,7 @@ bool unb__worker_sleeping_poll(struct unb__worker *w)
 
 void unb__worker_waiting_add(struct unb__worker *w, int delta)
 {
-    w->waiting += delta;
+    OWNER_SET(w->waiting, w->waiting + delta);
 }
 
 /* ---- switching ---------------------------------------------------------- */
@@ -508,7 +516,7 @@ static void homed_push(struct unb__worker *w, struct unb_coro *co)
     else
         w->homed_head = co;
     w->homed_tail = co;
-    w->nhomed++;
+    OWNER_SET(w->nhomed, w->nhomed + 1);
 }
 
 static struct unb_coro *homed_pop(struct unb__worker *w)
@@ -518,7 +526,7 @@ static struct unb_coro *homed_pop(struct unb__worker *w)
         w->homed_head = co->next;
         if (!w->homed_head)
             w->homed_tail = NULL;
-        w->nhomed--;
+        OWNER_SET(w->nhomed, w->nhomed - 1);
     }
     return co;
 }
@@ -562,7 +570,10 @@ static void resumed(struct unb_coro *self, uint32_t depth)
 {
     struct unb__m *m = fresh_m();
     unb_errno = self->saved_errno;
-    atomic_store_explicit(&m->st.depth, depth, memory_order_relaxed);
+    /* Release, as unb__rt_leave: when this lowers the depth to 0, the
+     * monitor's acquire load of it that lets a spare take the worker must
+     * see every write this thread made to the worker before. */
+    atomic_store_explicit(&m->st.depth, depth, memory_order_release);
     run_after(m);
 }
 
@@ -2159,7 +2170,7 @@ static void monitor_stop(void)
     atomic_store(&rt.monitor_parked, 0);
     unb__futex_wake(&rt.monitor_parked, 1);
     unb__futex_wake(&rt.dump_req, 1);
-    UNB_REAL(pthread_join)(rt.monitor, NULL);
+    unb__real_thread_join(rt.monitor, NULL);
     rt.monitor_running = false;
 }
 
