@@ -378,12 +378,14 @@ void unb__fd_closing(int fd)
     struct unb__fd *e = unb__fd_peek(fd);
     if (!e)
         return;
+    unb__tsan_acquire(e); /* from the fd's last closer or creator */
     struct unb__pd *pd = detach(e);
     e->kind = UNB_FD_UNKNOWN;
     e->user_nonblock = e->sys_nonblock = 0;
     e->rcvtimeo_ns = e->sndtimeo_ns = 0;
     atomic_store(&e->rd_ready, 1);
     atomic_store(&e->wr_ready, 1);
+    unb__tsan_release(e); /* to whoever gets the number next */
     if (!pd)
         return;
     if (pd->home == unb__rt_enter())
@@ -403,6 +405,7 @@ void unb__fd_reset(int fd, enum unb__fd_kind kind, bool user_nonblock,
     e->kind = (uint8_t)kind;
     e->user_nonblock = user_nonblock;
     e->sys_nonblock = sys_nonblock;
+    unb__tsan_release(e);
 }
 
 void unb__fd_fork_child(void)

@@ -1132,13 +1132,19 @@ static size_t coro_header_size(void)
     return (sizeof(struct unb_coro) + 63) & ~(size_t)63;
 }
 
+/* rt.pool is changed under rt.pool_lock and peeked at without it: the
+ * peek is a relaxed atomic load and the changes relaxed atomic stores (the
+ * lock orders everything else), so the peek is not a data race. */
+#define POOL_PEEK() __atomic_load_n(&rt.pool, __ATOMIC_RELAXED)
+#define POOL_SET(v) __atomic_store_n(&rt.pool, (v), __ATOMIC_RELAXED)
+
 /* Moves up to n shells from the shared pool to w's cache. */
 static void pool_refill(struct unb__worker *w, unsigned n)
 {
     unb__lock(&rt.pool_lock);
     while (n-- && rt.pool) {
         struct unb_coro *co = rt.pool;
-        rt.pool = co->next;
+        POOL_SET(co->next);
         rt.npool--;
         co->next = w->pool;
         w->pool = co;
@@ -1156,7 +1162,7 @@ static bool caches_drop(struct unb__worker *w)
 {
     unb__lock(&rt.pool_lock);
     struct unb_coro *list = rt.pool;
-    rt.pool = NULL;
+    POOL_SET(NULL);
     rt.npool = 0;
     unb__unlock(&rt.pool_lock);
     bool any = list != NULL;
@@ -1184,7 +1190,7 @@ static struct unb_coro *coro_alloc(struct unb__worker *w, size_t size, int *err)
     struct unb_coro *co = NULL;
     if (size != rt.stack_size)
         goto map;
-    if (w && !w->pool && rt.pool) /* racy peek; checked under the lock */
+    if (w && !w->pool && POOL_PEEK()) /* racy peek; checked under the lock */
         pool_refill(w, POOL_BATCH);
     if (w && w->pool) {
         co = w->pool;
@@ -1192,11 +1198,11 @@ static struct unb_coro *coro_alloc(struct unb__worker *w, size_t size, int *err)
         w->npool--;
         return co;
     }
-    if (!w && rt.pool) {
+    if (!w && POOL_PEEK()) {
         unb__lock(&rt.pool_lock);
         co = rt.pool;
         if (co) {
-            rt.pool = co->next;
+            POOL_SET(co->next);
             rt.npool--;
         }
         unb__unlock(&rt.pool_lock);
@@ -1229,7 +1235,7 @@ static void pool_give(struct unb_coro *list)
         list = co->next;
         if (rt.npool < POOL_GLOBAL_MAX) {
             co->next = rt.pool;
-            rt.pool = co;
+            POOL_SET(co);
             rt.npool++;
         } else {
             co->next = excess;
