@@ -34,6 +34,24 @@ UNB_NO_TSAN void unb__real_resolve(void)
     atomic_store_explicit(&unb__real.ready, true, memory_order_release);
 }
 
+#ifdef UNB_TSAN
+/*
+ * ThreadSanitizer symbolizes its first report with libbacktrace, which
+ * then opens and closes the program's files, and that close() is our
+ * hook: instrumented code run inside the report, where a race it finds
+ * makes the tool wait for its own report's lock (the process hangs
+ * instead of reporting).  So symbolize once here, before any thread.
+ */
+__attribute__((constructor(104))) static void tsan_symbolizer_init(void)
+{
+    char buf[256];
+    void *pc;
+    void *fn = (void *)tsan_symbolizer_init;
+    memcpy(&pc, &fn, sizeof pc);
+    __sanitizer_symbolize_pc(pc, "%F", buf, sizeof buf);
+}
+#endif
+
 /* Resolve before main() so that the first hooked call pays nothing. */
 __attribute__((constructor(101))) static void real_init(void)
 {

@@ -27,6 +27,7 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 #ifdef UNB_TSAN
+#include <sanitizer/common_interface_defs.h>
 #include <sanitizer/tsan_interface.h>
 /* For a function ThreadSanitizer's runtime calls while it initialises,
  * before it can take the calls instrumented code makes. */

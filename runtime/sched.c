@@ -2268,7 +2268,8 @@ static int worker_spawn(struct unb__worker *w)
     struct unb__m *m = m_alloc();
     int e = ENOMEM;
     if (m) {
-        atomic_store_explicit(&w->m, m, memory_order_relaxed);
+        /* Release: the monitor reads m's fields once it sees it here. */
+        atomic_store_explicit(&w->m, m, memory_order_release);
         atomic_store_explicit(&m->w, w, memory_order_release);
         if ((e = m_spawn(m)) != 0) {
             atomic_store_explicit(&w->m, NULL, memory_order_relaxed);
