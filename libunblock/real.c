@@ -9,14 +9,16 @@
 struct unb__real_table unb__real;
 intptr_t unb__errno_offset;
 
-static void errno_init(void)
+/* Not instrumented: ThreadSanitizer's runtime can reach a hook (and so
+ * this) while it initialises, before it can run instrumented code. */
+static UNB_NO_TSAN void errno_init(void)
 {
     char *tp;
     __asm__ volatile("movq %%fs:0, %0" : "=r"(tp));
     unb__errno_offset = (char *)&errno - tp;
 }
 
-void unb__real_resolve(void)
+UNB_NO_TSAN void unb__real_resolve(void)
 {
     errno_init();
 #define UNB_REAL_LOOKUP(name)                                                          \
@@ -31,6 +33,24 @@ void unb__real_resolve(void)
 #undef UNB_REAL_LOOKUP
     atomic_store_explicit(&unb__real.ready, true, memory_order_release);
 }
+
+#ifdef UNB_TSAN
+/*
+ * ThreadSanitizer symbolizes its first report with libbacktrace, which
+ * then opens and closes the program's files, and that close() is our
+ * hook: instrumented code run inside the report, where a race it finds
+ * makes the tool wait for its own report's lock (the process hangs
+ * instead of reporting).  So symbolize once here, before any thread.
+ */
+__attribute__((constructor(104))) static void tsan_symbolizer_init(void)
+{
+    char buf[256];
+    void *pc;
+    void *fn = (void *)tsan_symbolizer_init;
+    memcpy(&pc, &fn, sizeof pc);
+    __sanitizer_symbolize_pc(pc, "%F", buf, sizeof buf);
+}
+#endif
 
 /* Resolve before main() so that the first hooked call pays nothing. */
 __attribute__((constructor(101))) static void real_init(void)
@@ -60,7 +80,26 @@ int unb__real_thread_create(pthread_t *t, const pthread_attr_t *attr,
     unb__real_own_thread = false;
     return e;
 }
+
+int unb__real_thread_join(pthread_t t, void **ret)
+{
+    static int (*_Atomic intercept)(pthread_t, void **);
+    __typeof__(intercept) f = atomic_load_explicit(&intercept, memory_order_relaxed);
+    if (!f) {
+        void *sym = dlsym(RTLD_DEFAULT, "__interceptor_pthread_join");
+        if (!sym)
+            sym = (void *)UNB_REAL(pthread_join);
+        memcpy(&f, &sym, sizeof sym);
+        atomic_store_explicit(&intercept, f, memory_order_relaxed);
+    }
+    return f(t, ret);
+}
 #else
+int unb__real_thread_join(pthread_t t, void **ret)
+{
+    return UNB_REAL(pthread_join)(t, ret);
+}
+
 int unb__real_thread_create(pthread_t *t, const pthread_attr_t *attr,
                             void *(*fn)(void *), void *arg)
 {

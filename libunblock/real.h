@@ -105,6 +105,8 @@ void __longjmp_chk(struct __jmp_buf_tag env[1], int val) __attribute__((noreturn
     X(pthread_getcpuclockid) \
     X(pthread_sigqueue)      \
     X(pthread_key_create)    \
+    X(pthread_key_delete)    \
+    X(pthread_getspecific)   \
     X(pthread_setspecific)   \
     X(pthread_mutex_init)    \
     X(pthread_mutex_destroy) \
@@ -238,6 +240,12 @@ void unb__real_resolve(void);
  */
 int unb__real_thread_create(pthread_t *t, const pthread_attr_t *attr,
                             void *(*fn)(void *), void *arg);
+/* pthread_join for them, likewise: the sanitizer must see the join (a
+ * thread it saw start and never saw joined is a leak to it, and the join
+ * orders the thread's last writes before the joiner's next ones).  The
+ * interceptor's own call of the real pthread_join may land in our hook,
+ * which passes a thread that is no coroutine on to glibc. */
+int unb__real_thread_join(pthread_t t, void **ret);
 #if defined(UNB_ASAN) || defined(UNB_TSAN)
 extern UNB_TLS bool unb__real_own_thread;
 #else

@@ -28,6 +28,13 @@
 
 /* The program's actions for signals whose handler we wrapped. */
 static struct sigaction user_act[NSIG];
+/* What the wrapper needs of them, read by whichever thread takes the
+ * signal, maybe while another changes the action: atomic copies (the
+ * flags, then the handler, stored before the kernel's action changes; a
+ * signal taken between the two stores may still pair the old handler with
+ * the new flags).  A plain copy of the struct was a data race. */
+static _Atomic int user_flags[NSIG];
+static void *_Atomic user_fn[NSIG];
 /* Signals 1-64 with such a handler (bit n - 1 for signal n). */
 static _Atomic uint64_t handled_sigs;
 
@@ -61,14 +68,14 @@ unsigned long unb__signal_runs(void)
 static void wrapper(int sig, siginfo_t *si, void *uc)
 {
     runs++;
-    struct sigaction *a = &user_act[sig];
-    int flags = a->sa_flags;
+    void *fn = atomic_load_explicit(&user_fn[sig], memory_order_acquire);
+    int flags = atomic_load_explicit(&user_flags[sig], memory_order_relaxed);
     if (flags & SA_RESETHAND) /* the kernel has just reset it to SIG_DFL */
         unb__intr_handlers_add(-1, -!(flags & SA_RESTART));
     if (flags & SA_SIGINFO)
-        a->sa_sigaction(sig, si, uc);
+        ((void (*)(int, siginfo_t *, void *))fn)(sig, si, uc);
     else
-        a->sa_handler(sig);
+        ((void (*)(int))fn)(sig);
     /* A signal sent to this thread (raise, pthread_kill, and ours to a
      * coroutine) was for whoever runs here: it interrupts no other. */
     if (si && si->si_code == SI_TKILL)
@@ -94,7 +101,36 @@ static void count(int sig, const struct sigaction *was, const struct sigaction *
         unb__intr_handlers_add(any, norestart);
 }
 
+#ifdef UNB_TSAN
+/*
+ * ThreadSanitizer's runtime installs its own handlers while it initialises
+ * (before our constructors run), and when it precedes us in the library
+ * order (a program built with -fsanitize=thread that links -lunblock) its
+ * "real" sigaction is this hook.  Instrumented code cannot run then (the
+ * runtime has no thread state yet), so the hook's entry is not
+ * instrumented, and until our constructors have run it goes straight to
+ * the real call: nothing of ours is installed yet to stand in front of.
+ */
+static bool hooks_ready;
+__attribute__((constructor(101))) static void signal_init(void)
+{
+    hooks_ready = true;
+}
+static int sigaction_hooked(int sig, const struct sigaction *act, struct sigaction *old);
+
+UNB_EXPORT UNB_NO_TSAN int sigaction(int sig, const struct sigaction *act,
+                                     struct sigaction *old)
+{
+    if (!unb_likely(hooks_ready))
+        return UNB_REAL(sigaction)(sig, act, old);
+    return sigaction_hooked(sig, act, old);
+}
+
+static __attribute__((noinline)) int sigaction_hooked(int sig, const struct sigaction *act,
+                                                      struct sigaction *old)
+#else
 UNB_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+#endif
 {
     if (sig <= 0 || sig >= NSIG || sig == SIGKILL || sig == SIGSTOP)
         return UNB_REAL(sigaction)(sig, act, old);
@@ -114,6 +150,11 @@ UNB_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction 
     struct sigaction saved_user = user_act[sig];
     if (act && wrap(sig, act)) {
         user_act[sig] = *act;
+        atomic_store_explicit(&user_flags[sig], act->sa_flags, memory_order_relaxed);
+        atomic_store_explicit(&user_fn[sig],
+                              (act->sa_flags & SA_SIGINFO) ? (void *)act->sa_sigaction
+                                                           : (void *)act->sa_handler,
+                              memory_order_release);
         kact = *act;
         kact.sa_sigaction = wrapper;
         kact.sa_flags |= SA_SIGINFO;
@@ -121,6 +162,12 @@ UNB_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction 
     }
     if (UNB_REAL(sigaction)(sig, pass, &kold) != 0) {
         user_act[sig] = saved_user;
+        atomic_store_explicit(&user_flags[sig], saved_user.sa_flags, memory_order_relaxed);
+        atomic_store_explicit(&user_fn[sig],
+                              (saved_user.sa_flags & SA_SIGINFO)
+                                  ? (void *)saved_user.sa_sigaction
+                                  : (void *)saved_user.sa_handler,
+                              memory_order_release);
         return -1;
     }
     if (kold.sa_sigaction == wrapper && (kold.sa_flags & SA_SIGINFO))

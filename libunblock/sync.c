@@ -181,7 +181,10 @@ static int mutex_lock(pthread_mutex_t *pm, const struct unb__deadline *dl, bool 
     void *me = NULL;
     if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
         me = self_id();
-        if (m->owner == me) {
+        /* owner: read by any locker (is it me?) while the holder sets it,
+         * so relaxed atomics (plain accesses were a data race); only the
+         * holder ever finds itself there. */
+        if (__atomic_load_n(&m->owner, __ATOMIC_RELAXED) == me) {
             if (type == PTHREAD_MUTEX_ERRORCHECK)
                 return try ? EBUSY : EDEADLK;
             if (m->count == UINT_MAX)
@@ -200,7 +203,7 @@ static int mutex_lock(pthread_mutex_t *pm, const struct unb__deadline *dl, bool 
             return rc;
     }
     if (me) {
-        m->owner = me;
+        __atomic_store_n(&m->owner, me, __ATOMIC_RELAXED);
         m->count = 1;
     }
     return 0;
@@ -211,11 +214,11 @@ static int mutex_unlock(pthread_mutex_t *pm)
     struct umutex *m = um(pm);
     int type = m->kind & MUTEX_TYPE_MASK;
     if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
-        if (m->owner != self_id())
+        if (__atomic_load_n(&m->owner, __ATOMIC_RELAXED) != self_id())
             return EPERM;
         if (--m->count != 0)
             return 0;
-        m->owner = NULL;
+        __atomic_store_n(&m->owner, NULL, __ATOMIC_RELAXED);
     }
     if (atomic_exchange_explicit(&m->lock, 0, memory_order_release) == 2)
         unb__plot_wake_some(m, 1, NULL);
@@ -504,8 +507,8 @@ static int rw_lock(pthread_rwlock_t *l, bool write, bool try,
                 return EAGAIN; /* too many readers */
             if (atomic_compare_exchange_weak_explicit(st, &s, n, memory_order_acquire,
                                                       memory_order_relaxed)) {
-                if (write)
-                    *rw_writer(l) = me;
+                if (write) /* read racily below: relaxed atomics */
+                    __atomic_store_n(rw_writer(l), me, __ATOMIC_RELAXED);
                 if (counted)
                     rw_unwait(l, true);
                 return 0;
@@ -514,7 +517,7 @@ static int rw_lock(pthread_rwlock_t *l, bool write, bool try,
         }
         if (try)
             return EBUSY;
-        if ((s & RW_WRITER) && *rw_writer(l) == me)
+        if ((s & RW_WRITER) && __atomic_load_n(rw_writer(l), __ATOMIC_RELAXED) == me)
             return EDEADLK;
         if (write && !counted && rw_prefer_writer(l)) {
             /* Hold new readers back from now on (they check under the
@@ -633,7 +636,9 @@ UNB_EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *l)
     } while (!atomic_compare_exchange_weak_explicit(st, &s, n, memory_order_release,
                                                     memory_order_relaxed));
     if ((s & RW_WRITER))
-        *rw_writer(l) = NULL; /* harmless after the release: only we match it */
+        /* After the release: only we match it.  Atomic, as other lockers
+         * read it at any time (a plain store here was a data race). */
+        __atomic_store_n(rw_writer(l), NULL, __ATOMIC_RELAXED);
     if ((n & RW_WAITERS) && (n & (RW_WRITER | RW_READERS)) == 0) {
         struct unb__bucket *b = unb__plot_lock(l);
         atomic_fetch_and_explicit(st, ~RW_WAITERS, memory_order_relaxed);

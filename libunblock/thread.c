@@ -60,7 +60,9 @@ bool unb__threads_coro;
 static _Atomic long live_threads;
 static _Atomic bool main_exited;
 
-static inline struct unb_coro *as_coro(pthread_t t)
+/* Not instrumented, for the hooks ThreadSanitizer's runtime calls on a
+ * thread it has not started yet (pthread_self, pthread_getattr_np). */
+static inline UNB_NO_TSAN struct unb_coro *as_coro(pthread_t t)
 {
     struct unb_coro *co = (struct unb_coro *)t;
     return co && co->magic == UNB_CORO_MAGIC ? co : NULL;
@@ -91,6 +93,7 @@ static struct {
     _Atomic uintptr_t seq;
     void (*_Atomic dtor)(void *);
     bool os_thread; /* its values belong to the OS thread (see below) */
+    pthread_key_t real_key; /* then the glibc key that holds them */
 } keys[KEYS_MAX];
 
 /*
@@ -99,9 +102,16 @@ static struct {
  * and stack-switch annotations rely on) under a key it makes while it
  * initialises, before our constructors run, and that key reaches our hook
  * like any other.  Its state is the OS thread's, not a coroutine's, so such
- * an early key keeps its values per OS thread (thread_tsd) even when read
- * in a coroutine.  Keys made once our constructors ran are per coroutine,
- * as in every build.
+ * an early key is a glibc key underneath (real_key): its values are per OS
+ * thread even when read in a coroutine, and its destructors run when the
+ * OS thread ends, as the sanitizer expects.  Keys made once our
+ * constructors ran are per coroutine, as in every build.
+ *
+ * ThreadSanitizer also makes its key, and sets and reads it on each new
+ * thread, before it has started the thread's state, when no instrumented
+ * code can run: so the entries of the key calls are not instrumented, and
+ * nor is the early keys' whole path (no allocation either: its allocator
+ * cannot serve a thread it has not started).
  */
 #if defined(UNB_ASAN) || defined(UNB_TSAN)
 static bool keys_per_coro;
@@ -169,7 +179,7 @@ static void thread_exit_key_init(void)
  * no memory). */
 static struct tsd *tsd_of_caller(pthread_key_t key, bool make)
 {
-    struct unb_coro *co = keys[key].os_thread ? NULL : unb__sched_current();
+    struct unb_coro *co = unb__sched_current();
     struct tsd *t = co ? co->tsd : thread_tsd;
     if (t || !make)
         return t;
@@ -196,6 +206,15 @@ UNB_EXPORT UNB_NO_TSAN int pthread_key_create(pthread_key_t *key, void (*dtor)(v
         atomic_store(&keys[k].dtor, dtor);
         if (atomic_compare_exchange_strong(&keys[k].seq, &s, s + 1)) {
             keys[k].os_thread = !keys_per_coro;
+#if defined(UNB_ASAN) || defined(UNB_TSAN)
+            int e = keys[k].os_thread ? UNB_REAL(pthread_key_create)(&keys[k].real_key, dtor)
+                                      : 0;
+            if (e) {
+                keys[k].os_thread = false;
+                atomic_store(&keys[k].seq, s + 2);
+                return e;
+            }
+#endif
             *key = k;
             return 0;
         }
@@ -210,10 +229,40 @@ UNB_EXPORT int pthread_key_delete(pthread_key_t key)
     uintptr_t s = atomic_load(&keys[key].seq);
     if (!(s & 1) || !atomic_compare_exchange_strong(&keys[key].seq, &s, s + 1))
         return EINVAL;
+#if defined(UNB_ASAN) || defined(UNB_TSAN)
+    if (keys[key].os_thread) {
+        keys[key].os_thread = false;
+        UNB_REAL(pthread_key_delete)(keys[key].real_key);
+    }
+#endif
     return 0;
 }
 
-UNB_EXPORT void *pthread_getspecific(pthread_key_t key)
+#if defined(UNB_ASAN) || defined(UNB_TSAN)
+static void *getspecific(pthread_key_t key);
+static int setspecific(pthread_key_t key, const void *val) __attr_access_none(2);
+
+UNB_EXPORT UNB_NO_TSAN void *pthread_getspecific(pthread_key_t key)
+{
+    if (key < KEYS_MAX && keys[key].os_thread)
+        return UNB_REAL(pthread_getspecific)(keys[key].real_key);
+    return getspecific(key);
+}
+
+UNB_EXPORT UNB_NO_TSAN int pthread_setspecific(pthread_key_t key, const void *val)
+{
+    if (key < KEYS_MAX && keys[key].os_thread)
+        return UNB_REAL(pthread_setspecific)(keys[key].real_key, val);
+    return setspecific(key, val);
+}
+#define KEY_CALL static __attribute__((noinline))
+#else
+#define getspecific pthread_getspecific
+#define setspecific pthread_setspecific
+#define KEY_CALL UNB_EXPORT
+#endif
+
+KEY_CALL void *getspecific(pthread_key_t key)
 {
     if (key >= KEYS_MAX)
         return NULL;
@@ -227,7 +276,7 @@ UNB_EXPORT void *pthread_getspecific(pthread_key_t key)
                : NULL;
 }
 
-UNB_EXPORT int pthread_setspecific(pthread_key_t key, const void *val)
+KEY_CALL int setspecific(pthread_key_t key, const void *val)
 {
     if (key >= KEYS_MAX)
         return EINVAL;
@@ -431,9 +480,9 @@ UNB_EXPORT int pthread_detach(pthread_t t)
     return -unb__sched_detach(co);
 }
 
-UNB_EXPORT pthread_t pthread_self(void)
+UNB_EXPORT UNB_NO_TSAN pthread_t pthread_self(void)
 {
-    struct unb_coro *co = unb__sched_current();
+    struct unb_coro *co = UNB_TLS_FRESH(unb__tls_cur);
     if (co)
         return (pthread_t)co;
     return UNB_REAL(pthread_self)();
@@ -706,11 +755,20 @@ UNB_EXPORT int pthread_getname_np(pthread_t t, char *buf, size_t len)
     return 0;
 }
 
-UNB_EXPORT int pthread_getattr_np(pthread_t t, pthread_attr_t *attr)
+static int coro_getattr(struct unb_coro *co, pthread_attr_t *attr);
+
+/* Not instrumented at its entry: ThreadSanitizer asks for a new thread's
+ * stack before it has started the thread. */
+UNB_EXPORT UNB_NO_TSAN int pthread_getattr_np(pthread_t t, pthread_attr_t *attr)
 {
     struct unb_coro *co = as_coro(t);
     if (!co)
         return UNB_REAL(pthread_getattr_np)(t, attr);
+    return coro_getattr(co, attr);
+}
+
+static __attribute__((noinline)) int coro_getattr(struct unb_coro *co, pthread_attr_t *attr)
+{
     int rc = pthread_attr_init(attr);
     if (rc != 0)
         return rc;

@@ -38,6 +38,15 @@ static struct {
     struct unb__lock lock; /* for allocating pages */
 } table;
 
+/* The page array, read without the lock: made once, published with a
+ * release store after npages, so a reader that sees it sees npages too
+ * (a plain mov on x86 either way; a plain read was a data race with
+ * table_init's write). */
+static inline _Atomic(struct unb__fd *) *table_pages(void)
+{
+    return __atomic_load_n(&table.pages, __ATOMIC_ACQUIRE);
+}
+
 int64_t unb__now_ns(void)
 {
     struct timespec ts;
@@ -47,7 +56,7 @@ int64_t unb__now_ns(void)
 
 static bool table_init(void)
 {
-    if (table.pages)
+    if (table_pages())
         return true;
     unb__lock(&table.lock);
     if (!table.pages) {
@@ -60,7 +69,7 @@ static bool table_init(void)
         _Atomic(struct unb__fd *) *p = table_alloc((n ? n : 1) * sizeof *p);
         if (p) {
             table.npages = n;
-            table.pages = p;
+            __atomic_store_n(&table.pages, p, __ATOMIC_RELEASE);
         }
     }
     unb__unlock(&table.lock);
@@ -69,10 +78,11 @@ static bool table_init(void)
 
 struct unb__fd *unb__fd_peek(int fd)
 {
-    if (fd < 0 || !table.pages || (unsigned)fd >> PAGE_SHIFT >= table.npages)
+    _Atomic(struct unb__fd *) *pages = table_pages();
+    if (fd < 0 || !pages || (unsigned)fd >> PAGE_SHIFT >= table.npages)
         return NULL;
     struct unb__fd *page =
-        atomic_load_explicit(&table.pages[fd >> PAGE_SHIFT], memory_order_acquire);
+        atomic_load_explicit(&pages[fd >> PAGE_SHIFT], memory_order_acquire);
     return page ? &page[fd & (PAGE_ENTRIES - 1)] : NULL;
 }
 
@@ -368,12 +378,14 @@ void unb__fd_closing(int fd)
     struct unb__fd *e = unb__fd_peek(fd);
     if (!e)
         return;
+    unb__tsan_acquire(e); /* from the fd's last closer or creator */
     struct unb__pd *pd = detach(e);
     e->kind = UNB_FD_UNKNOWN;
     e->user_nonblock = e->sys_nonblock = 0;
     e->rcvtimeo_ns = e->sndtimeo_ns = 0;
     atomic_store(&e->rd_ready, 1);
     atomic_store(&e->wr_ready, 1);
+    unb__tsan_release(e); /* to whoever gets the number next */
     if (!pd)
         return;
     if (pd->home == unb__rt_enter())
@@ -393,6 +405,7 @@ void unb__fd_reset(int fd, enum unb__fd_kind kind, bool user_nonblock,
     e->kind = (uint8_t)kind;
     e->user_nonblock = user_nonblock;
     e->sys_nonblock = sys_nonblock;
+    unb__tsan_release(e);
 }
 
 void unb__fd_fork_child(void)
@@ -404,7 +417,7 @@ void unb__fd_fork_child(void)
      * every child, as memcheck found).  What the program set on its fds
      * (O_NONBLOCK, timeouts) still holds. */
     atomic_store(&table.lock.state, 0);
-    for (unsigned i = 0; table.pages && i < table.npages; i++) {
+    for (unsigned i = 0; table_pages() && i < table.npages; i++) {
         struct unb__fd *page = atomic_load(&table.pages[i]);
         for (int j = 0; page && j < PAGE_ENTRIES; j++) {
             atomic_store(&page[j].lock, 0);

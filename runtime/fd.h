@@ -38,12 +38,17 @@ enum unb__fd_kind {
 
 struct unb__pd;
 
+/* The plain bytes come first, in a 4-byte word of their own: gcc merges
+ * tests of two of them (kind and accmode) into one load of the aligned
+ * word that holds both, and ThreadSanitizer instruments that load; if it
+ * also held the atomic bytes, it would be reported as racing with their
+ * updates. */
 struct unb__fd {
-    _Atomic uint8_t lock;               /* guards pd */
     uint8_t kind;                       /* enum unb__fd_kind */
     uint8_t user_nonblock;              /* the program set O_NONBLOCK itself */
     uint8_t sys_nonblock;               /* O_NONBLOCK is set in the kernel */
     uint8_t accmode;                    /* a pipe's O_RDONLY, O_WRONLY or O_RDWR */
+    _Atomic uint8_t lock;               /* guards pd */
     _Atomic uint8_t rd_ready, wr_ready; /* hints: try the call before parking */
     _Atomic uint32_t gen;               /* bumped when the fd is closed or reset */
     int64_t rcvtimeo_ns;                /* SO_RCVTIMEO, 0 for none */

@@ -398,7 +398,9 @@ struct unb__m {
     bool initial;                    /* the process's initial thread: stays */
     bool idle;                       /* in rt.spares (under rt.spare_lock) */
     bool reserved;                   /* new, taken by spare_get: not in rt.spares */
-    pid_t tid;                       /* the kernel's id of the thread */
+    _Atomic pid_t tid;               /* the kernel's id of the thread; 0
+                                        until it has started (the monitor
+                                        reads it) */
     pthread_t thread;
     void *altstack;
     struct unb_coro *tls_owner; /* whose TLS values its blocks hold */
@@ -470,6 +472,12 @@ static UNB_TLS int64_t tls_poll_deadline;
 #define tls_m ((struct unb__m *)unb__tls_m)
 #define fresh_m() ((struct unb__m *)UNB_TLS_FRESH(unb__tls_m))
 
+/* A plain field that only its owner writes and other threads (the monitor,
+ * the statistics) read racily with relaxed atomic loads: the owner's writes
+ * are relaxed atomic stores too (a plain mov on x86, as before), so the
+ * reads are not data races. */
+#define OWNER_SET(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
+
 #define STAT_INC(w, field)                                                             \
     atomic_store_explicit(&(w)->field,                                                 \
                           atomic_load_explicit(&(w)->field, memory_order_relaxed) + 1, \
@@ -495,7 +503,7 @@ bool unb__worker_sleeping_poll(struct unb__worker *w)
 
 void unb__worker_waiting_add(struct unb__worker *w, int delta)
 {
-    w->waiting += delta;
+    OWNER_SET(w->waiting, w->waiting + delta);
 }
 
 /* ---- switching ---------------------------------------------------------- */
@@ -554,7 +562,7 @@ static void homed_push(struct unb__worker *w, struct unb_coro *co)
     else
         w->homed_head = co;
     w->homed_tail = co;
-    w->nhomed++;
+    OWNER_SET(w->nhomed, w->nhomed + 1);
 }
 
 static struct unb_coro *homed_pop(struct unb__worker *w)
@@ -564,7 +572,7 @@ static struct unb_coro *homed_pop(struct unb__worker *w)
         w->homed_head = co->next;
         if (!w->homed_head)
             w->homed_tail = NULL;
-        w->nhomed--;
+        OWNER_SET(w->nhomed, w->nhomed - 1);
     }
     return co;
 }
@@ -719,7 +727,10 @@ static void resumed(struct unb_coro *self, uint32_t depth)
     unb_errno = self->saved_errno;
     tls_in(m, self);
     sigmask_in(m, self);
-    atomic_store_explicit(&m->st.depth, depth, memory_order_relaxed);
+    /* Release, as unb__rt_leave: when this lowers the depth to 0, the
+     * monitor's acquire load of it that lets a spare take the worker must
+     * see every write this thread made to the worker before. */
+    atomic_store_explicit(&m->st.depth, depth, memory_order_release);
     run_after(m);
 }
 
@@ -1289,13 +1300,19 @@ static size_t coro_header_size(void)
     return coro_struct_size() + ((unb__tls_size + 63) & ~(size_t)63);
 }
 
+/* rt.pool is changed under rt.pool_lock and peeked at without it: the
+ * peek is a relaxed atomic load and the changes relaxed atomic stores (the
+ * lock orders everything else), so the peek is not a data race. */
+#define POOL_PEEK() __atomic_load_n(&rt.pool, __ATOMIC_RELAXED)
+#define POOL_SET(v) __atomic_store_n(&rt.pool, (v), __ATOMIC_RELAXED)
+
 /* Moves up to n shells from the shared pool to w's cache. */
 static void pool_refill(struct unb__worker *w, unsigned n)
 {
     unb__lock(&rt.pool_lock);
     while (n-- && rt.pool) {
         struct unb_coro *co = rt.pool;
-        rt.pool = co->next;
+        POOL_SET(co->next);
         rt.npool--;
         co->next = w->pool;
         w->pool = co;
@@ -1313,7 +1330,7 @@ static bool caches_drop(struct unb__worker *w)
 {
     unb__lock(&rt.pool_lock);
     struct unb_coro *list = rt.pool;
-    rt.pool = NULL;
+    POOL_SET(NULL);
     rt.npool = 0;
     unb__unlock(&rt.pool_lock);
     bool any = list != NULL;
@@ -1341,7 +1358,7 @@ static struct unb_coro *coro_alloc(struct unb__worker *w, size_t size, int *err)
     struct unb_coro *co = NULL;
     if (size != rt.stack_size)
         goto map;
-    if (w && !w->pool && rt.pool) /* racy peek; checked under the lock */
+    if (w && !w->pool && POOL_PEEK()) /* racy peek; checked under the lock */
         pool_refill(w, POOL_BATCH);
     if (w && w->pool) {
         co = w->pool;
@@ -1349,11 +1366,11 @@ static struct unb_coro *coro_alloc(struct unb__worker *w, size_t size, int *err)
         w->npool--;
         return co;
     }
-    if (!w && rt.pool) {
+    if (!w && POOL_PEEK()) {
         unb__lock(&rt.pool_lock);
         co = rt.pool;
         if (co) {
-            rt.pool = co->next;
+            POOL_SET(co->next);
             rt.npool--;
         }
         unb__unlock(&rt.pool_lock);
@@ -1386,7 +1403,7 @@ static void pool_give(struct unb_coro *list)
         list = co->next;
         if (rt.npool < POOL_GLOBAL_MAX) {
             co->next = rt.pool;
-            rt.pool = co;
+            POOL_SET(co);
             rt.npool++;
         } else {
             co->next = excess;
@@ -2375,7 +2392,7 @@ static void monitor_stop(void)
     atomic_store(&rt.monitor_parked, 0);
     unb__futex_wake(&rt.monitor_parked, 1);
     unb__futex_wake(&rt.dump_req, 1);
-    UNB_REAL(pthread_join)(rt.monitor, NULL);
+    unb__real_thread_join(rt.monitor, NULL);
     rt.monitor_running = false;
 }
 
@@ -2467,7 +2484,8 @@ static int worker_spawn(struct unb__worker *w)
     struct unb__m *m = m_alloc();
     int e = ENOMEM;
     if (m) {
-        atomic_store_explicit(&w->m, m, memory_order_relaxed);
+        /* Release: the monitor reads m's fields once it sees it here. */
+        atomic_store_explicit(&w->m, m, memory_order_release);
         atomic_store_explicit(&m->w, w, memory_order_release);
         if ((e = m_spawn(m)) != 0) {
             atomic_store_explicit(&w->m, NULL, memory_order_relaxed);

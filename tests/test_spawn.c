@@ -118,6 +118,15 @@ static void *mass_spawner(void *arg)
 
 static void test_million(void)
 {
+    if (under_tool("tsan")) {
+        /* Measured: the 1,000,000 spawns and joins had not finished after
+         * 300 s (each fiber's creation and destruction is a registry
+         * operation of the tool's); the ASan run keeps the test. */
+        skip("under ThreadSanitizer a million coroutines' fibers take longer than the "
+             "test's time limit",
+             "1,000,000 coroutines spawned and joined from a coroutine");
+        return;
+    }
     unb_stats_t before = stats();
     struct mass m = {0, 0, 0, 0};
     long ran0 = atomic_load(&mass_ran);
@@ -671,9 +680,19 @@ static void test_detached_reclaimed(void)
     cmp_ok(max_mapped, <=, bound,
            "stacks_mapped at rest stays within the caches: %d x %" PRIu64
            " workers + %d shared", CACHE_PER_WORKER, st.workers, CACHE_SHARED);
-    cmp_ok(st.peak_alive, >, bound,
-           "the rounds outgrew the caches (peak_alive %" PRIu64 "), so stacks "
-           "were unmapped too", st.peak_alive);
+    if (under_tool("tsan"))
+        /* How many are alive at once is how much faster main spawns than
+         * the touchers finish; ThreadSanitizer slows the spawn (a fiber
+         * each) more than the touching (measured: peak_alive 4,103, under
+         * the bound of 4,352). */
+        skip("under ThreadSanitizer spawning is slowed more than running, so fewer "
+             "coroutines are alive at once",
+             "the rounds outgrew the caches (peak_alive %" PRIu64 "), so stacks "
+             "were unmapped too", st.peak_alive);
+    else
+        cmp_ok(st.peak_alive, >, bound,
+               "the rounds outgrew the caches (peak_alive %" PRIu64 "), so stacks "
+               "were unmapped too", st.peak_alive);
 }
 
 /* ---- stats ---------------------------------------------------------------- */

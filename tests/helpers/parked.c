@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,7 @@ static int listen_fd;
 static pthread_mutex_t held = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t cond_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t never = PTHREAD_COND_INITIALIZER;
-static volatile int done;
+static _Atomic int done; /* main sets it, the spinner polls it: atomic */
 
 #define BLOCKER __attribute__((noinline, used))
 
@@ -72,7 +73,7 @@ BLOCKER void wait_in_accept(void)
 
 BLOCKER void *spinner_main(void *arg)
 {
-    while (!done)
+    while (!atomic_load_explicit(&done, memory_order_relaxed))
         ;
     return arg;
 }

@@ -16,12 +16,15 @@
 #endif
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t sleeper_hits;
+/* Atomic, not volatile sig_atomic_t: the handler may run on another
+ * thread than the one that reads the count (a data race otherwise). */
+static _Atomic int sleeper_hits;
 
 /*
  * errno through functions of their own: glibc declares __errno_location()
