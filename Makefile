@@ -8,6 +8,12 @@
 
 SAN ?=
 BUILD ?= build$(if $(SAN),-$(SAN))
+# A build directory inside the tree is named relative to it, however it was
+# given (tests/test_launcher.sh passes an absolute one): the dependency
+# files name their objects as the rules do, or a changed header would not
+# rebuild an object some absolute-path build compiled last (a stale
+# real-symbol table once called sigtimedwait for sched_yield).
+override BUILD := $(patsubst $(CURDIR)/%,%,$(BUILD))
 CC ?= cc
 VERSION := 0.1.0
 SOMAJOR := 0
