@@ -1,7 +1,8 @@
 /*
  * yield_spin: two threads take turns through a shared variable, each
  * spinning with sched_yield() until its turn comes, 500 times each; a
- * third counts in a pthread_yield() loop meanwhile.  Natively the kernel
+ * third counts in a pthread_yield() loop meanwhile, and main spins with
+ * sched_yield() until it has counted.  Natively the kernel
  * runs the other thread when one yields.  Under LD_PRELOAD=libunblock.so
  * with one worker the three share one OS thread, and only a yield that
  * lets the worker's other coroutines run gets the turns through (the
@@ -40,13 +41,14 @@ static void *player(void *arg)
 extern int old_pthread_yield(void);
 __asm__(".symver old_pthread_yield, pthread_yield@GLIBC_2.2.5");
 
+static _Atomic long yields;
+
 static void *bystander(void *arg)
 {
     (void)arg;
-    long n = 0;
     while (!atomic_load(&done))
-        n++, old_pthread_yield();
-    return (void *)n;
+        atomic_fetch_add(&yields, 1), old_pthread_yield();
+    return NULL;
 }
 
 int main(void)
@@ -54,13 +56,18 @@ int main(void)
     watchdog(20); /* natively, on a loaded machine, each turn may wait a time slice */
     phase = "turns";
     pthread_t b = spawn(bystander, NULL);
+    while (atomic_load(&yields) == 0) /* main spins too, until it runs */
+        sched_yield();
     pthread_t p0 = spawn(player, (void *)0L), p1 = spawn(player, (void *)1L);
     join(p0);
     join(p1);
+    long before = atomic_load(&yields);
+    while (atomic_load(&yields) < before + 10)
+        sched_yield();
     atomic_store(&done, 1);
-    long n = (long)join(b);
+    join(b);
     check(atomic_load(&turn) == 0, "%d turns each went through", TURNS);
-    check(n > 0, "the bystander ran meanwhile");
+    check(atomic_load(&yields) >= before + 10, "the bystander ran beside them");
     printf("%s\n", failures ? "FAILED" : "all passed");
     return failures ? 1 : 0;
 }
