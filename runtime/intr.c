@@ -71,9 +71,9 @@ void unb__intr_arm(struct unb__intr *it, bool restartable,
         !it->co->cancel_off)
         unb__intr_interrupt(it->co);
     /* Likewise a signal sent to it (pthread_kill) that it lets in. */
-    if (it->co && unb_unlikely(atomic_load_explicit(&it->co->sigpending,
-                                                    memory_order_relaxed) &
-                               ~it->co->sigmask)) {
+    if (it->co &&
+        unb_unlikely(atomic_load_explicit(&it->co->sigpending, memory_order_relaxed) &
+                     ~it->co->sigmask)) {
         uint64_t in = atomic_load(&it->co->sigpending) & ~it->co->sigmask;
         if (in)
             interrupt_co(it->co, (in & ~atomic_load(&unb__intr_restart_sigs)) == 0);
@@ -173,8 +173,9 @@ static bool interrupt_co(struct unb_coro *co, bool restart)
     unb__spin_lock(&co->lock);
     struct unb__intr *it = co->intr;
     int expect = UNB_INTR_WAITING;
-    bool mine = it && !(restart && it->restartable) &&
-                atomic_compare_exchange_strong(&it->state, &expect, UNB_INTR_INTERRUPTED);
+    bool mine =
+        it && !(restart && it->restartable) &&
+        atomic_compare_exchange_strong(&it->state, &expect, UNB_INTR_INTERRUPTED);
     unb__spin_unlock(&co->lock);
     if (!mine)
         return false;
@@ -244,7 +245,8 @@ void unb__intr_signal_pending(bool on_idle_worker, bool restart, int sig)
         sigs = on_idle_worker ? &intr.sigs_any : &intr.sigs_main;
     } else {
         c = on_idle_worker ? &intr.pending_any_norestart : &intr.pending_main_norestart;
-        latest = on_idle_worker ? &intr.latest_any_norestart : &intr.latest_main_norestart;
+        latest =
+            on_idle_worker ? &intr.latest_any_norestart : &intr.latest_main_norestart;
         sigs = on_idle_worker ? &intr.sigs_any_norestart : &intr.sigs_main_norestart;
     }
     uint64_t me = atomic_fetch_add(&intr.arrivals, 1) + 1;

@@ -183,7 +183,8 @@ static void timed_start(struct timed *t, const struct unb__deadline *dl)
         ev_now_update(loop); /* the loop's clock must not lag ours */
         ev_timer_init(&t->u.timer, on_timer, delay > 0 ? delay : 0., 0.);
         ev_timer_start(loop, &t->u.timer);
-        unb__worker_deadline(t->w, (int64_t)dl->at.tv_sec * 1000000000 + dl->at.tv_nsec);
+        unb__worker_deadline(t->w,
+                             (int64_t)dl->at.tv_sec * 1000000000 + dl->at.tv_nsec);
     }
     unb__worker_waiting_add(t->w, 1);
 }
@@ -272,7 +273,8 @@ static void intr_cancel(struct unb__intr *it)
 }
 
 static int wait_in(struct unb__bucket *b, const void *addr, uintptr_t token,
-                   const struct unb__deadline *dl, enum unb__call call, bool interruptible)
+                   const struct unb__deadline *dl, enum unb__call call,
+                   bool interruptible)
 {
     if (dl && passed(dl)) {
         unb__spin_unlock(&b->lock);
@@ -288,7 +290,8 @@ static int wait_in(struct unb__bucket *b, const void *addr, uintptr_t token,
         pi.p = &p;
         pi.b = b;
         p.intr = &pi.it;
-        unb__intr_arm(&pi.it, true, intr_cancel); /* as a futex wait: SA_RESTART goes on */
+        unb__intr_arm(&pi.it, true,
+                      intr_cancel); /* as a futex wait: SA_RESTART goes on */
     }
     struct timed t = {.w = unb__sched_worker(), .p = &p, .b = b};
     if (dl)
@@ -310,8 +313,9 @@ int unb__plot_wait(struct unb__bucket *b, const void *addr, uintptr_t token,
     return rc;
 }
 
-int unb__plot_wait_interruptible(struct unb__bucket *b, const void *addr, uintptr_t token,
-                                 const struct unb__deadline *dl, enum unb__call call)
+int unb__plot_wait_interruptible(struct unb__bucket *b, const void *addr,
+                                 uintptr_t token, const struct unb__deadline *dl,
+                                 enum unb__call call)
 {
     int rc = wait_in(b, addr, token, dl, call, true);
     unb__rt_leave();

@@ -34,7 +34,7 @@ static struct {
 /* Signals no mask can block (the kernel ignores them), and glibc's own
  * (cancellation, setxid), which its sigprocmask never blocks. */
 #define UNBLOCKABLE                                                                    \
-    ((UINT64_C(1) << (SIGKILL - 1)) | (UINT64_C(1) << (SIGSTOP - 1)) |                \
+    ((UINT64_C(1) << (SIGKILL - 1)) | (UINT64_C(1) << (SIGSTOP - 1)) |                 \
      (UINT64_C(1) << 31) | (UINT64_C(1) << 32))
 
 static unsigned class_of(uint64_t mask)

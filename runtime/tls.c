@@ -53,11 +53,11 @@
 size_t unb__tls_size;
 
 struct region {
-    intptr_t off;       /* the block's start, from the thread pointer */
-    size_t len;         /* its size (p_memsz) */
-    const void *image;  /* its initialisation image (p_filesz bytes) */
+    intptr_t off;      /* the block's start, from the thread pointer */
+    size_t len;        /* its size (p_memsz) */
+    const void *image; /* its initialisation image (p_filesz bytes) */
     size_t filesz;
-    size_t area_off;    /* where it goes in a save area */
+    size_t area_off; /* where it goes in a save area */
 };
 
 static struct region *regions;
@@ -70,10 +70,10 @@ static uintptr_t span;
 static bool stays_with_thread(const char *path, const char *self)
 {
     static const char *const prefixes[] = {
-        "libc.so",      "ld-linux",  "libunblock", "libev.so",    "libasan",
-        "libtsan",      "libubsan",  "liblsan",    "libhwasan",   "libclang_rt",
-        "vgpreload",    "libjemalloc", "libtcmalloc", "libmimalloc",
-        "libc_malloc_debug", "libmemusage",
+        "libc.so",     "ld-linux",    "libunblock",        "libev.so",
+        "libasan",     "libtsan",     "libubsan",          "liblsan",
+        "libhwasan",   "libclang_rt", "vgpreload",         "libjemalloc",
+        "libtcmalloc", "libmimalloc", "libc_malloc_debug", "libmemusage",
     };
     if (self && strcmp(path, self) == 0)
         return true;
