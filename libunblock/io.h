@@ -2,7 +2,9 @@
 #ifndef UNB_IO_H
 #define UNB_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "../runtime/fd.h"
@@ -12,9 +14,21 @@
  * NULL. */
 struct unb__fd *unb__io_classify(int fd);
 
-/* The absolute deadline for the fd's SO_RCVTIMEO (dir 0) or SO_SNDTIMEO
- * (dir 1), or 0. */
-int64_t unb__io_deadline(const struct unb__fd *e, int dir);
+/* What a call learns of its fd's file before its first park. */
+struct unb__io_wait {
+    int64_t deadline; /* from SO_RCVTIMEO or SO_SNDTIMEO (ns), 0 for none */
+    bool looked;
+    bool nonblock; /* the program's file is non-blocking: do not wait */
+};
+
+/*
+ * Before a call's first park on fd (dir 0 read, 1 write; cw zeroed at the
+ * call's start, and kept across the pieces of one call): true if the
+ * call may wait, and then cw->deadline is set.  For a file the runtime
+ * cannot follow (runtime/fd.h: shared) it asks the kernel (F_GETFL and the
+ * socket's timeout); otherwise it costs no syscall.
+ */
+bool unb__io_look(int fd, struct unb__fd *e, int dir, struct unb__io_wait *cw);
 
 /* Parks until fd is ready for dir; 0, or -1 with errno (EAGAIN on
  * timeout, EBADF if closed, EINTR).  call: the program's call (calls.h). */
@@ -23,9 +37,9 @@ int unb__io_park(int fd, struct unb__fd *e, int dir, int64_t deadline,
 
 /* The engines behind the read and write families (io.c). */
 ssize_t unb__io_read(int fd, struct unb__fd *e, ssize_t (*op)(int, void *), void *ctx,
-                     size_t want, enum unb__call call);
+                     size_t want, enum unb__call call, struct unb__io_wait *cw);
 ssize_t unb__io_write(int fd, struct unb__fd *e, ssize_t (*op)(int, void *, size_t),
-                      void *ctx, size_t want, enum unb__call call);
-
+                      void *ctx, size_t want, enum unb__call call,
+                      struct unb__io_wait *cw);
 
 #endif

@@ -54,6 +54,7 @@
     X(setsockopt)            \
     X(pipe)                  \
     X(pipe2)                 \
+    X(dup)                   \
     X(dup2)                  \
     X(dup3)                  \
     X(fcntl)                 \
