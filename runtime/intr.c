@@ -181,8 +181,8 @@ static uint32_t take(_Atomic uint32_t *c)
  * so the number is at least that of every arrival counted.  Several
  * arrivals are bounded by the latest: a park armed between two of them
  * may take the earlier one's EINTR, which the later one gives it anyway. */
-static void process(_Atomic uint32_t *pending, _Atomic uint64_t *latest, bool any_allowed,
-                    bool restart_handler)
+static void process(_Atomic uint32_t *pending, _Atomic uint64_t *latest,
+                    bool any_allowed, bool restart_handler)
 {
     uint32_t n = take(pending);
     if (!n)
@@ -210,7 +210,8 @@ void unb__intr_signal_pending(bool on_idle_worker, bool restart)
         latest = on_idle_worker ? &intr.latest_any : &intr.latest_main;
     } else {
         c = on_idle_worker ? &intr.pending_any_norestart : &intr.pending_main_norestart;
-        latest = on_idle_worker ? &intr.latest_any_norestart : &intr.latest_main_norestart;
+        latest =
+            on_idle_worker ? &intr.latest_any_norestart : &intr.latest_main_norestart;
     }
     uint64_t me = atomic_fetch_add(&intr.arrivals, 1) + 1;
     uint64_t old = atomic_load(latest);

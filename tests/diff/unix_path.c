@@ -117,7 +117,7 @@ static void run(const char *label, const char *name, int abstract)
     MUST(setsockopt(tc, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv));
     double t0 = now_ms();
     SYS("blocking connect to the full backlog, SO_SNDTIMEO 100 ms",
-         connect(tc, (struct sockaddr *)&a, alen));
+        connect(tc, (struct sockaddr *)&a, alen));
     elapsed("  and it", t0, 90, 550);
     MUST(close(tc));
 
