@@ -361,8 +361,9 @@ int unb__fd_wait(int fd, int events, int64_t deadline_ns, bool restartable,
 /*
  * The rings of duplicates (fd.h).  One lock for all of them: they change
  * only in dup, in the close of a duplicate, and when the program sets a
- * flag or a timeout.  A descriptor alone (dup_next -1) is updated without
- * the lock.
+ * flag or a timeout (all rare next to reads and writes).  A setter takes
+ * it even for a descriptor alone, so that a dup made meanwhile copies
+ * the value either before or after the change, never half of it.
  */
 static struct unb__lock share_lock;
 
@@ -382,10 +383,6 @@ void unb__fd_set(int fd, enum unb__fd_field f, int64_t value)
     struct unb__fd *e = unb__fd_peek(fd);
     if (!e)
         return;
-    if (e->dup_next < 0) {
-        field_set(e, f, value);
-        return;
-    }
     unb__lock(&share_lock);
     int n = fd;
     for (int guard = 0; guard < FD_LIMIT_MAX; guard++) {
