@@ -19,7 +19,11 @@
  *     one EAGAIN; cleared through the received one, the sender's read
  *     waits again for a late write;
  *   - after a fork, O_NONBLOCK set by the parent shows in the child: its
- *     read is EAGAIN; cleared by the child, the parent's read waits.
+ *     read is EAGAIN; cleared by the child, the parent's read waits;
+ *   - a listener a thread has accepted on, and its duplicate: F_GETFL on
+ *     the duplicate shows no O_NONBLOCK, and an accept through it waits
+ *     for a late connect; set on the duplicate, O_NONBLOCK makes accept
+ *     on the original EAGAIN.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -100,6 +104,40 @@ static int receive_fd(int via)
     if (cm && cm->cmsg_type == SCM_RIGHTS)
         memcpy(&fd, CMSG_DATA(cm), sizeof fd);
     return fd;
+}
+
+static unsigned short late_port;
+static void *late_connect(void *arg)
+{
+    (void)arg;
+    msleep(40);
+    int fd = tcp_connect(late_port);
+    msleep(20);
+    close(fd);
+    return NULL;
+}
+
+static void listener_dup(void)
+{
+    int l = tcp_listener(&late_port, 4);
+    int c1 = tcp_connect(late_port);
+    int a = (int)MUST(accept(l, NULL, NULL));
+    MUST(close(a));
+    MUST(close(c1));
+    int d = (int)MUST(dup(l));
+    flags("listener's dup", d);
+    pthread_t t = spawn(late_connect, NULL);
+    SYS("accept on the dup waits for a late connect",
+        (a = accept(d, NULL, NULL)) >= 0 ? 0 : -1);
+    if (a >= 0)
+        MUST(close(a));
+    join(t);
+    int fl = (int)MUST(fcntl(d, F_GETFL));
+    SYS("O_NONBLOCK set on the dup", fcntl(d, F_SETFL, fl | O_NONBLOCK));
+    flags("listener", l);
+    GSYS("accept on the listener", accept(l, NULL, NULL));
+    MUST(close(d));
+    MUST(close(l));
 }
 
 /* Beyond the dups: FIONBIO, SCM_RIGHTS and fork. */
@@ -230,5 +268,6 @@ int main(void)
     SYS("the second connection's peer gets it", recv(s2, b, sizeof b, 0));
 
     other_sharing();
+    listener_dup();
     return 0;
 }
