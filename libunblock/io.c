@@ -121,9 +121,11 @@ bool unb__io_look(int fd, struct unb__fd *e, int dir, struct unb__io_wait *cw)
 
 /* Parks until fd is ready for dir: 0, or -1 with errno (EAGAIN for a
  * timeout, as SO_RCVTIMEO/SO_SNDTIMEO give it). */
-static int wait_ready(int fd, int dir, int64_t deadline, enum unb__call call)
+static int wait_ready(int fd, int dir, const struct unb__io_wait *cw,
+                      enum unb__call call)
 {
-    int rc = unb__fd_wait(fd, dir ? EV_WRITE : EV_READ, deadline, !deadline, call);
+    int rc = unb__fd_wait(fd, dir ? EV_WRITE : EV_READ, cw->deadline, !cw->deadline,
+                          call, cw->since);
     if (rc == 0)
         return 0;
     unb_errno = rc == -ETIMEDOUT ? EAGAIN : -rc;
@@ -152,16 +154,16 @@ static int pipe_ready(int fd, struct unb__fd *e, int dir, struct unb__io_wait *c
             return r < 0 ? -1 : 0; /* ready, hung up, or an error: call */
         if (!unb__io_look(fd, e, dir, cw))
             return 0;
-        if (wait_ready(fd, dir, cw->deadline, call) != 0)
+        if (wait_ready(fd, dir, cw, call) != 0)
             return -1;
     }
 }
 
-int unb__io_park(int fd, struct unb__fd *e, int dir, int64_t deadline,
+int unb__io_park(int fd, struct unb__fd *e, int dir, const struct unb__io_wait *cw,
                  enum unb__call call)
 {
     atomic_store_explicit(dir ? &e->wr_ready : &e->rd_ready, 0, memory_order_relaxed);
-    return wait_ready(fd, dir, deadline, call);
+    return wait_ready(fd, dir, cw, call);
 }
 
 /*
@@ -199,7 +201,7 @@ ssize_t unb__io_read(int fd, struct unb__fd *e, ssize_t (*op)(int, void *), void
         }
         if (!unb__io_look(fd, e, 0, cw)) /* non-blocking after all */
             return tried ? -1 : op(fd, ctx);
-        if (unb__io_park(fd, e, 0, cw->deadline, call) != 0)
+        if (unb__io_park(fd, e, 0, cw, call) != 0)
             return -1;
     }
 }
@@ -240,7 +242,7 @@ ssize_t unb__io_write(int fd, struct unb__fd *e, ssize_t (*op)(int, void *, size
         }
         if (e->kind == UNB_FD_PIPE)
             continue;
-        if (unb__io_park(fd, e, 1, cw->deadline, call) != 0) {
+        if (unb__io_park(fd, e, 1, cw, call) != 0) {
             if (!done)
                 return -1;
             unb_errno = entry_errno; /* partial progress: a count, no error */
@@ -355,7 +357,7 @@ UNB_EXPORT ssize_t read(int fd, void *buf, size_t len)
     struct rd r = {.sock = e->kind == UNB_FD_SOCKET, .buf = buf, .len = len};
     if (len == 0) /* read(2) of nothing never waits (recv of nothing does) */
         return UNB_REAL(read)(fd, buf, len);
-    struct unb__io_wait cw = {0};
+    struct unb__io_wait cw = unb__io_begin();
     return unb__io_read(fd, e, op_read, &r, len, UNB_CALL_READ, &cw);
 }
 
@@ -370,7 +372,7 @@ UNB_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
     size_t want = iov_total(iov, iovcnt);
     if (want == 0)
         return UNB_REAL(readv)(fd, iov, iovcnt);
-    struct unb__io_wait cw = {0};
+    struct unb__io_wait cw = unb__io_begin();
     return unb__io_read(fd, e, op_readv, &r, want, UNB_CALL_READV, &cw);
 }
 
@@ -392,7 +394,7 @@ UNB_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
                    .flags = flags,
                    .addr = addr,
                    .addrlen = addrlen};
-    struct unb__io_wait cw = {0};
+    struct unb__io_wait cw = unb__io_begin();
     if (!(flags & MSG_WAITALL) || e->kind != UNB_FD_SOCKET)
         return unb__io_read(fd, e, op_recvfrom, &r, len, UNB_CALL_RECV, &cw);
     /* MSG_WAITALL: the kernel does not wait on a MSG_DONTWAIT attempt.
@@ -470,7 +472,7 @@ static ssize_t recvmsg_in(int fd, struct msghdr *msg, int flags)
         unb__cancel_point();
         return UNB_REAL(recvmsg)(fd, msg, flags);
     }
-    struct unb__io_wait cw = {0};
+    struct unb__io_wait cw = unb__io_begin();
     return unb__io_read(fd, e, op_recvmsg, &r, want, UNB_CALL_RECVMSG, &cw);
 }
 
@@ -582,7 +584,7 @@ UNB_EXPORT ssize_t write(int fd, const void *buf, size_t len)
     if (!e) /* a file, a terminal, a device: may block */
         return UNB_BLOCKING(UNB_REAL(write)(fd, buf, len));
     struct wr w = {.sock = e->kind == UNB_FD_SOCKET, .buf = buf, .len = len};
-    struct unb__io_wait cw = {0};
+    struct unb__io_wait cw = unb__io_begin();
     return unb__io_write(fd, e, op_write, &w, len, UNB_CALL_WRITE, &cw);
 }
 
@@ -600,7 +602,7 @@ UNB_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
                    .flags = flags,
                    .addr = addr,
                    .addrlen = addrlen};
-    struct unb__io_wait cw = {0};
+    struct unb__io_wait cw = unb__io_begin();
     return unb__io_write(fd, e, op_sendto, &w, len, UNB_CALL_SEND, &cw);
 }
 
@@ -615,7 +617,7 @@ UNB_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
     if (!e || iovcnt < 0 || iovcnt > IOV_MAX) /* a file, a terminal, a device */
         return UNB_BLOCKING(UNB_REAL(writev)(fd, iov, iovcnt));
     struct wr w = {.sock = e->kind == UNB_FD_SOCKET, .iov = iov, .iovcnt = iovcnt};
-    struct unb__io_wait cw = {0};
+    struct unb__io_wait cw = unb__io_begin();
     return unb__io_write(fd, e, op_writev, &w, iov_total(iov, iovcnt), UNB_CALL_WRITEV,
                          &cw);
 }
@@ -630,7 +632,7 @@ UNB_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     if (!e || !msg || msg->msg_iovlen > IOV_MAX)
         return UNB_REAL(sendmsg)(fd, msg, flags);
     struct wr w = {.sock = e->kind == UNB_FD_SOCKET, .msg = msg, .flags = flags};
-    struct unb__io_wait cw = {0};
+    struct unb__io_wait cw = unb__io_begin();
     return unb__io_write(fd, e, op_sendmsg, &w,
                          iov_total(msg->msg_iov, (int)msg->msg_iovlen),
                          UNB_CALL_SENDMSG, &cw);

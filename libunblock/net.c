@@ -107,7 +107,7 @@ UNB_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int fl
         record(nfd, flags);
         return nfd;
     }
-    struct unb__io_wait cw = {0};
+    struct unb__io_wait cw = unb__io_begin();
     int saved = unb_errno; /* a call that succeeds leaves errno alone */
     for (;;) {
         int nfd = UNB_REAL(accept4)(fd, addr, addrlen, flags);
@@ -119,7 +119,7 @@ UNB_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int fl
         if (unb_errno != EAGAIN && unb_errno != EWOULDBLOCK)
             return -1;
         if (!unb__io_look(fd, e, 0, &cw) ||
-            unb__io_park(fd, e, 0, cw.deadline, UNB_CALL_ACCEPT) != 0)
+            unb__io_park(fd, e, 0, &cw, UNB_CALL_ACCEPT) != 0)
             return -1;
     }
 }
@@ -140,7 +140,7 @@ UNB_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
     unb__cancel_point();
     struct unb__fd *e = unb__sched_parkable() ? unb__io_classify(fd) : NULL;
-    struct unb__io_wait cw = {0};
+    struct unb__io_wait cw = unb__io_begin();
     if (!e || e->kind != UNB_FD_SOCKET || !unb__io_look(fd, e, 1, &cw))
         return UNB_REAL(connect)(fd, addr, len);
     bool toggle = !e->sys_nonblock;
@@ -163,7 +163,8 @@ UNB_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
             int64_t left = deadline ? deadline - unb__now_ns() : nap;
             if (left <= 0)
                 goto out; /* SO_SNDTIMEO ran out: EAGAIN, as the kernel */
-            int r = unb__nap(left < nap ? left : nap, !deadline, UNB_CALL_CONNECT);
+            int r = unb__nap(left < nap ? left : nap, !deadline, UNB_CALL_CONNECT,
+                             cw.since);
             if (r != 0) {
                 unb_errno = -r;
                 goto out;
@@ -172,7 +173,7 @@ UNB_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
                 nap *= 2;
             continue;
         }
-        if (unb__io_park(fd, e, 1, deadline, UNB_CALL_CONNECT) != 0) {
+        if (unb__io_park(fd, e, 1, &cw, UNB_CALL_CONNECT) != 0) {
             if (unb_errno == EAGAIN) /* SO_SNDTIMEO ran out */
                 unb_errno = EINPROGRESS;
             goto out;

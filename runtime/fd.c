@@ -287,7 +287,7 @@ static void unlock_spin(void *lock)
 }
 
 static int wait_in(int fd, int events, int64_t deadline_ns, bool restartable,
-                   enum unb__call call)
+                   enum unb__call call, uint64_t since)
 {
     struct unb__fd *e = unb__fd_get(fd);
     if (!e)
@@ -334,7 +334,7 @@ static int wait_in(int fd, int events, int64_t deadline_ns, bool restartable,
             w.timed = true;
         }
         unb__worker_waiting_add(me, 1);
-        unb__intr_arm(&w.it, restartable, cancel);
+        unb__intr_arm_since(&w.it, restartable, cancel, since);
         unb__sched_park(unlock_spin, &e->lock, call, fd);
         if (unb__intr_disarm(&w.it))
             return -EINTR;
@@ -346,10 +346,10 @@ static int wait_in(int fd, int events, int64_t deadline_ns, bool restartable,
 }
 
 int unb__fd_wait(int fd, int events, int64_t deadline_ns, bool restartable,
-                 enum unb__call call)
+                 enum unb__call call, uint64_t since)
 {
     unb__rt_enter(); /* the loop is touched only in a section (sched.h) */
-    int rc = wait_in(fd, events, deadline_ns, restartable, call);
+    int rc = wait_in(fd, events, deadline_ns, restartable, call, since);
     unb__rt_leave();
     if (rc == -EINTR)
         unb__cancel_point(); /* interrupted by pthread_cancel? */

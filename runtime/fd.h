@@ -115,10 +115,11 @@ void unb__fd_reset(int fd, enum unb__fd_kind kind, bool user_nonblock,
  * fd is closed.  Returns 0, -ETIMEDOUT, -EBADF (closed while parked), or
  * -EINTR (a signal handler interrupted it; `restartable` says whether an
  * SA_RESTART handler would have the kernel restart the call instead).
- * `call`: the program's call that waits (calls.h).
+ * `call`: the program's call that waits (calls.h); `since`: the signal
+ * arrivals counted when it began (intr.h: unb__intr_since).
  */
 int unb__fd_wait(int fd, int events, int64_t deadline_ns, bool restartable,
-                 enum unb__call call);
+                 enum unb__call call, uint64_t since);
 
 /* Called before the real close (or dup2/dup3 over fd): parked waiters get
  * EBADF, and the entry forgets the file. */
