@@ -62,9 +62,12 @@ struct unb__fd *unb__io_classify(int fd)
         return NULL;
     if (unb_likely(e->kind != UNB_FD_UNKNOWN))
         return e->kind == UNB_FD_NATIVE ? NULL : e;
+    /* A file the runtime did not see created: it may be shared with
+     * whoever made it (runtime/fd.h). */
     struct stat st;
     if (fstat(fd, &st) != 0)
         return NULL; /* EBADF and friends: the native call reports them */
+    e->shared = 1;
     int fl = UNB_REAL(fcntl)(fd, F_GETFL);
     if (fl < 0)
         return NULL;
@@ -82,26 +85,58 @@ struct unb__fd *unb__io_classify(int fd)
     return e;
 }
 
-int64_t unb__io_deadline(const struct unb__fd *e, int dir)
+bool unb__io_look(int fd, struct unb__fd *e, int dir, struct unb__io_wait *cw)
 {
+    if (cw->looked)
+        return !cw->nonblock;
+    cw->looked = true;
     int64_t t = dir ? e->sndtimeo_ns : e->rcvtimeo_ns;
-    return t ? unb__now_ns() + t : 0;
+    if (unb_unlikely(unb__fd_shared(e))) {
+        /* Another descriptor of the file (another process's, one passed
+         * with SCM_RIGHTS) may have changed it: ask the kernel, which has
+         * the program's flag unless the runtime set O_NONBLOCK itself. */
+        int saved = unb_errno;
+        if (!e->sys_nonblock) {
+            int fl = UNB_REAL(fcntl)(fd, F_GETFL);
+            if (fl >= 0)
+                e->user_nonblock = (fl & O_NONBLOCK) != 0;
+        }
+        struct timeval tv;
+        socklen_t len = sizeof tv;
+        int opt = dir ? SO_SNDTIMEO : SO_RCVTIMEO;
+        if (!e->user_nonblock && e->kind == UNB_FD_SOCKET &&
+            getsockopt(fd, SOL_SOCKET, opt, &tv, &len) == 0 && len == sizeof tv) {
+            t = (int64_t)tv.tv_sec * 1000000000 + (int64_t)tv.tv_usec * 1000;
+            if (dir)
+                e->sndtimeo_ns = t;
+            else
+                e->rcvtimeo_ns = t;
+        }
+        unb_errno = saved;
+    }
+    cw->nonblock = e->user_nonblock;
+    cw->deadline = !cw->nonblock && t ? unb__now_ns() + t : 0;
+    return !cw->nonblock;
 }
 
 /* Parks until fd is ready for dir: 0, or -1 with errno (EAGAIN for a
  * timeout, as SO_RCVTIMEO/SO_SNDTIMEO give it). */
-static int wait_ready(int fd, int dir, int64_t deadline, enum unb__call call)
+static int wait_ready(int fd, int dir, const struct unb__io_wait *cw,
+                      enum unb__call call)
 {
-    int rc = unb__fd_wait(fd, dir ? EV_WRITE : EV_READ, deadline, !deadline, call);
+    int rc = unb__fd_wait(fd, dir ? EV_WRITE : EV_READ, cw->deadline, !cw->deadline,
+                          call, cw->since);
     if (rc == 0)
         return 0;
     unb_errno = rc == -ETIMEDOUT ? EAGAIN : -rc;
     return -1;
 }
 
-/* Waits until a pipe is ready without blocking the worker: 0, or -1 with
- * errno. */
-static int pipe_ready(int fd, int dir, int64_t deadline, enum unb__call call)
+/* Waits until a pipe is ready without blocking the worker: 0 (ready, or
+ * the program's file is non-blocking after all: the call is made as it
+ * is), or -1 with errno. */
+static int pipe_ready(int fd, struct unb__fd *e, int dir, struct unb__io_wait *cw,
+                      enum unb__call call)
 {
     for (;;) {
         struct pollfd p = {.fd = fd, .events = dir ? POLLOUT : POLLIN};
@@ -117,16 +152,18 @@ static int pipe_ready(int fd, int dir, int64_t deadline, enum unb__call call)
         }
         if (r != 0)
             return r < 0 ? -1 : 0; /* ready, hung up, or an error: call */
-        if (wait_ready(fd, dir, deadline, call) != 0)
+        if (!unb__io_look(fd, e, dir, cw))
+            return 0;
+        if (wait_ready(fd, dir, cw, call) != 0)
             return -1;
     }
 }
 
-int unb__io_park(int fd, struct unb__fd *e, int dir, int64_t deadline,
+int unb__io_park(int fd, struct unb__fd *e, int dir, const struct unb__io_wait *cw,
                  enum unb__call call)
 {
     atomic_store_explicit(dir ? &e->wr_ready : &e->rd_ready, 0, memory_order_relaxed);
-    return wait_ready(fd, dir, deadline, call);
+    return wait_ready(fd, dir, cw, call);
 }
 
 /*
@@ -134,22 +171,22 @@ int unb__io_park(int fd, struct unb__fd *e, int dir, int64_t deadline,
  * the size asked for (a shorter result clears the readiness hint).
  */
 ssize_t unb__io_read(int fd, struct unb__fd *e, ssize_t (*op)(int, void *), void *ctx,
-                     size_t want, enum unb__call call)
+                     size_t want, enum unb__call call, struct unb__io_wait *cw)
 {
     unb__cancel_point();
-    int64_t deadline = unb__io_deadline(e, 0);
     int saved = unb_errno; /* a call that succeeds leaves errno alone */
     if (e->kind == UNB_FD_PIPE && e->accmode == O_WRONLY)
         return op(fd, ctx); /* EBADF at once, as natively */
     for (;;) {
         if (e->kind == UNB_FD_PIPE) {
-            if (pipe_ready(fd, 0, deadline, call) != 0)
+            if (pipe_ready(fd, e, 0, cw, call) != 0)
                 return -1;
             ssize_t n = op(fd, ctx);
             if (n >= 0)
                 unb_errno = saved;
             return n;
         }
+        bool tried = false;
         if (atomic_load_explicit(&e->rd_ready, memory_order_relaxed)) {
             ssize_t n = op(fd, ctx);
             if (n >= 0) {
@@ -160,8 +197,11 @@ ssize_t unb__io_read(int fd, struct unb__fd *e, ssize_t (*op)(int, void *), void
             }
             if (unb_errno != EAGAIN && unb_errno != EWOULDBLOCK)
                 return -1;
+            tried = true;
         }
-        if (unb__io_park(fd, e, 0, deadline, call) != 0)
+        if (!unb__io_look(fd, e, 0, cw)) /* non-blocking after all */
+            return tried ? -1 : op(fd, ctx);
+        if (unb__io_park(fd, e, 0, cw, call) != 0)
             return -1;
     }
 }
@@ -171,21 +211,22 @@ ssize_t unb__io_read(int fd, struct unb__fd *e, ssize_t (*op)(int, void *), void
  * caller's data; the engine loops until `want` bytes are written.
  */
 ssize_t unb__io_write(int fd, struct unb__fd *e, ssize_t (*op)(int, void *, size_t),
-                      void *ctx, size_t want, enum unb__call call)
+                      void *ctx, size_t want, enum unb__call call,
+                      struct unb__io_wait *cw)
 {
     unb__cancel_point();
-    int64_t deadline = unb__io_deadline(e, 1);
     size_t done = 0;
     int entry_errno = unb_errno; /* a call that succeeds leaves errno alone */
     if (e->kind == UNB_FD_PIPE && e->accmode == O_RDONLY)
         return op(fd, ctx, 0); /* EBADF at once, as natively */
     for (;;) {
-        if (e->kind == UNB_FD_PIPE && pipe_ready(fd, 1, deadline, call) != 0)
+        if (e->kind == UNB_FD_PIPE && pipe_ready(fd, e, 1, cw, call) != 0)
             return done ? (ssize_t)done : -1;
         ssize_t n = op(fd, ctx, done);
         if (n >= 0) {
             done += (size_t)n;
-            if (done >= want || e->kind == UNB_FD_PIPE) {
+            if (done >= want || e->kind == UNB_FD_PIPE ||
+                !unb__io_look(fd, e, 1, cw)) { /* non-blocking: a short write */
                 unb_errno = entry_errno;
                 return (ssize_t)done;
             }
@@ -193,9 +234,15 @@ ssize_t unb__io_write(int fd, struct unb__fd *e, ssize_t (*op)(int, void *, size
         }
         if (unb_errno != EAGAIN && unb_errno != EWOULDBLOCK)
             return done ? (ssize_t)done : -1;
+        if (!unb__io_look(fd, e, 1, cw)) { /* non-blocking after all */
+            if (!done)
+                return -1;
+            unb_errno = entry_errno;
+            return (ssize_t)done;
+        }
         if (e->kind == UNB_FD_PIPE)
             continue;
-        if (unb__io_park(fd, e, 1, deadline, call) != 0) {
+        if (unb__io_park(fd, e, 1, cw, call) != 0) {
             if (!done)
                 return -1;
             unb_errno = entry_errno; /* partial progress: a count, no error */
@@ -211,7 +258,10 @@ static inline struct unb__fd *parkable(int fd)
     if (!unb__sched_parkable())
         return NULL;
     struct unb__fd *e = unb__io_classify(fd);
-    return e && !e->user_nonblock ? e : NULL;
+    /* A shared file the program made non-blocking may have been made
+     * blocking through another descriptor: the engine asks before it
+     * parks (unb__io_look). */
+    return e && (!e->user_nonblock || unb__fd_shared(e)) ? e : NULL;
 }
 
 /* For the socket calls (recv, send and their families): on anything but a
@@ -307,7 +357,8 @@ UNB_EXPORT ssize_t read(int fd, void *buf, size_t len)
     struct rd r = {.sock = e->kind == UNB_FD_SOCKET, .buf = buf, .len = len};
     if (len == 0) /* read(2) of nothing never waits (recv of nothing does) */
         return UNB_REAL(read)(fd, buf, len);
-    return unb__io_read(fd, e, op_read, &r, len, UNB_CALL_READ);
+    struct unb__io_wait cw = unb__io_begin();
+    return unb__io_read(fd, e, op_read, &r, len, UNB_CALL_READ, &cw);
 }
 
 UNB_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
@@ -321,7 +372,8 @@ UNB_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
     size_t want = iov_total(iov, iovcnt);
     if (want == 0)
         return UNB_REAL(readv)(fd, iov, iovcnt);
-    return unb__io_read(fd, e, op_readv, &r, want, UNB_CALL_READV);
+    struct unb__io_wait cw = unb__io_begin();
+    return unb__io_read(fd, e, op_readv, &r, want, UNB_CALL_READV, &cw);
 }
 
 UNB_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
@@ -342,14 +394,16 @@ UNB_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
                    .flags = flags,
                    .addr = addr,
                    .addrlen = addrlen};
+    struct unb__io_wait cw = unb__io_begin();
     if (!(flags & MSG_WAITALL) || e->kind != UNB_FD_SOCKET)
-        return unb__io_read(fd, e, op_recvfrom, &r, len, UNB_CALL_RECV);
-    /* MSG_WAITALL: the kernel does not wait on a MSG_DONTWAIT attempt. */
+        return unb__io_read(fd, e, op_recvfrom, &r, len, UNB_CALL_RECV, &cw);
+    /* MSG_WAITALL: the kernel does not wait on a MSG_DONTWAIT attempt.
+     * One SO_RCVTIMEO deadline bounds the whole call, as in the kernel. */
     size_t got = 0;
     while (got < len) {
         r.buf = (char *)buf + got;
         r.len = len - got;
-        ssize_t n = unb__io_read(fd, e, op_recvfrom, &r, r.len, UNB_CALL_RECV);
+        ssize_t n = unb__io_read(fd, e, op_recvfrom, &r, r.len, UNB_CALL_RECV, &cw);
         if (n <= 0)
             return got ? (ssize_t)got : n;
         got += (size_t)n;
@@ -362,7 +416,48 @@ UNB_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
     return recvfrom(fd, buf, len, flags, NULL, NULL);
 }
 
+/*
+ * Descriptors passed with SCM_RIGHTS share their open file with the
+ * sender's (runtime/fd.h).  The sender's become shared; a received one's
+ * entry forgets what it knew of the number (the file is looked at when
+ * used, and is then shared).  Only messages with ancillary data pay.
+ */
+static void passed_fds(const struct msghdr *msg, bool received)
+{
+    if (!msg || !msg->msg_control || msg->msg_controllen < sizeof(struct cmsghdr))
+        return;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c;
+         c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+            c->cmsg_len < CMSG_LEN(0))
+            continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        const unsigned char *p = CMSG_DATA(c);
+        for (size_t i = 0; i < n; i++) {
+            int pfd;
+            memcpy(&pfd, p + i * sizeof pfd, sizeof pfd);
+            if (received)
+                unb__fd_closing(pfd);
+            else
+                unb__fd_set(pfd, UNB_FDF_SHARED, 1);
+        }
+    }
+}
+
+static ssize_t recvmsg_in(int fd, struct msghdr *msg, int flags);
+
 UNB_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    ssize_t n = recvmsg_in(fd, msg, flags);
+    if (n >= 0 && msg && msg->msg_controllen) {
+        int saved = unb_errno;
+        passed_fds(msg, true);
+        unb_errno = saved;
+    }
+    return n;
+}
+
+static ssize_t recvmsg_in(int fd, struct msghdr *msg, int flags)
 {
     if (flags & MSG_DONTWAIT)
         return UNB_REAL(recvmsg)(fd, msg, flags);
@@ -377,7 +472,8 @@ UNB_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
         unb__cancel_point();
         return UNB_REAL(recvmsg)(fd, msg, flags);
     }
-    return unb__io_read(fd, e, op_recvmsg, &r, want, UNB_CALL_RECVMSG);
+    struct unb__io_wait cw = unb__io_begin();
+    return unb__io_read(fd, e, op_recvmsg, &r, want, UNB_CALL_RECVMSG, &cw);
 }
 
 /* ---- write family ----------------------------------------------------- */
@@ -488,7 +584,8 @@ UNB_EXPORT ssize_t write(int fd, const void *buf, size_t len)
     if (!e) /* a file, a terminal, a device: may block */
         return UNB_BLOCKING(UNB_REAL(write)(fd, buf, len));
     struct wr w = {.sock = e->kind == UNB_FD_SOCKET, .buf = buf, .len = len};
-    return unb__io_write(fd, e, op_write, &w, len, UNB_CALL_WRITE);
+    struct unb__io_wait cw = unb__io_begin();
+    return unb__io_write(fd, e, op_write, &w, len, UNB_CALL_WRITE, &cw);
 }
 
 UNB_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
@@ -505,7 +602,8 @@ UNB_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
                    .flags = flags,
                    .addr = addr,
                    .addrlen = addrlen};
-    return unb__io_write(fd, e, op_sendto, &w, len, UNB_CALL_SEND);
+    struct unb__io_wait cw = unb__io_begin();
+    return unb__io_write(fd, e, op_sendto, &w, len, UNB_CALL_SEND, &cw);
 }
 
 UNB_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
@@ -519,19 +617,25 @@ UNB_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
     if (!e || iovcnt < 0 || iovcnt > IOV_MAX) /* a file, a terminal, a device */
         return UNB_BLOCKING(UNB_REAL(writev)(fd, iov, iovcnt));
     struct wr w = {.sock = e->kind == UNB_FD_SOCKET, .iov = iov, .iovcnt = iovcnt};
-    return unb__io_write(fd, e, op_writev, &w, iov_total(iov, iovcnt), UNB_CALL_WRITEV);
+    struct unb__io_wait cw = unb__io_begin();
+    return unb__io_write(fd, e, op_writev, &w, iov_total(iov, iovcnt), UNB_CALL_WRITEV,
+                         &cw);
 }
 
 UNB_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
+    if (msg && msg->msg_controllen)
+        passed_fds(msg, false); /* before: the receiver may act at once */
     if (flags & MSG_DONTWAIT)
         return UNB_REAL(sendmsg)(fd, msg, flags);
     struct unb__fd *e = sock_parkable(fd);
     if (!e || !msg || msg->msg_iovlen > IOV_MAX)
         return UNB_REAL(sendmsg)(fd, msg, flags);
     struct wr w = {.sock = e->kind == UNB_FD_SOCKET, .msg = msg, .flags = flags};
+    struct unb__io_wait cw = unb__io_begin();
     return unb__io_write(fd, e, op_sendmsg, &w,
-                         iov_total(msg->msg_iov, (int)msg->msg_iovlen), UNB_CALL_SENDMSG);
+                         iov_total(msg->msg_iov, (int)msg->msg_iovlen),
+                         UNB_CALL_SENDMSG, &cw);
 }
 
 /* ---- fortified variants ------------------------------------------------ */

@@ -2,30 +2,52 @@
 #ifndef UNB_IO_H
 #define UNB_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "../runtime/fd.h"
+#include "../runtime/intr.h"
 
 /* The fd's entry if it is a socket or pipe the runtime can park on (it
  * looks at an unknown fd once: fstat, and O_NONBLOCK on sockets), else
  * NULL. */
 struct unb__fd *unb__io_classify(int fd);
 
-/* The absolute deadline for the fd's SO_RCVTIMEO (dir 0) or SO_SNDTIMEO
- * (dir 1), or 0. */
-int64_t unb__io_deadline(const struct unb__fd *e, int dir);
+/* A call's waiting state: what it learns of its fd's file before its
+ * first park, and when it began (for signals).  Made with unb__io_begin()
+ * at the call's start, and kept across the pieces of one call. */
+struct unb__io_wait {
+    int64_t deadline; /* from SO_RCVTIMEO or SO_SNDTIMEO (ns), 0 for none */
+    uint64_t since;   /* signal arrivals when the call began (intr.h) */
+    bool looked;
+    bool nonblock; /* the program's file is non-blocking: do not wait */
+};
+
+static inline struct unb__io_wait unb__io_begin(void)
+{
+    return (struct unb__io_wait){.since = unb__intr_since()};
+}
+
+/*
+ * Before a call's first park on fd (dir 0 read, 1 write): true if the
+ * call may wait, and then cw->deadline is set.  For a file the runtime
+ * cannot follow (runtime/fd.h: shared) it asks the kernel (F_GETFL and the
+ * socket's timeout); otherwise it costs no syscall.
+ */
+bool unb__io_look(int fd, struct unb__fd *e, int dir, struct unb__io_wait *cw);
 
 /* Parks until fd is ready for dir; 0, or -1 with errno (EAGAIN on
  * timeout, EBADF if closed, EINTR).  call: the program's call (calls.h). */
-int unb__io_park(int fd, struct unb__fd *e, int dir, int64_t deadline,
+int unb__io_park(int fd, struct unb__fd *e, int dir, const struct unb__io_wait *cw,
                  enum unb__call call);
 
 /* The engines behind the read and write families (io.c). */
 ssize_t unb__io_read(int fd, struct unb__fd *e, ssize_t (*op)(int, void *), void *ctx,
-                     size_t want, enum unb__call call);
+                     size_t want, enum unb__call call, struct unb__io_wait *cw);
 ssize_t unb__io_write(int fd, struct unb__fd *e, ssize_t (*op)(int, void *, size_t),
-                      void *ctx, size_t want, enum unb__call call);
-
+                      void *ctx, size_t want, enum unb__call call,
+                      struct unb__io_wait *cw);
 
 #endif

@@ -62,10 +62,13 @@ static bool listener_nonblock(int fd, struct unb__fd *e)
 {
     if (e->sys_nonblock)
         return true;
+    /* O_NONBLOCK found already set is taken as the runtime's: a listener
+     * shared by the processes of a pre-forking server is made non-blocking
+     * by the first one that accepts in a coroutine. */
     int fl = UNB_REAL(fcntl)(fd, F_GETFL);
     if (fl < 0 || UNB_REAL(fcntl)(fd, F_SETFL, fl | O_NONBLOCK) != 0)
         return false;
-    e->sys_nonblock = 1;
+    unb__fd_set(fd, UNB_FDF_SYS_NONBLOCK, 1);
     return true;
 }
 
@@ -104,7 +107,7 @@ UNB_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int fl
         record(nfd, flags);
         return nfd;
     }
-    int64_t deadline = unb__io_deadline(e, 0);
+    struct unb__io_wait cw = unb__io_begin();
     int saved = unb_errno; /* a call that succeeds leaves errno alone */
     for (;;) {
         int nfd = UNB_REAL(accept4)(fd, addr, addrlen, flags);
@@ -115,7 +118,8 @@ UNB_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int fl
         }
         if (unb_errno != EAGAIN && unb_errno != EWOULDBLOCK)
             return -1;
-        if (unb__io_park(fd, e, 0, deadline, UNB_CALL_ACCEPT) != 0)
+        if (!unb__io_look(fd, e, 0, &cw) ||
+            unb__io_park(fd, e, 0, &cw, UNB_CALL_ACCEPT) != 0)
             return -1;
     }
 }
@@ -136,19 +140,21 @@ UNB_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
     unb__cancel_point();
     struct unb__fd *e = unb__sched_parkable() ? unb__io_classify(fd) : NULL;
-    if (!e || e->user_nonblock || e->kind != UNB_FD_SOCKET)
+    struct unb__io_wait cw = unb__io_begin();
+    if (!e || e->kind != UNB_FD_SOCKET || !unb__io_look(fd, e, 1, &cw))
         return UNB_REAL(connect)(fd, addr, len);
     bool toggle = !e->sys_nonblock;
     int saved = unb_errno; /* a blocking call that succeeds leaves errno alone */
     if (toggle)
         set_fionbio(fd, 1);
-    int64_t deadline = unb__io_deadline(e, 1);
+    int64_t deadline = cw.deadline;
     int rc;
     /* A blocking connect waits for the handshake: park until writable,
      * then connect again, which is how the kernel reports the outcome and
      * moves the socket to connected (0) or back to unconnected (the error),
      * as the blocking call leaves it. */
-    bool unix_peer = addr && len >= sizeof addr->sa_family && addr->sa_family == AF_UNIX;
+    bool unix_peer =
+        addr && len >= sizeof addr->sa_family && addr->sa_family == AF_UNIX;
     int64_t nap = 1000000; /* ns, for a full AF_UNIX backlog */
     while ((rc = UNB_REAL(connect)(fd, addr, len)) != 0 &&
            (unb_errno == EINPROGRESS || unb_errno == EALREADY ||
@@ -157,7 +163,8 @@ UNB_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
             int64_t left = deadline ? deadline - unb__now_ns() : nap;
             if (left <= 0)
                 goto out; /* SO_SNDTIMEO ran out: EAGAIN, as the kernel */
-            int r = unb__nap(left < nap ? left : nap, !deadline, UNB_CALL_CONNECT);
+            int r = unb__nap(left < nap ? left : nap, !deadline, UNB_CALL_CONNECT,
+                             cw.since);
             if (r != 0) {
                 unb_errno = -r;
                 goto out;
@@ -166,7 +173,7 @@ UNB_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
                 nap *= 2;
             continue;
         }
-        if (unb__io_park(fd, e, 1, deadline, UNB_CALL_CONNECT) != 0) {
+        if (unb__io_park(fd, e, 1, &cw, UNB_CALL_CONNECT) != 0) {
             if (unb_errno == EAGAIN) /* SO_SNDTIMEO ran out */
                 unb_errno = EINPROGRESS;
             goto out;
@@ -196,12 +203,7 @@ UNB_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_
     if (rc != 0 || level != SOL_SOCKET || (name != SO_RCVTIMEO && name != SO_SNDTIMEO))
         return rc;
     int64_t ns = timeval_ns(val, len);
-    struct unb__fd *e = unb__fd_get(fd);
-    if (e && ns >= 0) {
-        if (name == SO_RCVTIMEO)
-            e->rcvtimeo_ns = ns;
-        else
-            e->sndtimeo_ns = ns;
-    }
+    if (ns >= 0 && unb__fd_get(fd)) /* on every descriptor of the socket */
+        unb__fd_set(fd, name == SO_RCVTIMEO ? UNB_FDF_RCVTIMEO : UNB_FDF_SNDTIMEO, ns);
     return rc;
 }

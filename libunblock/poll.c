@@ -104,7 +104,8 @@ static void cancel(struct unb__intr *it)
 
 /* Parks until one of fds may be ready or the deadline (ns, 0: none)
  * passes.  0, or -EINTR / -ENOMEM. */
-static int park_in(struct pollfd *fds, nfds_t n, int64_t deadline, enum unb__call call)
+static int park_in(struct pollfd *fds, nfds_t n, int64_t deadline, enum unb__call call,
+                   uint64_t since)
 {
     struct pw small[8];
     struct pw *ws = n <= 8 ? small : malloc(sizeof *ws * n);
@@ -146,7 +147,7 @@ static int park_in(struct pollfd *fds, nfds_t n, int64_t deadline, enum unb__cal
         p.timed = true;
     }
     unb__worker_waiting_add(p.w, 1);
-    unb__intr_arm(&p.it, false, cancel);
+    unb__intr_arm_since(&p.it, false, cancel, since);
     /* The dump shows the count and the first fd (poll(NULL, 0, t) sleeps). */
     uint32_t first = n ? (uint32_t)fds[0].fd : (uint32_t)-1;
     unb__sched_park(NULL, NULL, call, (int64_t)((uint64_t)n << 32 | first));
@@ -159,10 +160,11 @@ static int park_in(struct pollfd *fds, nfds_t n, int64_t deadline, enum unb__cal
     return intr ? -EINTR : 0;
 }
 
-static int park_on(struct pollfd *fds, nfds_t n, int64_t deadline, enum unb__call call)
+static int park_on(struct pollfd *fds, nfds_t n, int64_t deadline, enum unb__call call,
+                   uint64_t since)
 {
     unb__rt_enter(); /* the loop is touched only in a section (sched.h) */
-    int rc = park_in(fds, n, deadline, call);
+    int rc = park_in(fds, n, deadline, call, since);
     unb__rt_leave();
     if (rc == -EINTR)
         unb__cancel_point(); /* interrupted by pthread_cancel? */
@@ -174,13 +176,14 @@ static int co_poll(struct pollfd *fds, nfds_t n, int64_t deadline, bool block,
                    enum unb__call call)
 {
     unb__cancel_point();
+    uint64_t since = unb__intr_since(); /* the parks below are one call's */
     for (;;) {
         int r = UNB_REAL(poll)(fds, n, 0);
         if (r != 0 || !block)
             return r;
         if (deadline && unb__now_ns() >= deadline)
             return 0;
-        int rc = park_on(fds, n, deadline, call);
+        int rc = park_on(fds, n, deadline, call, since);
         if (rc != 0) {
             unb_errno = -rc;
             return -1;

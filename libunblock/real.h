@@ -61,6 +61,7 @@ void __longjmp_chk(struct __jmp_buf_tag env[1], int val) __attribute__((noreturn
     X(setsockopt)            \
     X(pipe)                  \
     X(pipe2)                 \
+    X(dup)                   \
     X(dup2)                  \
     X(dup3)                  \
     X(fcntl)                 \

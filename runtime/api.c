@@ -12,6 +12,7 @@
 #include "common.h"
 #include "sched.h"
 #include "fd.h"
+#include "intr.h"
 #include "config.h"
 #include "stats.h"
 #include "../libunblock/real.h"
@@ -100,7 +101,7 @@ UNB_EXPORT int unb_wait_fd(int fd, int events, int timeout_ms)
     int64_t deadline =
         timeout_ms < 0 ? 0 : unb__now_ns() + (int64_t)timeout_ms * 1000000 + 1;
     int rc = unb__fd_wait(fd, events == POLLIN ? EV_READ : EV_WRITE, deadline, false,
-                          UNB_CALL_WAIT_FD);
+                          UNB_CALL_WAIT_FD, unb__intr_since());
     if (rc == 0)
         return 1;
     if (rc == -ETIMEDOUT)

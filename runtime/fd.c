@@ -86,11 +86,14 @@ struct unb__fd *unb__fd_peek(int fd)
     return page ? &page[fd & (PAGE_ENTRIES - 1)] : NULL;
 }
 
+_Atomic uint32_t unb__fd_forks;
+
 static void entry_init(struct unb__fd *e)
 {
     memset(e, 0, sizeof *e);
     atomic_init(&e->rd_ready, 1); /* unknown: try the call first */
     atomic_init(&e->wr_ready, 1);
+    e->dup_next = -1;
 }
 
 struct unb__fd *unb__fd_get(int fd)
@@ -294,7 +297,7 @@ static void unlock_spin(void *lock)
 }
 
 static int wait_in(int fd, int events, int64_t deadline_ns, bool restartable,
-                   enum unb__call call)
+                   enum unb__call call, uint64_t since)
 {
     struct unb__fd *e = unb__fd_get(fd);
     if (!e)
@@ -341,7 +344,7 @@ static int wait_in(int fd, int events, int64_t deadline_ns, bool restartable,
             w.timed = true;
         }
         unb__worker_waiting_add(me, 1);
-        unb__intr_arm(&w.it, restartable, cancel);
+        unb__intr_arm_since(&w.it, restartable, cancel, since);
         unb__sched_park(unlock_spin, &e->lock, call, fd);
         if (unb__intr_disarm(&w.it))
             return -EINTR;
@@ -353,14 +356,109 @@ static int wait_in(int fd, int events, int64_t deadline_ns, bool restartable,
 }
 
 int unb__fd_wait(int fd, int events, int64_t deadline_ns, bool restartable,
-                 enum unb__call call)
+                 enum unb__call call, uint64_t since)
 {
     unb__rt_enter(); /* the loop is touched only in a section (sched.h) */
-    int rc = wait_in(fd, events, deadline_ns, restartable, call);
+    int rc = wait_in(fd, events, deadline_ns, restartable, call, since);
     unb__rt_leave();
     if (rc == -EINTR)
         unb__cancel_point(); /* interrupted by pthread_cancel? */
     return rc;
+}
+
+/* ---- open files shared by several descriptors -------------------------- */
+
+/*
+ * The rings of duplicates (fd.h).  One lock for all of them: they change
+ * only in dup, in the close of a duplicate, and when the program sets a
+ * flag or a timeout (all rare next to reads and writes).  A setter takes
+ * it even for a descriptor alone, so that a dup made meanwhile copies
+ * the value either before or after the change, never half of it.
+ */
+static struct unb__lock share_lock;
+
+static void field_set(struct unb__fd *e, enum unb__fd_field f, int64_t v)
+{
+    switch (f) {
+    case UNB_FDF_USER_NONBLOCK: e->user_nonblock = v != 0; break;
+    case UNB_FDF_SYS_NONBLOCK: e->sys_nonblock = v != 0; break;
+    case UNB_FDF_RCVTIMEO: e->rcvtimeo_ns = v; break;
+    case UNB_FDF_SNDTIMEO: e->sndtimeo_ns = v; break;
+    case UNB_FDF_SHARED: e->shared = v != 0; break;
+    }
+}
+
+void unb__fd_set(int fd, enum unb__fd_field f, int64_t value)
+{
+    struct unb__fd *e = unb__fd_peek(fd);
+    if (!e)
+        return;
+    unb__lock(&share_lock);
+    int n = fd;
+    for (int guard = 0; guard < FD_LIMIT_MAX; guard++) {
+        struct unb__fd *d = unb__fd_peek(n);
+        if (!d)
+            break;
+        field_set(d, f, value);
+        n = d->dup_next;
+        if (n < 0 || n == fd)
+            break;
+    }
+    unb__unlock(&share_lock);
+}
+
+/* Under share_lock: takes fd (entry e) out of its ring. */
+static void ring_leave(int fd, struct unb__fd *e)
+{
+    int n = e->dup_next;
+    if (n < 0)
+        return;
+    /* The predecessor: the member whose next is fd. */
+    int p = n;
+    for (int guard = 0; guard < FD_LIMIT_MAX; guard++) {
+        struct unb__fd *pe = unb__fd_peek(p);
+        if (!pe || pe->dup_next < 0)
+            break; /* broken: should not happen */
+        if (pe->dup_next == fd) {
+            pe->dup_next = n == p ? -1 : n; /* a ring of two becomes one alone */
+            break;
+        }
+        p = pe->dup_next;
+    }
+    e->dup_next = -1;
+}
+
+void unb__fd_dup(int oldfd, int newfd)
+{
+    if (oldfd == newfd)
+        return;
+    struct unb__fd *o = unb__fd_peek(oldfd), *n = unb__fd_get(newfd);
+    if (!n)
+        return;
+    if (!o) {
+        /* A file the runtime never looked at: newfd is looked at when used
+         * (fd.h: then shared). */
+        unb__fd_closing(newfd);
+        return;
+    }
+    unb__fd_closing(newfd); /* whatever newfd's entry remembered is gone */
+    unb__lock(&share_lock);
+    n->kind = o->kind;
+    n->accmode = o->accmode;
+    n->user_nonblock = o->user_nonblock;
+    n->sys_nonblock = o->sys_nonblock;
+    n->shared = o->shared;
+    n->forks = o->forks;
+    n->rcvtimeo_ns = o->rcvtimeo_ns;
+    n->sndtimeo_ns = o->sndtimeo_ns;
+    n->dup_next = o->dup_next < 0 ? oldfd : o->dup_next;
+    o->dup_next = newfd;
+    unb__unlock(&share_lock);
+}
+
+void unb__fd_forking(void)
+{
+    atomic_fetch_add(&unb__fd_forks, 1);
 }
 
 static struct unb__pd *detach(struct unb__fd *e)
@@ -380,8 +478,15 @@ void unb__fd_closing(int fd)
         return;
     unb__tsan_acquire(e); /* from the fd's last closer or creator */
     struct unb__pd *pd = detach(e);
+    if (e->dup_next >= 0) {
+        unb__lock(&share_lock);
+        ring_leave(fd, e);
+        unb__unlock(&share_lock);
+    }
     e->kind = UNB_FD_UNKNOWN;
     e->user_nonblock = e->sys_nonblock = 0;
+    e->shared = 0;
+    e->forks = atomic_load_explicit(&unb__fd_forks, memory_order_relaxed);
     e->rcvtimeo_ns = e->sndtimeo_ns = 0;
     atomic_store(&e->rd_ready, 1);
     atomic_store(&e->wr_ready, 1);
@@ -405,6 +510,8 @@ void unb__fd_reset(int fd, enum unb__fd_kind kind, bool user_nonblock,
     e->kind = (uint8_t)kind;
     e->user_nonblock = user_nonblock;
     e->sys_nonblock = sys_nonblock;
+    e->shared = 0; /* made here, since the last fork */
+    e->forks = atomic_load_explicit(&unb__fd_forks, memory_order_relaxed);
     unb__tsan_release(e);
 }
 
@@ -417,6 +524,7 @@ void unb__fd_fork_child(void)
      * every child, as memcheck found).  What the program set on its fds
      * (O_NONBLOCK, timeouts) still holds. */
     atomic_store(&table.lock.state, 0);
+    atomic_store(&share_lock.state, 0);
     for (unsigned i = 0; table_pages() && i < table.npages; i++) {
         struct unb__fd *page = atomic_load(&table.pages[i]);
         for (int j = 0; page && j < PAGE_ENTRIES; j++) {

@@ -8,6 +8,19 @@
  * O_NONBLOCK (it then gets EAGAIN, never a park), the socket timeouts, and
  * readiness hints.
  *
+ * O_NONBLOCK belongs to the open file, and the timeouts to the socket, not
+ * to the descriptor: every descriptor of one open file sees a change made
+ * through any of them.  The entries of descriptors the runtime saw made
+ * from one another (dup, dup2, dup3, F_DUPFD, F_DUPFD_CLOEXEC) are linked
+ * in a ring, and a change is written to all of them.  Other sharing cannot
+ * be followed: a file the runtime did not see created (inherited, received
+ * with SCM_RIGHTS, opened by a call no hook sees), one sent with
+ * SCM_RIGHTS, and every file open at a fork (parent and child share it
+ * from then on) is *shared*: its entry is a cache that a call checks
+ * against the kernel (F_GETFL, getsockopt) before its first park.  The
+ * common case, a socket or pipe made in this process and not shared since,
+ * costs no syscall.
+ *
  * Parking uses a poll descriptor (struct unb__pd, in fd.c) created at the
  * fd's first park on the worker that parks, its *home*: the libev watchers
  * live on the home's loop and stay started across parks, so a coroutine
@@ -50,11 +63,45 @@ struct unb__fd {
     uint8_t accmode;                    /* a pipe's O_RDONLY, O_WRONLY or O_RDWR */
     _Atomic uint8_t lock;               /* guards pd */
     _Atomic uint8_t rd_ready, wr_ready; /* hints: try the call before parking */
+    uint8_t shared;                     /* the file may be shared unseen (above) */
     _Atomic uint32_t gen;               /* bumped when the fd is closed or reset */
+    uint32_t forks;                     /* unb__fd_forks when the file was recorded */
+    int32_t dup_next;                   /* next fd of the same open file, or -1 */
     int64_t rcvtimeo_ns;                /* SO_RCVTIMEO, 0 for none */
     int64_t sndtimeo_ns;                /* SO_SNDTIMEO, 0 for none */
     struct unb__pd *pd;                 /* watchers and waiters, or NULL */
 };
+
+/* Forks made so far (bumped before each): files recorded before one are
+ * shared with the other process. */
+extern _Atomic uint32_t unb__fd_forks;
+
+/* May the entry's file be shared beyond what the runtime saw? */
+static inline bool unb__fd_shared(const struct unb__fd *e)
+{
+    return e->shared ||
+           e->forks != atomic_load_explicit(&unb__fd_forks, memory_order_relaxed);
+}
+
+/* What the program sets on an open file or socket (unb__fd_set). */
+enum unb__fd_field {
+    UNB_FDF_USER_NONBLOCK,
+    UNB_FDF_SYS_NONBLOCK,
+    UNB_FDF_RCVTIMEO,
+    UNB_FDF_SNDTIMEO,
+    UNB_FDF_SHARED,
+};
+
+/* Sets a field on fd's entry and on those of its duplicates (nothing if
+ * fd has no entry). */
+void unb__fd_set(int fd, enum unb__fd_field f, int64_t value);
+
+/* After newfd was made a duplicate of oldfd (newfd's old file, if any,
+ * already forgotten through unb__fd_closing): newfd joins oldfd's file. */
+void unb__fd_dup(int oldfd, int newfd);
+
+/* In the parent, before a fork: every open file becomes shared. */
+void unb__fd_forking(void);
 
 /* The entry for fd, allocating its page; NULL for a negative fd, one past
  * the table, or when memory runs out (callers then act natively). */
@@ -73,10 +120,11 @@ void unb__fd_reset(int fd, enum unb__fd_kind kind, bool user_nonblock,
  * fd is closed.  Returns 0, -ETIMEDOUT, -EBADF (closed while parked), or
  * -EINTR (a signal handler interrupted it; `restartable` says whether an
  * SA_RESTART handler would have the kernel restart the call instead).
- * `call`: the program's call that waits (calls.h).
+ * `call`: the program's call that waits (calls.h); `since`: the signal
+ * arrivals counted when it began (intr.h: unb__intr_since).
  */
 int unb__fd_wait(int fd, int events, int64_t deadline_ns, bool restartable,
-                 enum unb__call call);
+                 enum unb__call call, uint64_t since);
 
 /* Called before the real close (or dup2/dup3 over fd): parked waiters get
  * EBADF, and the entry forgets the file. */

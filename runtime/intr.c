@@ -9,7 +9,7 @@ static struct {
     _Atomic int handlers_any;       /* installed program handlers */
     _Atomic int handlers_norestart; /* of which without SA_RESTART */
     /* Signal arrivals not yet processed, by kind; and for each kind the
-     * number (in `arrivals`) of the latest: parks armed since are not
+     * number (in unb__intr_arrivals) of the latest: parks armed since are not
      * theirs to interrupt. */
     _Atomic uint32_t pending_main, pending_any;
     _Atomic uint32_t pending_main_norestart, pending_any_norestart;
@@ -18,7 +18,13 @@ static struct {
     /* And which signals (signal n as bit n - 1): a park whose coroutine
      * blocks them all is not theirs (per-coroutine masks, sigmask.h). */
     _Atomic uint64_t sigs_main, sigs_any, sigs_main_norestart, sigs_any_norestart;
-    _Atomic uint64_t arrivals;
+    /* By kind, the number of the latest arrival that found no park to
+     * interrupt, 0 once claimed: a call that began before it and was
+     * between two of its parks (a read woken without data, a connect
+     * between attempts) takes it at its next park, as the native thread,
+     * blocked in the call throughout, would have. */
+    _Atomic uint64_t unclaimed_main, unclaimed_any;
+    _Atomic uint64_t unclaimed_main_norestart, unclaimed_any_norestart;
     struct unb_coro *main;
 } intr;
 
@@ -35,15 +41,41 @@ void unb__intr_set_main(struct unb_coro *co)
 
 static bool interrupt_co(struct unb_coro *co, bool restart);
 
+_Atomic uint64_t unb__intr_arrivals;
+
+/* Takes an unclaimed arrival made after `since`, if there is one. */
+static bool claim(_Atomic uint64_t *u, uint64_t since)
+{
+    uint64_t v = atomic_load_explicit(u, memory_order_relaxed);
+    while (v > since)
+        if (atomic_compare_exchange_weak(u, &v, 0))
+            return true;
+    return false;
+}
+
+/* Records an arrival that found no park to interrupt. */
+static void unclaimed(_Atomic uint64_t *u, uint64_t arrival)
+{
+    uint64_t v = atomic_load(u);
+    while (v < arrival && !atomic_compare_exchange_weak(u, &v, arrival))
+        ;
+}
+
 void unb__intr_arm(struct unb__intr *it, bool restartable,
                    void (*cancel)(struct unb__intr *it))
+{
+    unb__intr_arm_since(it, restartable, cancel, unb__intr_since());
+}
+
+void unb__intr_arm_since(struct unb__intr *it, bool restartable,
+                         void (*cancel)(struct unb__intr *it), uint64_t since)
 {
     it->co = unb__sched_current();
     it->w = unb__sched_worker();
     it->cancel = cancel;
     it->restartable = restartable;
     it->listed = false;
-    it->armed = atomic_load(&intr.arrivals);
+    it->armed = since;
     atomic_init(&it->state, UNB_INTR_WAITING);
     if (it->co) { /* findable by a canceller (unb__intr_interrupt) */
         unb__spin_lock(&it->co->lock);
@@ -68,8 +100,19 @@ void unb__intr_arm(struct unb__intr *it, bool restartable,
     /* A cancel that came before the park was findable: interrupt it now
      * (the wake-up waits in our mailbox until the park is done). */
     if (it->co && unb_unlikely(atomic_load(&it->co->cancel_pending)) &&
-        !it->co->cancel_off)
+        !it->co->cancel_off) {
         unb__intr_interrupt(it->co);
+        return;
+    }
+    /* Likewise a signal that came during this call, between its parks. */
+    if (it->listed && it->co) {
+        bool is_main = it->co == intr.main;
+        if ((is_main && claim(&intr.unclaimed_main_norestart, since)) ||
+            claim(&intr.unclaimed_any_norestart, since) ||
+            (!restartable && ((is_main && claim(&intr.unclaimed_main, since)) ||
+                              claim(&intr.unclaimed_any, since))))
+            unb__intr_interrupt(it->co);
+    }
     /* Likewise a signal sent to it (pthread_kill) that it lets in. */
     if (it->co &&
         unb_unlikely(atomic_load_explicit(&it->co->sigpending, memory_order_relaxed) &
@@ -130,7 +173,7 @@ static void deliver(struct unb__worker *w, struct unb__msg *m)
  * or (if any_allowed) the oldest.  restart_handler: a signal with
  * SA_RESTART, which interrupts only parks that are not restartable. */
 static void interrupt_one(bool any_allowed, bool restart_handler, uint64_t arrival,
-                          uint64_t sigs)
+                          uint64_t sigs, _Atomic uint64_t *unclaimed_kind)
 {
     struct unb__intr *victim = NULL;
     unb__lock(&intr.lock);
@@ -162,6 +205,8 @@ static void interrupt_one(bool any_allowed, bool restart_handler, uint64_t arriv
     if (victim) {
         victim->msg.fn = deliver;
         unb__worker_post(victim->w, &victim->msg);
+    } else {
+        unclaimed(unclaimed_kind, arrival);
     }
 }
 
@@ -213,7 +258,8 @@ static uint32_t take(_Atomic uint32_t *c)
  * arrivals are bounded by the latest: a park armed between two of them
  * may take the earlier one's EINTR, which the later one gives it anyway. */
 static void process(_Atomic uint32_t *pending, _Atomic uint64_t *latest,
-                    _Atomic uint64_t *sigs, bool any_allowed, bool restart_handler)
+                    _Atomic uint64_t *sigs, _Atomic uint64_t *unclaimed_kind,
+                    bool any_allowed, bool restart_handler)
 {
     uint32_t n = take(pending);
     if (!n)
@@ -221,17 +267,19 @@ static void process(_Atomic uint32_t *pending, _Atomic uint64_t *latest,
     uint64_t arrival = atomic_load(latest);
     uint64_t which = atomic_exchange(sigs, 0);
     while (n--)
-        interrupt_one(any_allowed, restart_handler, arrival, which);
+        interrupt_one(any_allowed, restart_handler, arrival, which, unclaimed_kind);
 }
 
 void unb__intr_process(void)
 {
-    process(&intr.pending_main, &intr.latest_main, &intr.sigs_main, false, true);
-    process(&intr.pending_any, &intr.latest_any, &intr.sigs_any, true, true);
+    process(&intr.pending_main, &intr.latest_main, &intr.sigs_main, &intr.unclaimed_main,
+            false, true);
+    process(&intr.pending_any, &intr.latest_any, &intr.sigs_any, &intr.unclaimed_any, true,
+            true);
     process(&intr.pending_main_norestart, &intr.latest_main_norestart,
-            &intr.sigs_main_norestart, false, false);
+            &intr.sigs_main_norestart, &intr.unclaimed_main_norestart, false, false);
     process(&intr.pending_any_norestart, &intr.latest_any_norestart,
-            &intr.sigs_any_norestart, true, false);
+            &intr.sigs_any_norestart, &intr.unclaimed_any_norestart, true, false);
 }
 
 void unb__intr_signal_pending(bool on_idle_worker, bool restart, int sig)
@@ -249,7 +297,7 @@ void unb__intr_signal_pending(bool on_idle_worker, bool restart, int sig)
             on_idle_worker ? &intr.latest_any_norestart : &intr.latest_main_norestart;
         sigs = on_idle_worker ? &intr.sigs_any_norestart : &intr.sigs_main_norestart;
     }
-    uint64_t me = atomic_fetch_add(&intr.arrivals, 1) + 1;
+    uint64_t me = atomic_fetch_add(&unb__intr_arrivals, 1) + 1;
     uint64_t old = atomic_load(latest);
     while (old < me && !atomic_compare_exchange_weak(latest, &old, me))
         ;
@@ -270,5 +318,9 @@ void unb__intr_fork_child(struct unb_coro *co)
     atomic_store(&intr.sigs_any, 0);
     atomic_store(&intr.sigs_main_norestart, 0);
     atomic_store(&intr.sigs_any_norestart, 0);
+    atomic_store(&intr.unclaimed_main, 0);
+    atomic_store(&intr.unclaimed_any, 0);
+    atomic_store(&intr.unclaimed_main_norestart, 0);
+    atomic_store(&intr.unclaimed_any_norestart, 0);
     intr.main = co;
 }

@@ -20,10 +20,13 @@
  * pselect's for their duration) blocks the signal is passed over, as the
  * kernel passes over a thread that blocks it.
  *
- * Only a park armed before the signal arrived can be its victim: a signal
- * taken while the thread ran, or sat in a call that blocks its worker
- * (pause), interrupts none of its later parks, however late the arrival
- * is processed.
+ * Only a park within a call that began before the signal arrived can be
+ * its victim: a signal taken while the thread ran, or sat in a call that
+ * blocks its worker (pause), interrupts none of its later calls, however
+ * late the arrival is processed.  A call that parks more than once (a
+ * read woken without data, a connect retried) counts from its start, as
+ * the native thread is blocked from its start: the call notes
+ * unb__intr_since() when it begins and arms each park with it.
  *
  * A park is "restartable" when a handler installed with SA_RESTART would
  * have the kernel restart the call (read, write, accept... on a socket
@@ -47,12 +50,25 @@ struct unb__intr {
     void (*cancel)(struct unb__intr *it);
     struct unb__msg msg;
     _Atomic int state; /* UNB_INTR_* */
-    uint64_t armed;    /* signal arrivals counted when it was armed */
+    uint64_t armed;    /* signal arrivals counted when its call began */
     bool listed;
     bool restartable;
 };
 
 enum { UNB_INTR_WAITING, UNB_INTR_DONE, UNB_INTR_INTERRUPTED };
+
+/* Signal arrivals so far (a count; see above). */
+extern _Atomic uint64_t unb__intr_arrivals;
+
+static inline uint64_t unb__intr_since(void)
+{
+    return atomic_load_explicit(&unb__intr_arrivals, memory_order_relaxed);
+}
+
+/* As unb__intr_arm, for a park of a call that began when the count of
+ * arrivals was `since`. */
+void unb__intr_arm_since(struct unb__intr *it, bool restartable,
+                         void (*cancel)(struct unb__intr *it), uint64_t since);
 
 /* Before parking: makes the park interruptible.  On the worker's thread,
  * after the watchers are started.  If the coroutine has a cancel pending,

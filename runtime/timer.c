@@ -105,7 +105,8 @@ static struct timespec ts_add(struct timespec a, struct timespec b)
 }
 
 static int sleep_in(clockid_t clock, int flags, const struct timespec *req,
-                    enum unb__call call, struct timespec *rem, bool restartable)
+                    enum unb__call call, struct timespec *rem, bool restartable,
+                    uint64_t since)
 {
     if (!req)
         return -EFAULT;
@@ -147,7 +148,7 @@ static int sleep_in(clockid_t clock, int flags, const struct timespec *req,
     }
     unb__worker_waiting_add(w, 1);
     s.counted = true;
-    unb__intr_arm(&s.it, restartable, cancel);
+    unb__intr_arm_since(&s.it, restartable, cancel, since);
     unb__sched_park(NULL, NULL, call, (int64_t)delay.tv_sec * 1000000000 + delay.tv_nsec);
 
     if (!unb__intr_disarm(&s.it))
@@ -164,18 +165,18 @@ int unb__sleep(clockid_t clock, int flags, const struct timespec *req,
 {
     unb__cancel_point();
     unb__rt_enter(); /* the loop is touched only in a section (sched.h) */
-    int rc = sleep_in(clock, flags, req, call, rem, false);
+    int rc = sleep_in(clock, flags, req, call, rem, false, unb__intr_since());
     unb__rt_leave();
     if (rc == -EINTR)
         unb__cancel_point(); /* interrupted by pthread_cancel? */
     return rc;
 }
 
-int unb__nap(int64_t ns, bool restartable, enum unb__call call)
+int unb__nap(int64_t ns, bool restartable, enum unb__call call, uint64_t since)
 {
     struct timespec ts = {(time_t)(ns / NSEC), (long)(ns % NSEC)};
     unb__rt_enter();
-    int rc = sleep_in(CLOCK_MONOTONIC, 0, &ts, call, NULL, restartable);
+    int rc = sleep_in(CLOCK_MONOTONIC, 0, &ts, call, NULL, restartable, since);
     unb__rt_leave();
     if (rc == -EINTR)
         unb__cancel_point();

@@ -21,10 +21,10 @@ int unb__sleep(clockid_t clock, int flags, const struct timespec *req,
 
 /*
  * Parks the calling coroutine for ns nanoseconds, as a wait inside another
- * call (`call`) that has no event to wait for: 0, or -EINTR when a signal
- * handler interrupted it (a handler with SA_RESTART does not if
- * `restartable`).
+ * call (`call`, begun when the signal arrivals counted `since`: intr.h)
+ * that has no event to wait for: 0, or -EINTR when a signal handler
+ * interrupted it (a handler with SA_RESTART does not if `restartable`).
  */
-int unb__nap(int64_t ns, bool restartable, enum unb__call call);
+int unb__nap(int64_t ns, bool restartable, enum unb__call call, uint64_t since);
 
 #endif

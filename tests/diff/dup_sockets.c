@@ -12,10 +12,23 @@
  *   - dup2 onto a descriptor a thread is not using replaces it: the old
  *     socket's peer sees EOF;
  *   - a thread blocked in recv on a duplicate gets data sent to the
- *     connection.
+ *     connection;
+ *   - FIONBIO through an F_DUPFD duplicate: the original's read is EAGAIN;
+ *   - a socket passed with SCM_RIGHTS (the sender keeps its descriptor):
+ *     O_NONBLOCK set by the sender afterwards makes a recv on the received
+ *     one EAGAIN; cleared through the received one, the sender's read
+ *     waits again for a late write;
+ *   - after a fork, O_NONBLOCK set by the parent shows in the child: its
+ *     read is EAGAIN; cleared by the child, the parent's read waits;
+ *   - a listener a thread has accepted on, and its duplicate: F_GETFL on
+ *     the duplicate shows no O_NONBLOCK, and an accept through it waits
+ *     for a late connect; set on the duplicate, O_NONBLOCK makes accept
+ *     on the original EAGAIN.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
 
 #include "diff.h"
 
@@ -57,6 +70,138 @@ static void roundtrip(const char *what, int fd)
     long n4 = recv(fd, b, sizeof b, 0);
     printf("%s: send %ld, peer got %ld, peer sent %ld, got %ld\n", what, n1, n2, n3,
            n4);
+}
+
+static int pass_fd(int via, int fd)
+{
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof cbuf);
+    struct iovec iov = {"f", 1};
+    struct msghdr m = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = cbuf,
+                       .msg_controllen = sizeof cbuf};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    return (int)sendmsg(via, &m, 0);
+}
+
+static int receive_fd(int via)
+{
+    char cbuf[CMSG_SPACE(sizeof(int))], b;
+    struct iovec iov = {&b, 1};
+    struct msghdr m = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = cbuf,
+                       .msg_controllen = sizeof cbuf};
+    if (recvmsg(via, &m, 0) != 1)
+        return -1;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    int fd = -1;
+    if (cm && cm->cmsg_type == SCM_RIGHTS)
+        memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+    return fd;
+}
+
+static unsigned short late_port;
+static void *late_connect(void *arg)
+{
+    (void)arg;
+    msleep(40);
+    int fd = tcp_connect(late_port);
+    msleep(20);
+    close(fd);
+    return NULL;
+}
+
+static void listener_dup(void)
+{
+    int l = tcp_listener(&late_port, 4);
+    int c1 = tcp_connect(late_port);
+    int a = (int)MUST(accept(l, NULL, NULL));
+    MUST(close(a));
+    MUST(close(c1));
+    int d = (int)MUST(dup(l));
+    flags("listener's dup", d);
+    pthread_t t = spawn(late_connect, NULL);
+    SYS("accept on the dup waits for a late connect",
+        (a = accept(d, NULL, NULL)) >= 0 ? 0 : -1);
+    if (a >= 0)
+        MUST(close(a));
+    join(t);
+    int fl = (int)MUST(fcntl(d, F_GETFL));
+    SYS("O_NONBLOCK set on the dup", fcntl(d, F_SETFL, fl | O_NONBLOCK));
+    flags("listener", l);
+    GSYS("accept on the listener", accept(l, NULL, NULL));
+    MUST(close(d));
+    MUST(close(l));
+}
+
+/* Beyond the dups: FIONBIO, SCM_RIGHTS and fork. */
+static void other_sharing(void)
+{
+    char b[16];
+    int c1, s1, c2, s2;
+    tcp_pair(&c1, &s1);
+    int d = (int)MUST(fcntl(c1, F_DUPFD, 0));
+    int on = 1;
+    SYS("FIONBIO on through F_DUPFD's descriptor", ioctl(d, FIONBIO, &on));
+    flags("original", c1);
+    GSYS("read on the original", read(c1, b, sizeof b));
+    MUST(close(d));
+    MUST(close(c1));
+    MUST(close(s1));
+
+    tcp_pair(&c1, &s1);
+    int via[2];
+    MUST(socketpair(AF_UNIX, SOCK_STREAM, 0, via));
+    MUST(pass_fd(via[0], c1));
+    int got = receive_fd(via[1]);
+    printf("received the socket through SCM_RIGHTS: %s\n", got >= 0 ? "yes" : "no");
+    SYS("recv on the received one, data waiting",
+        (send(s1, "x", 1, 0), recv(got, b, 1, 0)));
+    int fl = (int)MUST(fcntl(c1, F_GETFL));
+    SYS("the sender sets O_NONBLOCK on its own", fcntl(c1, F_SETFL, fl | O_NONBLOCK));
+    flags("received", got);
+    GSYS("recv on the received one", recv(got, b, sizeof b, 0));
+    SYS("O_NONBLOCK cleared through the received one", fcntl(got, F_SETFL, fl));
+    late_fd = s1;
+    pthread_t t = spawn(late_writer, NULL);
+    SYS("the sender's read waits for a late write", read(c1, b, sizeof b));
+    join(t);
+    MUST(close(got));
+    MUST(close(via[0]));
+    MUST(close(via[1]));
+
+    tcp_pair(&c2, &s2);
+    int ready[2];
+    MUST(pipe(ready));
+    pid_t pid = (pid_t)MUST(fork());
+    if (pid == 0) {
+        char x;
+        if (read(ready[0], &x, 1) != 1) /* the parent has set O_NONBLOCK */
+            _exit(3);
+        GSYS("child: read on the inherited socket", read(c2, b, sizeof b));
+        SYS("child: O_NONBLOCK cleared", fcntl(c2, F_SETFL, fl));
+        _exit(0);
+    }
+    SYS("parent sets O_NONBLOCK after the fork", fcntl(c2, F_SETFL, fl | O_NONBLOCK));
+    MUST(write(ready[1], "g", 1));
+    int st;
+    MUST(waitpid(pid, &st, 0));
+    printf("child exited %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    flags("parent's", c2);
+    late_fd = s2;
+    t = spawn(late_writer, NULL);
+    SYS("the parent's read waits for a late write", read(c2, b, sizeof b));
+    join(t);
+    MUST(close(c2));
+    MUST(close(s2));
+    MUST(close(c1));
+    MUST(close(s1));
 }
 
 int main(void)
@@ -121,5 +266,8 @@ int main(void)
     SYS("the first connection's peer sees EOF", recv(s, b, sizeof b, 0));
     SYS("send through the replaced number", send(c, "two", 3, 0));
     SYS("the second connection's peer gets it", recv(s2, b, sizeof b, 0));
+
+    other_sharing();
+    listener_dup();
     return 0;
 }

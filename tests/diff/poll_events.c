@@ -10,8 +10,8 @@
  *     wakes it;
  *   - POLLIN on a pipe whose writer closes: POLLHUP wakes it;
  *   - events 0 on a socket whose peer half-closes: nothing to report, the
- *     100 ms timeout ends it; once this side has shut down its writing
- *     too, the peer's close wakes it with POLLHUP;
+ *     100 ms timeout ends it; on a socket that has shut down its own
+ *     writing, the peer's close wakes it with POLLHUP;
  *   - POLLPRI only, ordinary data arrives: not reported, the 100 ms
  *     timeout ends it.
  * A guard timer turns a wait longer than 300 ms into EINTR.
@@ -115,10 +115,13 @@ int main(void)
          poll(&pf, 1, 100));
     printf("  revents %s\n", revents_str(pf.revents));
     join(t);
+    MUST(close(c));
+    MUST(close(s));
+    tcp_pair(&c, &s);
     MUST(shutdown(s, SHUT_WR));
     t = after(4);
     pf = (struct pollfd){s, 0, 0};
-    GSYS("poll events 0, both sides shut, the peer closes 50 ms later",
+    GSYS("poll events 0, this side shut for writing, the peer closes 50 ms later",
          poll(&pf, 1, 2000));
     printf("  revents %s\n", revents_str(pf.revents));
     join(t);

@@ -98,7 +98,7 @@ static int timed_res;
 static void *pw_timed_writer(void *arg)
 {
     (void)arg;
-    struct timespec dl = ts_in(CLOCK_REALTIME, 100);
+    struct timespec dl = ts_in(CLOCK_REALTIME, 400);
     timed_res = pthread_rwlock_timedwrlock(&pw, &dl);
     note(timed_res == 0 ? 'W' : 'T');
     if (timed_res == 0)
@@ -189,7 +189,7 @@ int main(void)
     norder = 0;
     MUST0(pthread_rwlock_rdlock(&pw));
     w = spawn(pw_timed_writer, NULL);
-    msleep(30);
+    msleep(100);
     join(spawn(pw_tryreader, NULL));
     printf("tryrdlock while a writer waits = %s\n", ename(res));
     r = spawn(pw_reader, NULL);
@@ -197,7 +197,7 @@ int main(void)
     join(r);
     note('M');
     MUST0(pthread_rwlock_unlock(&pw));
-    printf("timedwrlock 100 ms behind a reader = %s; order: %.*s\n", ename(timed_res),
+    printf("timedwrlock 400 ms behind a reader = %s; order: %.*s\n", ename(timed_res),
            norder, order);
 
     pthread_t th[6];

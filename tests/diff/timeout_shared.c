@@ -11,8 +11,13 @@
  *     duplicate (dup), and to a socket passed with SCM_RIGHTS after the
  *     sender set it: recv with nothing coming is EAGAIN after about
  *     100 ms.  (A guard turns a longer wait into EINTR at 600 ms.)
+ *   - set through a duplicate after the dup, it applies to the original;
+ *     set by the receiver of a socket passed with SCM_RIGHTS, to the
+ *     sender's descriptor; set by a child after a fork, to the parent's.
  */
 #define _GNU_SOURCE
+#include <sys/wait.h>
+
 #include "diff.h"
 
 static int c, s;
@@ -114,6 +119,36 @@ int main(void)
     printf("received a socket through SCM_RIGHTS: %s\n", got >= 0 ? "yes" : "no");
     t0 = now_ms();
     GSYS("recv on it (the sender set SO_RCVTIMEO 100 ms)", recv(got, b, 10, 0));
+    elapsed("  and it", t0, 90, 550);
+
+    int u[2];
+    MUST(socketpair(AF_UNIX, SOCK_STREAM, 0, u));
+    d = (int)MUST(dup(u[0]));
+    MUST(setsockopt(d, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+    t0 = now_ms();
+    GSYS("recv on the original, SO_RCVTIMEO 100 ms set through a dup made before",
+         recv(u[0], b, 10, 0));
+    elapsed("  and it", t0, 90, 550);
+
+    MUST(socketpair(AF_UNIX, SOCK_STREAM, 0, q));
+    MUST(pass_fd(via[0], q[0]));
+    got = receive_fd(via[1]);
+    MUST(setsockopt(got, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+    t0 = now_ms();
+    GSYS("recv on the sender's descriptor (the receiver set SO_RCVTIMEO 100 ms)",
+         recv(q[0], b, 10, 0));
+    elapsed("  and it", t0, 90, 550);
+
+    int f[2];
+    MUST(socketpair(AF_UNIX, SOCK_STREAM, 0, f));
+    pid_t pid = (pid_t)MUST(fork());
+    if (pid == 0) {
+        setsockopt(f[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        _exit(0);
+    }
+    MUST(waitpid(pid, NULL, 0));
+    t0 = now_ms();
+    GSYS("recv in the parent (a child set SO_RCVTIMEO 100 ms)", recv(f[0], b, 10, 0));
     elapsed("  and it", t0, 90, 550);
     return 0;
 }

@@ -9,7 +9,8 @@
  *   - a listener with backlog 1 and three clients: the extra connects
  *     made non-blocking give EAGAIN once the backlog is full; a blocking
  *     connect then waits until an accept makes room, and succeeds; one
- *     with SO_SNDTIMEO 100 ms gives EAGAIN after that time;
+ *     with SO_SNDTIMEO 100 ms gives EAGAIN after that time; a signal
+ *     handler (without SA_RESTART) interrupts one without: EINTR;
  *   - abstract names: bind, connect, and EADDRINUSE likewise.
  */
 #define _GNU_SOURCE
@@ -117,8 +118,12 @@ static void run(const char *label, const char *name, int abstract)
     MUST(setsockopt(tc, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv));
     double t0 = now_ms();
     SYS("blocking connect to the full backlog, SO_SNDTIMEO 100 ms",
-         connect(tc, (struct sockaddr *)&a, alen));
+        connect(tc, (struct sockaddr *)&a, alen));
     elapsed("  and it", t0, 90, 550);
+    MUST(close(tc));
+    tc = (int)MUST(socket(AF_UNIX, SOCK_STREAM, 0));
+    GSYS("blocking connect to the full backlog, a signal handler runs",
+         connect(tc, (struct sockaddr *)&a, alen));
     MUST(close(tc));
 
     /* A blocking connect to the full backlog waits until an accept makes
