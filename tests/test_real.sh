@@ -343,11 +343,21 @@ run_cmp "find . -printf" 0 "" \
     'cd "$D/tree" && find . -printf "%y %s %m %p %l\n"'
 run_cmp "find | xargs -0 -P 4 sha256sum" 0 "" \
     'cd "$D/tree" && find . -type f -print0 | sort -z | xargs -0 -P 4 -n 3 sha256sum | sort'
-run_cmp "tar create + extract round trip (file and pipe)" 0 "t.tar" \
-    'tar -C "$D/tree" --sort=name -cf "$O/t.tar" . && mkdir "$O/x" && tar -C "$O/x" -xf "$O/t.tar" &&
-     diff -r --no-dereference "$D/tree" "$O/x" && mkdir "$O/y" &&
-     tar -C "$D/tree" -czf - . | tar -C "$O/y" -xzf - && diff -r --no-dereference "$D/tree" "$O/y" &&
-     tar -tvf "$O/t.tar" | wc -l'
+# Under TSan: tar -z forks gzip from its main coroutine, and in a child
+# forked in a coroutine the tool's state (its support for a multi-threaded
+# fork is partial) loses the ordering of the fiber switches and reports
+# the child's own scheduler, which kills gzip (test_diff skips fork_wait
+# and fork_exec for the same reason).
+if [ "${UNB_TEST_TOOL:-}" = tsan ]; then
+    skip "tar create + extract round trip (file and pipe)" \
+        "tar forks gzip in a coroutine; ThreadSanitizer's state in a child forked in a coroutine reports the child's own scheduler (as test_diff's fork_wait)"
+else
+    run_cmp "tar create + extract round trip (file and pipe)" 0 "t.tar" \
+        'tar -C "$D/tree" --sort=name -cf "$O/t.tar" . && mkdir "$O/x" && tar -C "$O/x" -xf "$O/t.tar" &&
+         diff -r --no-dereference "$D/tree" "$O/x" && mkdir "$O/y" &&
+         tar -C "$D/tree" -czf - . | tar -C "$O/y" -xzf - && diff -r --no-dereference "$D/tree" "$O/y" &&
+         tar -tvf "$O/t.tar" | wc -l'
+fi
 run_cmp "sh -c pipelines" 0 "" \
     'sh -c "tr a-z A-Z <\"\$D/lines\" | grep -c \"^[A-M]\" ; seq 1 200000 | awk \"{ s += \\\$1 } END { print s }\"" &&
      sh -c "sort -r \"\$D/lines\" | head -n 3 | cut -c 3-12"'
