@@ -128,16 +128,18 @@ HAVE_WGET=$(command -v wget >/dev/null 2>&1 && echo 1)
 # (its first interceptor runs there), looks up swift_demangle with dlsym,
 # and the failed lookup's dlerror() -> dcgettext() read-locks and unlocks
 # that same lock.  Its reader count underflows, and the program's first
-# setlocale() in main waits on the lock forever, with one thread.
+# setlocale() in main waits on the lock forever, with one thread.  GCC
+# 12's libtsan hangs the same programs the same way (the main thread
+# waits for __libc_setlocale_lock in the program's first setlocale()).
 SAN_ALONE_HANGS=""
 sanitizer_alone_hangs() {
-    case $SAN_RT in *libasan*) ;; *) return 1 ;; esac
+    case $SAN_RT in *libasan* | *libtsan*) ;; *) return 1 ;; esac
     timeout -k 2 10 env LD_PRELOAD="$SAN_RT" "$1" --version >/dev/null 2>&1
     [ $? = 124 ]
 }
 if [ -n "$HAVE_CURL" ] && sanitizer_alone_hangs curl; then SAN_ALONE_HANGS+=" curl"; fi
 if [ -n "$HAVE_WGET" ] && sanitizer_alone_hangs wget; then SAN_ALONE_HANGS+=" wget"; fi
-SAN_HANG_WHY="it hangs with only the sanitizer runtime preloaded, no libunblock (libasan initialising inside libp11-kit's newlocale() corrupts glibc's setlocale lock: tests/test_real.sh)"
+SAN_HANG_WHY="it hangs with only the sanitizer runtime preloaded, no libunblock (the sanitizer initialising inside libp11-kit's newlocale() corrupts glibc's setlocale lock: tests/test_real.sh)"
 
 free_port() {
     local p=""
@@ -341,11 +343,21 @@ run_cmp "find . -printf" 0 "" \
     'cd "$D/tree" && find . -printf "%y %s %m %p %l\n"'
 run_cmp "find | xargs -0 -P 4 sha256sum" 0 "" \
     'cd "$D/tree" && find . -type f -print0 | sort -z | xargs -0 -P 4 -n 3 sha256sum | sort'
-run_cmp "tar create + extract round trip (file and pipe)" 0 "t.tar" \
-    'tar -C "$D/tree" --sort=name -cf "$O/t.tar" . && mkdir "$O/x" && tar -C "$O/x" -xf "$O/t.tar" &&
-     diff -r --no-dereference "$D/tree" "$O/x" && mkdir "$O/y" &&
-     tar -C "$D/tree" -czf - . | tar -C "$O/y" -xzf - && diff -r --no-dereference "$D/tree" "$O/y" &&
-     tar -tvf "$O/t.tar" | wc -l'
+# Under TSan: tar -z forks gzip from its main coroutine, and in a child
+# forked in a coroutine the tool's state (its support for a multi-threaded
+# fork is partial) loses the ordering of the fiber switches and reports
+# the child's own scheduler, which kills gzip (test_diff skips fork_wait
+# and fork_exec for the same reason).
+if [ "${UNB_TEST_TOOL:-}" = tsan ]; then
+    skip "tar create + extract round trip (file and pipe)" \
+        "tar forks gzip in a coroutine; ThreadSanitizer's state in a child forked in a coroutine reports the child's own scheduler (as test_diff's fork_wait)"
+else
+    run_cmp "tar create + extract round trip (file and pipe)" 0 "t.tar" \
+        'tar -C "$D/tree" --sort=name -cf "$O/t.tar" . && mkdir "$O/x" && tar -C "$O/x" -xf "$O/t.tar" &&
+         diff -r --no-dereference "$D/tree" "$O/x" && mkdir "$O/y" &&
+         tar -C "$D/tree" -czf - . | tar -C "$O/y" -xzf - && diff -r --no-dereference "$D/tree" "$O/y" &&
+         tar -tvf "$O/t.tar" | wc -l'
+fi
 run_cmp "sh -c pipelines" 0 "" \
     'sh -c "tr a-z A-Z <\"\$D/lines\" | grep -c \"^[A-M]\" ; seq 1 200000 | awk \"{ s += \\\$1 } END { print s }\"" &&
      sh -c "sort -r \"\$D/lines\" | head -n 3 | cut -c 3-12"'
