@@ -49,6 +49,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "sanitize.h"
 
 size_t unb__tls_size;
 
@@ -164,6 +165,10 @@ void unb__tls_save(void *area, uintptr_t *tp)
         memcpy((char *)area + regions[i].area_off, (const char *)(me + regions[i].off),
                regions[i].len);
     *tp = me;
+    /* For ThreadSanitizer: the thread's blocks pass from this coroutine to
+     * the next that loads there (it cannot see the copies as handing them
+     * over, across a handoff in particular). */
+    unb__tsan_release(me);
 }
 
 /* Moves the words of a region's saved copy that point into the static TLS
@@ -185,6 +190,7 @@ static void relocate(char *saved, const struct region *r, uintptr_t from, uintpt
 void unb__tls_load(void *area, uintptr_t *tp)
 {
     uintptr_t me = unb__tls_thread_pointer();
+    unb__tsan_acquire(me); /* from the coroutine that saved them last */
     bool moved = *tp != 0 && *tp != me;
     for (unsigned i = 0; i < nregions; i++) {
         char *saved = (char *)area + regions[i].area_off;
