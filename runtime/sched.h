@@ -283,16 +283,24 @@ static inline struct unb_coro *unb__sched_current(void)
 }
 
 /*
- * The running coroutine if it may park, else NULL: on a plain thread, or
- * in a coroutine *pinned* to its OS thread because it holds something
- * that belongs to the thread (a stdio FILE lock taken with flockfile).
+ * The running coroutine if it may park, else NULL: on a plain thread, in
+ * a coroutine *pinned* to its OS thread because it holds something that
+ * belongs to the thread (a stdio FILE lock taken with flockfile), or off
+ * the coroutine's own stack.
  * Hooks park only when this is not NULL; otherwise they make the blocking
  * call, which blocks the worker, as the thread would have blocked.
  */
 static inline struct unb_coro *unb__sched_parkable(void)
 {
     struct unb_coro *co = unb__sched_current();
-    return co && !co->pinned ? co : NULL;
+    if (!co || co->pinned)
+        return NULL;
+    /* Only on its own stack: not in a signal handler on the alternate
+     * stack (LeakSanitizer's exit-time check calls sched_yield from the
+     * handler that called exit), nor on a stack the program switched to
+     * (ucontext).  There the call is the kernel's, as natively. */
+    const char *sp = __builtin_frame_address(0);
+    return sp >= co->stack.lo && sp < co->stack.hi ? co : NULL;
 }
 
 /* The worker the calling thread runs, or NULL.  Its loop and queue may be
