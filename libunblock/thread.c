@@ -342,12 +342,15 @@ static void run_tls_dtors(struct unb_coro *co)
     }
 }
 
+_Atomic bool unb__exiting;
+
 /* exit() runs the calling thread's thread_local destructors first. */
 UNB_EXPORT void exit(int status)
 {
     struct unb_coro *co = unb__sched_current();
     if (co)
         run_tls_dtors(co);
+    atomic_store_explicit(&unb__exiting, true, memory_order_relaxed);
     UNB_REAL(exit)(status);
 }
 

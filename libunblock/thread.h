@@ -2,6 +2,7 @@
 #ifndef UNB_THREAD_H
 #define UNB_THREAD_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "../runtime/sched.h"
@@ -14,6 +15,9 @@ extern struct unb_coro *unb__main_coro;
 
 /* Counts main among the program's live threads (see thread.c). */
 void unb__thread_main_started(void);
+
+/* exit() has begun: the process is ending (its handlers run). */
+extern _Atomic bool unb__exiting;
 
 /* In a child after fork: the calling thread is the only one. */
 void unb__thread_fork_child(void);

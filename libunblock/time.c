@@ -14,6 +14,7 @@
 #include "../runtime/sched.h"
 #include "../runtime/timer.h"
 #include "real.h"
+#include "thread.h"
 
 UNB_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
 {
@@ -72,7 +73,10 @@ UNB_EXPORT unsigned int sleep(unsigned int seconds)
  * run it. */
 UNB_EXPORT int sched_yield(void)
 {
-    if (!unb__sched_parkable())
+    /* Once exit() runs, the kernel's: LeakSanitizer's exit-time check
+     * spins with sched_yield while its tracer stops every thread, ours
+     * included, and a coroutine switch there never comes back. */
+    if (!unb__sched_parkable() || atomic_load_explicit(&unb__exiting, memory_order_relaxed))
         return UNB_REAL(sched_yield)();
     unb__sched_yield();
     return 0;
