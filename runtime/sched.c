@@ -240,12 +240,18 @@
  * over, then exit (the process's initial thread stays).  While every
  * worker sleeps in its loop and none has woken since the last look, the
  * monitor sleeps too, until a worker wakes (one futex wake, only after a
- * quiet period of 20 ms).  A worker that wakes often (a periodic timer)
+ * quiet period of 20 ms).  A look is not free: on these machines a
+ * thread's sleep and wake-up cost about 17 us of CPU (4000 a second, ~7%
+ * of a CPU, taken from a busy worker or the program's other threads), so
+ * the tick is the trade between how soon a stuck worker is handed off and
+ * what a busy process pays.  A worker that wakes often (a periodic timer)
  * keeps it looking, so that it is already looking when such a worker
  * gets stuck: a monitor woken by the worker's wake-up would first need a
  * thread wake-up, late on a busy machine, and then two looks.  The monitor also marks
- * each busy worker's poll as due every look, so timers and I/O wait at
- * most a look on a worker whose coroutines run long between switches.
+ * the poll as due on each busy worker that has not polled since the last
+ * look, so timers and I/O wait at most two looks on a worker whose
+ * coroutines run long between switches (one poll more each look, on a
+ * worker that polls often anyway, cost ~3% of an echo server's requests).
  * A handoff costs about as much as two thread wake-ups; a coroutine that
  * computes for long keeps being handed off each millisecond or so, which
  * works as coarse preemption without interrupting it.
@@ -356,6 +362,7 @@ struct unb__worker {
     bool poll_due;         /* set by the monitor: a tick passed, poll */
     int64_t soonest;       /* the soonest deadline of a park (ns), or 0 */
     _Atomic uint32_t wakes; /* blocking polls left: the monitor's sign of life */
+    _Atomic uint32_t polls; /* polls of any kind (owner-written) */
     struct unb_coro *homed_head, *homed_tail; /* runnable coroutines homed here */
     uint32_t nhomed;
     uint32_t take_rr;
@@ -371,6 +378,7 @@ struct unb__worker {
     /* The monitor's own view (monitor thread only): */
     uint32_t mon_beat;    /* m->beat when last seen */
     uint32_t mon_wakes;   /* wakes when last seen */
+    uint32_t mon_polls;   /* polls when last seen */
     unsigned mon_still;   /* monitor ticks without a beat */
     struct unb__m *mon_m; /* the thread mon_beat belongs to */
     int64_t mon_cpu;      /* that thread's CPU time at the first still look */
@@ -1028,6 +1036,8 @@ static void poll_loop(struct unb__worker *w, bool block)
         monitor_nudge();
     }
     w->last_poll_tick = w->tick;
+    atomic_store_explicit(&w->polls, atomic_load_explicit(&w->polls, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     if (unb__deque_size(&w->runq) > 1)
         wakep();
 }
@@ -1962,9 +1972,11 @@ void unb__rt_reclaim(void)
 
 /* How often the monitor looks, and for how many looks a worker may make
  * no progress before it is handed on: inside a call marked as blocking or
- * asleep in the kernel, and otherwise (a computation). */
+ * asleep in the kernel, and otherwise (a computation, or a marked call
+ * that runs rather than sleeps). */
+#ifndef MONITOR_TICK_NS
 #define MONITOR_TICK_NS 250000
-#define STILL_BLOCKING 1
+#endif
 #define STILL_OTHER 2
 /* Looks with every worker asleep in its loop before the monitor sleeps
  * until a worker wakes. */
@@ -2219,7 +2231,10 @@ static char thread_state(pid_t tid)
  * are busy with other threads), it is not: another thread would not run
  * the worker's coroutines any sooner, and a handoff would add a thread to
  * CPUs that are already short.  Costs a read of /proc and of the thread's
- * CPU clock, only for a thread that looks stuck.
+ * CPU clock, only for a thread that looks stuck.  (Judging a computation
+ * at the first look, from a CPU reading taken where the switch was first
+ * seen, made a handoff win the race with an idle worker's steal of a
+ * coroutine that had not started: test_steal.)
  */
 static bool thread_holds(struct unb__worker *w, struct unb__m *m, unsigned still)
 {
@@ -2254,9 +2269,13 @@ static bool monitor_look(void)
         }
         if (!__atomic_load_n(&w->in_sleeping_poll, __ATOMIC_RELAXED)) {
             asleep = false;
-            /* Timers and I/O wait at most a tick on a busy worker, however
-             * long its coroutines run between switches. */
-            __atomic_store_n(&w->poll_due, true, __ATOMIC_RELAXED);
+            /* Timers and I/O wait at most two looks on a busy worker,
+             * however long its coroutines run between switches: a worker
+             * that has not polled since the last look polls next. */
+            uint32_t polls = atomic_load_explicit(&w->polls, memory_order_relaxed);
+            if (polls == w->mon_polls)
+                __atomic_store_n(&w->poll_due, true, __ATOMIC_RELAXED);
+            w->mon_polls = polls;
         }
         uint32_t b = atomic_load_explicit(&m->st.beat, memory_order_relaxed);
         if (m != w->mon_m || b != w->mon_beat) {
