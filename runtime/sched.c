@@ -248,10 +248,11 @@
  * keeps it looking, so that it is already looking when such a worker
  * gets stuck: a monitor woken by the worker's wake-up would first need a
  * thread wake-up, late on a busy machine, and then two looks.  The monitor also marks
- * the poll as due on each busy worker that has not polled since the last
- * look, so timers and I/O wait at most two looks on a worker whose
- * coroutines run long between switches (one poll more each look, on a
- * worker that polls often anyway, cost ~3% of an echo server's requests).
+ * each busy worker's poll as due every look, so timers and I/O wait at
+ * most a look on a worker whose coroutines run long between switches.
+ * (Marking it only on a worker that had not polled since the last look
+ * saved no measurable CPU in an echo server, which polls often anyway,
+ * and let a timer wait two looks: not kept.)
  * A handoff costs about as much as two thread wake-ups; a coroutine that
  * computes for long keeps being handed off each millisecond or so, which
  * works as coarse preemption without interrupting it.
@@ -362,7 +363,6 @@ struct unb__worker {
     bool poll_due;         /* set by the monitor: a tick passed, poll */
     int64_t soonest;       /* the soonest deadline of a park (ns), or 0 */
     _Atomic uint32_t wakes; /* blocking polls left: the monitor's sign of life */
-    _Atomic uint32_t polls; /* polls of any kind (owner-written) */
     struct unb_coro *homed_head, *homed_tail; /* runnable coroutines homed here */
     uint32_t nhomed;
     uint32_t take_rr;
@@ -378,7 +378,6 @@ struct unb__worker {
     /* The monitor's own view (monitor thread only): */
     uint32_t mon_beat;    /* m->beat when last seen */
     uint32_t mon_wakes;   /* wakes when last seen */
-    uint32_t mon_polls;   /* polls when last seen */
     unsigned mon_still;   /* monitor ticks without a beat */
     struct unb__m *mon_m; /* the thread mon_beat belongs to */
     int64_t mon_cpu;      /* that thread's CPU time at the first still look */
@@ -1036,8 +1035,6 @@ static void poll_loop(struct unb__worker *w, bool block)
         monitor_nudge();
     }
     w->last_poll_tick = w->tick;
-    atomic_store_explicit(&w->polls, atomic_load_explicit(&w->polls, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
     if (unb__deque_size(&w->runq) > 1)
         wakep();
 }
@@ -2269,13 +2266,9 @@ static bool monitor_look(void)
         }
         if (!__atomic_load_n(&w->in_sleeping_poll, __ATOMIC_RELAXED)) {
             asleep = false;
-            /* Timers and I/O wait at most two looks on a busy worker,
-             * however long its coroutines run between switches: a worker
-             * that has not polled since the last look polls next. */
-            uint32_t polls = atomic_load_explicit(&w->polls, memory_order_relaxed);
-            if (polls == w->mon_polls)
-                __atomic_store_n(&w->poll_due, true, __ATOMIC_RELAXED);
-            w->mon_polls = polls;
+            /* Timers and I/O wait at most a tick on a busy worker, however
+             * long its coroutines run between switches. */
+            __atomic_store_n(&w->poll_due, true, __ATOMIC_RELAXED);
         }
         uint32_t b = atomic_load_explicit(&m->st.beat, memory_order_relaxed);
         if (m != w->mon_m || b != w->mon_beat) {
