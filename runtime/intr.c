@@ -282,20 +282,21 @@ void unb__intr_process(void)
             &intr.sigs_any_norestart, &intr.unclaimed_any_norestart, true, false);
 }
 
-void unb__intr_signal_pending(bool on_idle_worker, bool restart, int sig)
+void unb__intr_signal_pending(bool on_idle_thread, bool restart, int sig)
 {
     /* In a signal handler: lock-free atomics only. */
     _Atomic uint32_t *c;
     _Atomic uint64_t *latest, *sigs;
     if (restart) {
-        c = on_idle_worker ? &intr.pending_any : &intr.pending_main;
-        latest = on_idle_worker ? &intr.latest_any : &intr.latest_main;
-        sigs = on_idle_worker ? &intr.sigs_any : &intr.sigs_main;
+        c = on_idle_thread ? &intr.pending_any : &intr.pending_main;
+        latest = on_idle_thread ? &intr.latest_any : &intr.latest_main;
+        sigs = on_idle_thread ? &intr.sigs_any : &intr.sigs_main;
     } else {
-        c = on_idle_worker ? &intr.pending_any_norestart : &intr.pending_main_norestart;
+        c = on_idle_thread ? &intr.pending_any_norestart
+                           : &intr.pending_main_norestart;
         latest =
-            on_idle_worker ? &intr.latest_any_norestart : &intr.latest_main_norestart;
-        sigs = on_idle_worker ? &intr.sigs_any_norestart : &intr.sigs_main_norestart;
+            on_idle_thread ? &intr.latest_any_norestart : &intr.latest_main_norestart;
+        sigs = on_idle_thread ? &intr.sigs_any_norestart : &intr.sigs_main_norestart;
     }
     uint64_t me = atomic_fetch_add(&unb__intr_arrivals, 1) + 1;
     uint64_t old = atomic_load(latest);

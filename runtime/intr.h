@@ -10,8 +10,9 @@
  *
  *   - the main coroutine (under the preload), if it is parked in an
  *     interruptible call;
- *   - otherwise, if the handler ran on a worker that was not running a
- *     coroutine (so no running "thread" took the signal), the coroutine
+ *   - otherwise, if the handler ran on a thread of the runtime's that was
+ *     not running a coroutine (an idle worker, or a spare thread waiting
+ *     for a worker: no running "thread" took the signal), the coroutine
  *     that has been parked longest in an interruptible call;
  *   - otherwise nobody, as a signal taken by a running thread interrupts
  *     no blocked one.
@@ -101,7 +102,7 @@ extern _Atomic uint64_t unb__intr_restart_sigs;
 void unb__intr_handlers_add(int any, int norestart);
 
 /* Records a signal arrival (async-signal-safe); see sched.c. */
-void unb__intr_signal_pending(bool on_idle_worker, bool restart, int sig);
+void unb__intr_signal_pending(bool on_idle_thread, bool restart, int sig);
 
 /* Processes pending signal arrivals; called by workers. */
 void unb__intr_process(void);

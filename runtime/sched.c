@@ -976,7 +976,11 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
 void unb__sched_signal_arrived(bool restart, int sig)
 {
     struct unb__worker *w = tls_worker;
-    unb__intr_signal_pending(w && !tls_cur, restart, sig);
+    /* On a thread of the runtime's that runs no coroutine (an idle worker,
+     * or a spare waiting for one, which without per-coroutine masks lets
+     * the program's signals in), no thread of the program took it: the
+     * kernel would have picked a blocked one. */
+    unb__intr_signal_pending(tls_m && !tls_cur, restart, sig);
     if (atomic_load_explicit(&rt.state, memory_order_acquire) != RT_RUNNING)
         return;
     if (!w)
