@@ -74,7 +74,7 @@ void unb__intr_arm_since(struct unb__intr *it, bool restartable,
     it->w = unb__sched_worker();
     it->cancel = cancel;
     it->restartable = restartable;
-    it->listed = false;
+    atomic_init(&it->listed, false);
     it->armed = since;
     atomic_init(&it->state, UNB_INTR_WAITING);
     if (it->co) { /* findable by a canceller (unb__intr_interrupt) */
@@ -94,7 +94,7 @@ void unb__intr_arm_since(struct unb__intr *it, bool restartable,
         else
             intr.head = it;
         intr.tail = it;
-        it->listed = true;
+        atomic_store_explicit(&it->listed, true, memory_order_relaxed);
         unb__unlock(&intr.lock);
     }
     /* A cancel that came before the park was findable: interrupt it now
@@ -105,7 +105,7 @@ void unb__intr_arm_since(struct unb__intr *it, bool restartable,
         return;
     }
     /* Likewise a signal that came during this call, between its parks. */
-    if (it->listed && it->co) {
+    if (atomic_load_explicit(&it->listed, memory_order_relaxed) && it->co) {
         bool is_main = it->co == intr.main;
         if ((is_main && claim(&intr.unclaimed_main_norestart, since)) ||
             claim(&intr.unclaimed_any_norestart, since) ||
@@ -133,7 +133,7 @@ static void unlink_locked(struct unb__intr *it)
         it->next->prev = it->prev;
     else
         intr.tail = it->prev;
-    it->listed = false;
+    atomic_store_explicit(&it->listed, false, memory_order_relaxed);
 }
 
 bool unb__intr_complete(struct unb__intr *it)
@@ -149,9 +149,10 @@ bool unb__intr_disarm(struct unb__intr *it)
         it->co->intr = NULL;
         unb__spin_unlock(&it->co->lock);
     }
-    if (it->listed) { /* racy peek: the interrupter clears it under the lock */
+    /* A peek: the interrupter clears it under the lock. */
+    if (atomic_load_explicit(&it->listed, memory_order_relaxed)) {
         unb__lock(&intr.lock);
-        if (it->listed)
+        if (atomic_load_explicit(&it->listed, memory_order_relaxed))
             unlink_locked(it);
         unb__unlock(&intr.lock);
     }
@@ -225,9 +226,9 @@ static bool interrupt_co(struct unb_coro *co, bool restart)
     if (!mine)
         return false;
     /* It stays parked until `deliver` readies it: `it` lives on. */
-    if (it->listed) {
+    if (atomic_load_explicit(&it->listed, memory_order_relaxed)) {
         unb__lock(&intr.lock);
-        if (it->listed)
+        if (atomic_load_explicit(&it->listed, memory_order_relaxed))
             unlink_locked(it);
         unb__unlock(&intr.lock);
     }

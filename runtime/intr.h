@@ -52,7 +52,9 @@ struct unb__intr {
     struct unb__msg msg;
     _Atomic int state; /* UNB_INTR_* */
     uint64_t armed;    /* signal arrivals counted when its call began */
-    bool listed;
+    /* In the list: written under its lock, peeked at without it by the
+     * parked coroutine and by an interrupter (relaxed atomics). */
+    _Atomic bool listed;
     bool restartable;
 };
 
