@@ -142,6 +142,13 @@ bool unb__intr_complete(struct unb__intr *it)
     return atomic_compare_exchange_strong(&it->state, &expect, UNB_INTR_DONE);
 }
 
+bool unb__intr_complete_on_worker(struct unb__intr *it)
+{
+    if (atomic_load_explicit(&it->listed, memory_order_relaxed))
+        unb__intr_process();
+    return unb__intr_complete(it);
+}
+
 bool unb__intr_disarm(struct unb__intr *it)
 {
     if (it->co) {

@@ -84,6 +84,13 @@ void unb__intr_arm(struct unb__intr *it, bool restartable,
  * interruption already owns the wake-up. */
 bool unb__intr_complete(struct unb__intr *it);
 
+/* As unb__intr_complete, from a watcher's callback on the park's worker:
+ * signal arrivals recorded but not processed yet (the thread that took
+ * the signal has not come round to them) are processed first, so that a
+ * handler that ran while the call was parked gives it EINTR, as the
+ * native call would, whatever became ready since. */
+bool unb__intr_complete_on_worker(struct unb__intr *it);
+
 /* After resuming: returns true if the park was interrupted (EINTR). */
 bool unb__intr_disarm(struct unb__intr *it);
 
