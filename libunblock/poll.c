@@ -74,7 +74,7 @@ static void stop_all(struct pollwait *p)
 
 static void wake(struct pollwait *p)
 {
-    bool mine = unb__intr_complete(&p->it);
+    bool mine = unb__intr_complete_on_worker(&p->it);
     stop_all(p);
     if (mine)
         unb__sched_ready(p->it.co);

@@ -80,9 +80,21 @@ static void wrapper(int sig, siginfo_t *si, void *uc)
      * coroutine) was for whoever runs here: it interrupts no other. */
     if (si && si->si_code == SI_TKILL)
         return;
+#ifdef UNB_TSAN
+    /* ThreadSanitizer's own handler saves errno before it calls this one
+     * and restores it after (CallUserSignalHandler), in code it does not
+     * instrument.  A save and restore here would be writes in a handler,
+     * which the tool runs either where the signal came or at the next
+     * interceptor of the fiber that was current then, and which it
+     * intermittently pairs with the next coroutine's errno restore on the
+     * same OS thread (tests/fault/eintr_storm, preloaded): two writes one
+     * thread made one after the other, which cannot race. */
+    unb__sched_signal_arrived(flags & SA_RESTART, sig);
+#else
     int saved = errno;
     unb__sched_signal_arrived(flags & SA_RESTART, sig);
     errno = saved;
+#endif
 }
 
 /* Keeps the runtime's count of installed handlers in step. */

@@ -184,7 +184,7 @@ static void teardown(struct waiter *w)
  * (then its cancel() delivers EINTR). */
 static void finish(struct waiter *w, int result)
 {
-    bool mine = unb__intr_complete(&w->it);
+    bool mine = unb__intr_complete_on_worker(&w->it);
     teardown(w);
     if (mine) {
         w->result = result;

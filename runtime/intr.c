@@ -74,7 +74,7 @@ void unb__intr_arm_since(struct unb__intr *it, bool restartable,
     it->w = unb__sched_worker();
     it->cancel = cancel;
     it->restartable = restartable;
-    it->listed = false;
+    atomic_init(&it->listed, false);
     it->armed = since;
     atomic_init(&it->state, UNB_INTR_WAITING);
     if (it->co) { /* findable by a canceller (unb__intr_interrupt) */
@@ -94,7 +94,7 @@ void unb__intr_arm_since(struct unb__intr *it, bool restartable,
         else
             intr.head = it;
         intr.tail = it;
-        it->listed = true;
+        atomic_store_explicit(&it->listed, true, memory_order_relaxed);
         unb__unlock(&intr.lock);
     }
     /* A cancel that came before the park was findable: interrupt it now
@@ -105,7 +105,7 @@ void unb__intr_arm_since(struct unb__intr *it, bool restartable,
         return;
     }
     /* Likewise a signal that came during this call, between its parks. */
-    if (it->listed && it->co) {
+    if (atomic_load_explicit(&it->listed, memory_order_relaxed) && it->co) {
         bool is_main = it->co == intr.main;
         if ((is_main && claim(&intr.unclaimed_main_norestart, since)) ||
             claim(&intr.unclaimed_any_norestart, since) ||
@@ -133,13 +133,20 @@ static void unlink_locked(struct unb__intr *it)
         it->next->prev = it->prev;
     else
         intr.tail = it->prev;
-    it->listed = false;
+    atomic_store_explicit(&it->listed, false, memory_order_relaxed);
 }
 
 bool unb__intr_complete(struct unb__intr *it)
 {
     int expect = UNB_INTR_WAITING;
     return atomic_compare_exchange_strong(&it->state, &expect, UNB_INTR_DONE);
+}
+
+bool unb__intr_complete_on_worker(struct unb__intr *it)
+{
+    if (atomic_load_explicit(&it->listed, memory_order_relaxed))
+        unb__intr_process();
+    return unb__intr_complete(it);
 }
 
 bool unb__intr_disarm(struct unb__intr *it)
@@ -149,9 +156,10 @@ bool unb__intr_disarm(struct unb__intr *it)
         it->co->intr = NULL;
         unb__spin_unlock(&it->co->lock);
     }
-    if (it->listed) { /* racy peek: the interrupter clears it under the lock */
+    /* A peek: the interrupter clears it under the lock. */
+    if (atomic_load_explicit(&it->listed, memory_order_relaxed)) {
         unb__lock(&intr.lock);
-        if (it->listed)
+        if (atomic_load_explicit(&it->listed, memory_order_relaxed))
             unlink_locked(it);
         unb__unlock(&intr.lock);
     }
@@ -225,9 +233,9 @@ static bool interrupt_co(struct unb_coro *co, bool restart)
     if (!mine)
         return false;
     /* It stays parked until `deliver` readies it: `it` lives on. */
-    if (it->listed) {
+    if (atomic_load_explicit(&it->listed, memory_order_relaxed)) {
         unb__lock(&intr.lock);
-        if (it->listed)
+        if (atomic_load_explicit(&it->listed, memory_order_relaxed))
             unlink_locked(it);
         unb__unlock(&intr.lock);
     }
@@ -282,20 +290,21 @@ void unb__intr_process(void)
             &intr.sigs_any_norestart, &intr.unclaimed_any_norestart, true, false);
 }
 
-void unb__intr_signal_pending(bool on_idle_worker, bool restart, int sig)
+void unb__intr_signal_pending(bool on_idle_thread, bool restart, int sig)
 {
     /* In a signal handler: lock-free atomics only. */
     _Atomic uint32_t *c;
     _Atomic uint64_t *latest, *sigs;
     if (restart) {
-        c = on_idle_worker ? &intr.pending_any : &intr.pending_main;
-        latest = on_idle_worker ? &intr.latest_any : &intr.latest_main;
-        sigs = on_idle_worker ? &intr.sigs_any : &intr.sigs_main;
+        c = on_idle_thread ? &intr.pending_any : &intr.pending_main;
+        latest = on_idle_thread ? &intr.latest_any : &intr.latest_main;
+        sigs = on_idle_thread ? &intr.sigs_any : &intr.sigs_main;
     } else {
-        c = on_idle_worker ? &intr.pending_any_norestart : &intr.pending_main_norestart;
+        c = on_idle_thread ? &intr.pending_any_norestart
+                           : &intr.pending_main_norestart;
         latest =
-            on_idle_worker ? &intr.latest_any_norestart : &intr.latest_main_norestart;
-        sigs = on_idle_worker ? &intr.sigs_any_norestart : &intr.sigs_main_norestart;
+            on_idle_thread ? &intr.latest_any_norestart : &intr.latest_main_norestart;
+        sigs = on_idle_thread ? &intr.sigs_any_norestart : &intr.sigs_main_norestart;
     }
     uint64_t me = atomic_fetch_add(&unb__intr_arrivals, 1) + 1;
     uint64_t old = atomic_load(latest);

@@ -10,8 +10,9 @@
  *
  *   - the main coroutine (under the preload), if it is parked in an
  *     interruptible call;
- *   - otherwise, if the handler ran on a worker that was not running a
- *     coroutine (so no running "thread" took the signal), the coroutine
+ *   - otherwise, if the handler ran on a thread of the runtime's that was
+ *     not running a coroutine (an idle worker, or a spare thread waiting
+ *     for a worker: no running "thread" took the signal), the coroutine
  *     that has been parked longest in an interruptible call;
  *   - otherwise nobody, as a signal taken by a running thread interrupts
  *     no blocked one.
@@ -51,7 +52,9 @@ struct unb__intr {
     struct unb__msg msg;
     _Atomic int state; /* UNB_INTR_* */
     uint64_t armed;    /* signal arrivals counted when its call began */
-    bool listed;
+    /* In the list: written under its lock, peeked at without it by the
+     * parked coroutine and by an interrupter (relaxed atomics). */
+    _Atomic bool listed;
     bool restartable;
 };
 
@@ -81,6 +84,13 @@ void unb__intr_arm(struct unb__intr *it, bool restartable,
  * interruption already owns the wake-up. */
 bool unb__intr_complete(struct unb__intr *it);
 
+/* As unb__intr_complete, from a watcher's callback on the park's worker:
+ * signal arrivals recorded but not processed yet (the thread that took
+ * the signal has not come round to them) are processed first, so that a
+ * handler that ran while the call was parked gives it EINTR, as the
+ * native call would, whatever became ready since. */
+bool unb__intr_complete_on_worker(struct unb__intr *it);
+
 /* After resuming: returns true if the park was interrupted (EINTR). */
 bool unb__intr_disarm(struct unb__intr *it);
 
@@ -101,7 +111,7 @@ extern _Atomic uint64_t unb__intr_restart_sigs;
 void unb__intr_handlers_add(int any, int norestart);
 
 /* Records a signal arrival (async-signal-safe); see sched.c. */
-void unb__intr_signal_pending(bool on_idle_worker, bool restart, int sig);
+void unb__intr_signal_pending(bool on_idle_thread, bool restart, int sig);
 
 /* Processes pending signal arrivals; called by workers. */
 void unb__intr_process(void);

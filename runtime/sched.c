@@ -668,7 +668,7 @@ void unb__sched_signal_coro(struct unb_coro *co, int sig)
      * thread, which takes it as that thread would (a blocked signal stays
      * pending there for its sigwait).  Racy only if the call ends at the
      * same moment: then the coroutine, still running there, takes it. */
-    struct unb__m *m = co->on;
+    struct unb__m *m = atomic_load_explicit(&co->on, memory_order_acquire);
     if (m && atomic_load_explicit(&co->state, memory_order_relaxed) == UNB_CO_RUNNING &&
         atomic_load_explicit(&m->st.blocking, memory_order_relaxed)) {
         unb__sys3(SYS_tgkill, unb__sys3(SYS_getpid, 0, 0, 0), m->tid, sig);
@@ -765,7 +765,7 @@ static void switch_out(struct unb__m *m, struct unb__worker *w, struct unb_coro 
     tls_cur = next;
     if (next) {
         STAT_INC(w, n_switches);
-        next->on = m;
+        atomic_store_explicit(&next->on, m, memory_order_release);
         atomic_store_explicit(&next->state, UNB_CO_RUNNING, memory_order_relaxed);
     }
     beat(m);
@@ -983,7 +983,11 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
 void unb__sched_signal_arrived(bool restart, int sig)
 {
     struct unb__worker *w = tls_worker;
-    unb__intr_signal_pending(w && !tls_cur, restart, sig);
+    /* On a thread of the runtime's that runs no coroutine (an idle worker,
+     * or a spare waiting for one, which without per-coroutine masks lets
+     * the program's signals in), no thread of the program took it: the
+     * kernel would have picked a blocked one. */
+    unb__intr_signal_pending(tls_m && !tls_cur, restart, sig);
     if (atomic_load_explicit(&rt.state, memory_order_acquire) != RT_RUNNING)
         return;
     if (!w)
@@ -1219,7 +1223,7 @@ static struct unb_coro *find_runnable(struct unb__worker *w)
 static void run(struct unb__m *m, struct unb__worker *w, struct unb_coro *co)
 {
     tls_cur = co;
-    co->on = m;
+    atomic_store_explicit(&co->on, m, memory_order_release);
     atomic_store_explicit(&co->state, UNB_CO_RUNNING, memory_order_relaxed);
     STAT_INC(w, n_switches);
     beat(m);
@@ -2926,7 +2930,7 @@ static void snap_coro(struct unb__dump_coro *d, struct unb_coro *co)
     uint8_t state = atomic_load_explicit(&co->state, memory_order_acquire);
     d->state = state;
     if (state == UNB_CO_RUNNING) {
-        struct unb__m *m = co->on;
+        struct unb__m *m = atomic_load_explicit(&co->on, memory_order_acquire);
         if (m) {
             d->tid = m->tid;
             d->blocking = atomic_load_explicit(&m->st.blocking, memory_order_relaxed);

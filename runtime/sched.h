@@ -78,7 +78,9 @@ struct unb_coro {
     uint8_t wait_call;         /* enum unb__call of its last park */
     int64_t wait_obj;          /* the call's object (calls.h) */
     double wait_since;         /* its worker's loop time at the park */
-    struct unb__m *on;         /* the thread that last ran it */
+    /* The thread that last ran it; release/acquire: a signaller reads it
+     * and then the thread's fields (sched.c, unb__sched_signal_coro). */
+    _Atomic(struct unb__m *) on;
     /* The program's static TLS while switched out (runtime/tls.h): the
      * save area (above the struct, in its mapping), the thread pointer of
      * the thread that saved it, and the thread that last loaded it. */

@@ -47,7 +47,7 @@ static void uncount(struct sleeper *s)
 static void fired(struct sleeper *s)
 {
     uncount(s);
-    if (unb__intr_complete(&s->it))
+    if (unb__intr_complete_on_worker(&s->it))
         unb__sched_ready(s->it.co);
 }
 

@@ -130,11 +130,6 @@ case_() {
     diag "native: $(tr '\n' ' ' <"$base.native.err" | cut -c1-400)"
     local m
     for m in "$@"; do
-        if [ "$name" = eintr_storm ] && [[ $SAN_RT = *libtsan* ]]; then
-            skip "$name under the preload, UNBLOCK_WORKERS=$m: the native status and output" \
-                "unresolved: ThreadSanitizer intermittently reports the signal wrapper's errno restore (in the fiber of the coroutine the signal interrupted) against the next coroutine's errno restore on the same OS thread"
-            continue
-        fi
         run "$base.$m" "$m" "$prog"
         st=$(cat "$base.$m.status")
         local pass=1 why=""

@@ -33,11 +33,13 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -298,6 +300,135 @@ static void signal_on_spare(void)
     signal(SIGUSR1, SIG_DFL);
 }
 
+/*
+ * A process-directed signal goes to any thread that lets it in, and in a
+ * linked program an idle spare thread does (spares take the workers'
+ * mask, see signal_on_spare).  Such a thread runs no coroutine, like an
+ * idle worker: the handler's EINTR goes to the call parked longest, as
+ * the kernel, had the coroutines been threads, would have picked a
+ * blocked one.  It used to count as a running thread catching the
+ * signal, which interrupts nobody (test_io's interrupted unb_wait_fd
+ * under memcheck returned the data that came 100 ms later).  Here each
+ * thread that lets SIGALRM in is sent one while a coroutine waits in
+ * unb_wait_fd, the worker's thread and an idle spare among them: the
+ * kernel's choice made deterministic with rt_tgsigqueueinfo, whose
+ * SI_QUEUE is what sigqueue() to the process gives (tgkill's SI_TKILL
+ * would mean a signal for that thread alone).
+ */
+static atomic_int alrm;
+
+static void on_alrm(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&alrm, 1);
+}
+
+struct waiter {
+    int fd, r, err;
+};
+
+static void *wait_in(void *arg)
+{
+    struct waiter *wt = arg;
+    wt->r = unb_wait_fd(wt->fd, POLLIN, (int)(3000 * test_slow()));
+    wt->err = errno;
+    return NULL;
+}
+
+/* Whether thread tid lets `sig` in (its SigBlk in /proc). */
+static bool lets_in(pid_t tid, int sig)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+    FILE *f = fopen(path, "r");
+    unsigned long long blk = ~0ull;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "SigBlk: %llx", &blk) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return !(blk >> (sig - 1) & 1);
+}
+
+static void signal_to_idle_threads(void)
+{
+    struct sigaction sa = {.sa_handler = on_alrm};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    /* A spare: a raw sleep holds the worker's thread while another
+     * coroutine waits on the worker's loop; when the sleep ends, the
+     * old thread waits in the spare pool (for 2 s). */
+    int hold[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, hold) != 0)
+        BAIL("socketpair: %s", strerror(errno));
+    struct waiter holder = {hold[0], 0, 0};
+    unb_coro_t *h = unb_spawn(wait_in, &holder);
+    struct scenario sc = {"raw sleep for a spare", raw_sleep, 0.3, 0, 0};
+    unb_join(unb_spawn(raw_sleep, &sc), NULL);
+    (void)!write(hold[1], "x", 1); /* not a park for the signals below */
+    unb_join(h, NULL);
+    is_int(holder.r, 1, "the coroutine that waited beside the raw sleep saw its data");
+    close(hold[0]);
+    close(hold[1]);
+    unb_stats_t st;
+    unb_stats(&st);
+    ok(st.spare_threads > 0,
+       "a raw sleep while a coroutine waits leaves a spare thread");
+
+    pid_t tids[64];
+    int n = 0;
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    while (d && (e = readdir(d)) && n < 64) {
+        pid_t tid = (pid_t)atoi(e->d_name);
+        if (tid > 0 && tid != getpid() && lets_in(tid, SIGALRM))
+            tids[n++] = tid;
+    }
+    if (d)
+        closedir(d);
+    /* One worker: its thread, and the spare (the monitor blocks all). */
+    cmp_ok(n, >=, 2, "threads that let SIGALRM in: the worker's and a spare at least");
+    int interrupted = 0;
+    for (int i = 0; i < n; i++) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+            BAIL("socketpair: %s", strerror(errno));
+        struct waiter wt = {sv[0], 0, 0};
+        unb_stats(&st);
+        uint64_t p0 = st.parks;
+        int hits = atomic_load(&alrm);
+        unb_coro_t *co = unb_spawn(wait_in, &wt);
+        int64_t t0 = now_ns();
+        do {
+            usleep(1000);
+            unb_stats(&st);
+        } while (st.parks == p0 && now_ns() - t0 < 5000000000);
+        usleep(10000); /* into its park's wait, not between its steps */
+        siginfo_t si = {.si_signo = SIGALRM,
+                        .si_code = SI_QUEUE,
+                        .si_pid = getpid(),
+                        .si_uid = getuid()};
+        int rc = (int)syscall(SYS_rt_tgsigqueueinfo, getpid(), tids[i], SIGALRM, &si);
+        unb_join(co, NULL);
+        if (rc != 0) { /* it ended meanwhile */
+            diag("thread %d: %s", (int)tids[i], strerror(errno));
+        } else {
+            interrupted += wt.r == -1 && wt.err == EINTR;
+            if (wt.r != -1 || wt.err != EINTR)
+                diag(
+                    "thread %d took the signal (handler runs %d): unb_wait_fd gave %d, "
+                    "errno %s",
+                    (int)tids[i], atomic_load(&alrm) - hits, wt.r, strerror(wt.err));
+        }
+        close(sv[0]);
+        close(sv[1]);
+    }
+    is_int(interrupted, n,
+           "a SIGALRM taken by any thread running no coroutine (idle worker, idle "
+           "spare) interrupts the parked unb_wait_fd with EINTR");
+    signal(SIGALRM, SIG_DFL);
+}
+
 /* ---- helpers ------------------------------------------------------------ */
 
 static int os_threads(void)
@@ -462,6 +593,7 @@ int main(int argc, char **argv)
     unlink(lock_path);
     unlink(file_path);
 
+    signal_to_idle_threads();
     control(argv[0]);
     return done_testing();
 }

@@ -74,7 +74,17 @@ int main(void)
     join(t);
     MUST(recv(s, b, 1, MSG_OOB));
 
-    /* s's send buffer full, c does not read yet */
+    /* s's send buffer full, c does not read yet.  Small buffers: with the
+     * defaults the kernel lets 4 MiB in, and draining that takes the
+     * other thread about a millisecond of computation, long enough for
+     * the preload's monitor to hand its worker to a spare thread (README,
+     * "Calls that block a thread"), which is not what this checks; main,
+     * parked meanwhile, would then go on with the old thread's errno
+     * address, which -O2 computes once per function (README, the TLS
+     * limits). */
+    int sz = 16384;
+    MUST(setsockopt(s, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz));
+    MUST(setsockopt(c, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz));
     int fl = 0;
     static char big[65536];
     while (send(s, big, sizeof big, MSG_DONTWAIT) > 0 && fl++ < 1000)

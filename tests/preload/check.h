@@ -61,15 +61,29 @@ static void on_alarm(int sig)
     _exit(2);
 }
 
-/* Under a tool (make test-valgrind, test-asan, test-tsan) the watchdog
- * waits UNB_TEST_SLOW times longer: it only catches hangs. */
-UNUSED static void watchdog(unsigned seconds)
+/* How many times slower a tool makes the program (UNB_TEST_SLOW, set by
+ * make test-valgrind, test-asan and test-tsan for the native and the
+ * preloaded runs alike); 1 without one. */
+UNUSED static unsigned slow_factor(void)
 {
     const char *slow = getenv("UNB_TEST_SLOW");
-    if (slow && atoi(slow) > 1)
-        seconds *= (unsigned)atoi(slow);
+    return slow && atoi(slow) > 1 ? (unsigned)atoi(slow) : 1;
+}
+
+/* A liveness deadline of `ms` natively (something must happen at all: a
+ * wake-up that never comes still fails it), UNB_TEST_SLOW times longer
+ * under a tool. */
+UNUSED static long slow_ms(long ms)
+{
+    return ms * (long)slow_factor();
+}
+
+/* Under a tool the watchdog waits UNB_TEST_SLOW times longer: it only
+ * catches hangs. */
+UNUSED static void watchdog(unsigned seconds)
+{
     signal(SIGALRM, on_alarm);
-    alarm(seconds);
+    alarm(seconds * slow_factor());
 }
 
 /* An errno value's name, or its number; for failure details only. */

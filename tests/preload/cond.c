@@ -148,7 +148,7 @@ static void test_broadcast(void)
     for (int i = 0; i < WAITERS; i++)
         t[i] = spawn(bc_waiter, NULL);
     pthread_mutex_lock(&bc_lock);
-    int ready = bc_wait_count(&bc_ready, WAITERS, 5000);
+    int ready = bc_wait_count(&bc_ready, WAITERS, slow_ms(5000));
     /* Each waiter counted itself and waits with the lock released
      * atomically: with the lock held here, all of them are waiting. */
     if (!check(ready == WAITERS, "broadcast: all %d waiters are waiting", WAITERS)) {
@@ -157,11 +157,11 @@ static void test_broadcast(void)
     }
     bc_go = 1;
     pthread_cond_broadcast(&bc_cond);
-    int woken = bc_wait_count(&bc_woken, WAITERS, 5000);
+    int woken = bc_wait_count(&bc_woken, WAITERS, slow_ms(5000));
     pthread_mutex_unlock(&bc_lock);
     if (!check(woken == WAITERS, "broadcast: one broadcast wakes all %d waiters",
                WAITERS)) {
-        detail("%d woke within 5 s", woken);
+        detail("%d woke within %ld ms", woken, slow_ms(5000));
         exit(1);
     }
     for (int i = 0; i < WAITERS; i++)
@@ -183,7 +183,7 @@ static void *pp_player(void *arg)
     pthread_mutex_lock(&pp_lock);
     for (int i = 0; i < ROUNDS && !pp_abort; i++) {
         while (pp_turn != me && !pp_abort) {
-            struct timespec dl = ts_add_ms(now_on(CLOCK_REALTIME), 5000);
+            struct timespec dl = ts_add_ms(now_on(CLOCK_REALTIME), slow_ms(5000));
             if (pthread_cond_timedwait(&pp_cond[me], &pp_lock, &dl) == ETIMEDOUT &&
                 pp_turn != me) {
                 pp_abort = 1; /* a lost wake-up */

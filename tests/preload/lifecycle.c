@@ -188,7 +188,7 @@ static void test_detached(void)
 
     int reported = 0;
     for (int i = 0; i < DETACHED + 1; i++) {
-        struct timespec dl = ts_add_ms(now_on(CLOCK_REALTIME), 5000);
+        struct timespec dl = ts_add_ms(now_on(CLOCK_REALTIME), slow_ms(5000));
         if (sem_timedwait(&detached_done, &dl) != 0)
             break;
         reported++;

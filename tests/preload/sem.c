@@ -226,7 +226,7 @@ static long limit_entries;
 static void *contender(void *arg)
 {
     for (int i = 0; i < ROUNDS_EACH; i++) {
-        struct timespec dl = ts_add_ms(now_on(CLOCK_REALTIME), 5000);
+        struct timespec dl = ts_add_ms(now_on(CLOCK_REALTIME), slow_ms(5000));
         if (sem_timedwait(&limit_sem, &dl) != 0) {
             pthread_mutex_lock(&limit_lock);
             limit_errors++;
@@ -282,7 +282,7 @@ static pthread_mutex_t many_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void *many_waiter(void *arg)
 {
-    struct timespec dl = ts_add_ms(now_on(CLOCK_REALTIME), 5000);
+    struct timespec dl = ts_add_ms(now_on(CLOCK_REALTIME), slow_ms(5000));
     int rc = sem_timedwait(&many_sem, &dl);
     pthread_mutex_lock(&many_lock);
     if (rc == 0)
