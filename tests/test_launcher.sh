@@ -18,7 +18,10 @@
 #   the installed launcher finds the installed library; make uninstall
 #   leaves no file behind;
 # - the man pages render without warnings (groff, mandoc or man, else a
-#   TAP skip) and name every variable and option there is.
+#   TAP skip) and name every variable and option there is;
+# - make demo's script stops with status 1 and says why when a server
+#   cannot listen, even with another server answering on its port (it
+#   once printed a figure measured against that).
 #
 # Every command runs under timeout; all files live in one mktemp -d
 # directory, removed at exit.  The whole script takes a few seconds.
@@ -471,6 +474,28 @@ for o in $(grep -o '{"[a-z-]*"' "$ROOT/tools/unblock.c" | tr -d '{"'); do
     grep -qF -- "$(printf '%s' "--$o" | sed 's/-/\\-/g')" "$B/man/unblock.1" || missing+=" --$o"
 done
 is "${missing:-none}" none "unblock(1) describes every option of the launcher"
+
+# The demo's first server cannot listen: another one holds its port.
+dport=$((20000 + $$ % 9000))
+"$B/examples/echo_server" $((dport + 1)) >/dev/null 2>&1 &
+occupant=$!
+sleep 0.3
+if kill -0 "$occupant" 2>/dev/null; then
+    BUILD=$B CONNS=10 SECS=1 PORT=$dport timeout $T sh "$ROOT/tools/echo-demo" \
+        >"$tmp/demo.out" 2>"$tmp/demo.err"
+    code=$?
+    grep -q "the server did not start on port $((dport + 1))" "$tmp/demo.err"
+    ok $? "echo-demo says that its server did not start on a port another holds" \
+        "$(cat "$tmp/demo.err")"
+    is "$code:$(grep -c 'requests/s of its native run' "$tmp/demo.out")" "1:0" \
+        "echo-demo then exits with 1 and prints no figure"
+    kill "$occupant"
+    wait "$occupant" 2>/dev/null
+else
+    skip "echo-demo says that its server did not start on a port another holds" \
+        "port $((dport + 1)) is taken"
+    skip "echo-demo then exits with 1 and prints no figure" "port $((dport + 1)) is taken"
+fi
 
 echo "1..$n"
 [ "$nfail" = 0 ]
