@@ -188,25 +188,47 @@
  * a blocking call glibc makes internally (stdio's write to a full socket,
  * the resolver), a lock another process holds, or a computation without
  * calls.  Its worker's other coroutines would wait.  A monitor thread
- * looks at every worker each 0.25 ms.  Each thread counts a *beat* when it
- * switches coroutines.  A worker whose thread has not beaten since the
- * last look, outside the runtime, while something else waits on it (its
- * queue, its mailbox, or a watcher on its loop; coroutines not yet started
- * only if no worker is idle to steal them) is stuck if its thread is in a
- * call marked as blocking (the hooks of libunblock/blocking.c, read and
- * write on files and devices) or asleep in the kernel (/proc's state: a
- * raw syscall, glibc's internal locks and I/O); a thread that runs has to
- * have used the CPU for half a look over two looks (a computation).  A
- * runnable thread the kernel has not run (the CPUs are busy) is not
- * stuck: another thread would run no sooner.  Before anything else, the
- * monitor asks the thread to yield (yield_req): the end of a marked call
- * in the program's code is a safe point, so a loop of short calls (the
- * resolver, page-cached reads) yields there at the next call's end, and a
- * marked call still running at the second look is handed off.  A thread
- * found inside a marked call while others wait is asked at every look,
- * even one that has just beaten, and such a yield polls the loop on the
- * way: a loop of short calls gives the timers and fds a look each 0.25 ms
- * rather than each other look.  A stuck
+ * watches for that.  Each thread counts a *beat* when it switches
+ * coroutines, and stamps it with the cycle counter (the TSC: 3 ns a
+ * switch).  A worker whose thread has not beaten for a while, outside the
+ * runtime, while something else waits on it (its queue, its mailbox, or a
+ * watcher on its loop; coroutines not yet started only if no worker is
+ * idle to steal them) is stuck if its thread is in a call marked as
+ * blocking (the hooks of libunblock/blocking.c, read and write on files
+ * and devices) or asleep in the kernel (/proc's state: a raw syscall,
+ * glibc's internal locks and I/O); a thread that runs has to have made no
+ * switch for two ticks (0.5 ms) and to have used the CPU for half of the
+ * time measured (a computation).  A runnable thread the kernel has not run
+ * (the CPUs are busy) is not stuck: another thread would run no sooner.
+ * Before anything else, the monitor asks the thread to yield (yield_req):
+ * the end of a marked call in the program's code is a safe point, so a
+ * loop of short calls (the resolver, page-cached reads) yields there at
+ * the next call's end, and a marked call still running a tick later is
+ * handed off.  Such a yield polls the loop on the way.
+ *
+ * When to look: the watchdog.  Looking at every worker each tick (0.25
+ * ms) cost a busy echo server 12% of its throughput: on these machines a
+ * thread's sleep and wake-up cost about 17 us of CPU, and 4000 wake-ups a
+ * second also preempt the busy threads.  So the monitor sleeps until a
+ * worker may be stuck.  Each worker has a watchdog, a timerfd, which its
+ * own thread arms at a switch, at most once a tick, to fire 2.5 ticks
+ * later (a syscall of about 2 us, with a read of the thread's CPU clock
+ * for the judgement above; it also marks the worker's poll as due).  A
+ * worker that keeps switching keeps pushing its watchdog back, and the
+ * monitor sleeps (in ppoll on the watchdogs and an eventfd for stop and
+ * dump requests).  A watchdog fires only when its worker has not switched
+ * for 1.5 ticks or more, or sleeps in its loop: then the monitor watches
+ * that worker, looking each tick or sooner where a rule says when, until
+ * it switches (and so arms its watchdog again) or sleeps in its loop
+ * (whose next switch arms it).  An idle worker costs one wake-up after
+ * the last switch.  A computation is handed off 2 to 2.5 ticks after its
+ * last switch, a thread asleep in a call 1.5 to 2.5 ticks after.
+ * A watchdog fires on the CPU of the thread that armed it, and the kernel
+ * then tends to wake the monitor there, behind the computation: with the
+ * default slice the monitor waited for the scheduler's next tick, up to
+ * 4 ms, in half of bench_monitor's compute runs.  So the monitor asks for
+ * a 0.1 ms slice (Linux 6.12's EEVDF; older kernels ignore it), with which
+ * a woken thread preempts at once.  A stuck
  * worker is *handed off*: a spare thread takes the worker over, its queue,
  * its loop and its caches, and runs it from where it stood.  The stuck
  * coroutine goes on running on the old thread; at its next entry into the
@@ -237,22 +259,12 @@
  *
  * Spares: at most UNBLOCK_SPARE_THREADS (64 by default; 0 turns the
  * monitor off) beyond the workers; idle ones wait 2 s for a worker to take
- * over, then exit (the process's initial thread stays).  While every
- * worker sleeps in its loop and none has woken since the last look, the
- * monitor sleeps too, until a worker wakes (one futex wake, only after a
- * quiet period of 20 ms).  A look is not free: on these machines a
- * thread's sleep and wake-up cost about 17 us of CPU (4000 a second, ~7%
- * of a CPU, taken from a busy worker or the program's other threads), so
- * the tick is the trade between how soon a stuck worker is handed off and
- * what a busy process pays.  A worker that wakes often (a periodic timer)
- * keeps it looking, so that it is already looking when such a worker
- * gets stuck: a monitor woken by the worker's wake-up would first need a
- * thread wake-up, late on a busy machine, and then two looks.  The monitor also marks
- * each busy worker's poll as due every look, so timers and I/O wait at
- * most a look on a worker whose coroutines run long between switches.
- * (Marking it only on a worker that had not polled since the last look
- * saved no measurable CPU in an echo server, which polls often anyway,
- * and let a timer wait two looks: not kept.)
+ * over, then exit (the process's initial thread stays).  The monitor
+ * also marks a watched worker's poll as due at each look, so timers and
+ * I/O wait at most a tick on a worker whose coroutines run long between
+ * switches.  (Marking it only on a worker that had not polled since the
+ * last look saved no measurable CPU in an echo server, which polls often
+ * anyway, and let a timer wait two looks: not kept.)
  * A handoff costs about as much as two thread wake-ups; a coroutine that
  * computes for long keeps being handed off each millisecond or so, which
  * works as coarse preemption without interrupting it.
@@ -265,11 +277,11 @@
  * /proc says the same of a worker that waits for its turn as of one
  * stuck in a call; and since the monitor takes the lock between any two
  * syscalls of a worker, a look each 0.25 ms finds a worker "without a
- * beat" between two calls of one coroutine.  So there the monitor looks
- * each 10 ms (VALGRIND_TICK_FACTOR times less often) and takes a worker
- * that has not beaten for two looks as stuck, in a call or not, without
- * reading /proc: 20 to 30 ms, a few of the tool's slices, as natively
- * two looks are a few of the kernel's.  With the tool's fair lock
+ * beat" between two calls of one coroutine.  So there a tick is 10 ms
+ * (VALGRIND_TICK_FACTOR times longer) and the monitor takes a worker that
+ * has not beaten for two ticks as stuck, in a call or not, without
+ * reading /proc: 20 to 25 ms, a few of the tool's slices, as natively
+ * two ticks are a few of the kernel's.  With the tool's fair lock
  * (--fair-sched=yes, as make test-valgrind runs it) a worker that only
  * waits for its turn gets it within a slice per runnable thread; with
  * the default lock, which lets a computing thread keep it, a worker can
@@ -305,7 +317,10 @@
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <time.h>
 
 #include <unblock.h>
@@ -360,9 +375,8 @@ struct unb__worker {
     bool spinning;         /* counted in rt.nspinning */
     bool in_poll;          /* inside ev_run */
     bool in_sleeping_poll; /* inside a blocking ev_run */
-    bool poll_due;         /* set by the monitor: a tick passed, poll */
+    bool poll_due;         /* a tick passed (the watchdog, the monitor): poll */
     int64_t soonest;       /* the soonest deadline of a park (ns), or 0 */
-    _Atomic uint32_t wakes; /* blocking polls left: the monitor's sign of life */
     struct unb_coro *homed_head, *homed_tail; /* runnable coroutines homed here */
     uint32_t nhomed;
     uint32_t take_rr;
@@ -375,12 +389,20 @@ struct unb__worker {
     struct unb__worker *idle_next;
     bool in_idle_list;
     bool woken_spinning; /* popped by wakep; spin on wake */
+    /* The watchdog (see "The monitor"), armed by the worker's thread at
+     * a switch, at most once a tick; read by the monitor. */
+    int watch_fd;                     /* its timerfd, or -1 */
+    _Atomic uint64_t watch_cyc;       /* cycle count at the last arming */
+    _Atomic int64_t watch_cpu;        /* the arming thread's CPU time then */
+    _Atomic(struct unb__m *) watch_m; /* the arming thread */
     /* The monitor's own view (monitor thread only): */
-    uint32_t mon_beat;    /* m->beat when last seen */
-    uint32_t mon_wakes;   /* wakes when last seen */
-    unsigned mon_still;   /* monitor ticks without a beat */
-    struct unb__m *mon_m; /* the thread mon_beat belongs to */
-    int64_t mon_cpu;      /* that thread's CPU time at the first still look */
+    uint64_t mon_next;    /* cycle count of its next look; 0: not watched */
+    uint64_t mon_armed;   /* watch_cyc when the watchdog fired */
+    struct unb__m *mon_m; /* the thread it last looked at, */
+    uint32_t mon_beat;    /* and that thread's beat then */
+    bool mon_asked;       /* a yield was asked of that beat's marked call */
+    int64_t mon_cpu;      /* that thread's CPU time at mon_cpu_cyc, or -1 */
+    uint64_t mon_cpu_cyc;
     /* Counters: written by the owner only, read by anyone. */
     _Atomic uint64_t n_switches, n_steals, n_parks, n_wakeups;
     _Atomic uint64_t n_parks_by[UNB_CALL_COUNT];
@@ -396,6 +418,7 @@ struct unb__worker {
  */
 struct unb__m {
     struct unb__m_state st;
+    _Atomic uint64_t stamp; /* cycle count at its last beat */
     struct unb__ctx sched_ctx; /* the OS thread's own context */
     void (*after_fn)(void *);  /* action for the next context */
     void *after_arg;
@@ -460,12 +483,12 @@ static struct {
     pthread_t monitor;
     bool monitor_running;
     _Atomic uint32_t monitor_stop;
-    _Atomic uint32_t monitor_parked; /* futex: asleep until a worker wakes */
-    _Atomic uint32_t dump_req;       /* futex: a dump was asked for */
+    _Atomic int monitor_efd;   /* eventfd: wakes the monitor (stop, dump), or -1 */
+    _Atomic uint32_t dump_req; /* a dump was asked for */
     _Atomic bool lazy; /* preload: only worker 0 runs until a second coroutine */
     sigset_t sigmask;  /* the workers' signal mask: spares take it too */
     bool said_no_spare;
-} rt;
+} rt = {.monitor_efd = -1};
 
 UNB_TLS struct unb__worker *unb__tls_worker;
 UNB_TLS struct unb_coro *unb__tls_cur;
@@ -524,11 +547,65 @@ static void run_after(struct unb__m *m)
     }
 }
 
-static void beat(struct unb__m *m)
+/* ---- the watchdog ---------------------------------------------------------
+ * (see "The monitor").  The cycle counter: the TSC where there is one (the
+ * kernel keeps it in step across CPUs; a few cycles' skew only makes a
+ * look early or late), else the monotonic clock in ns. */
+static inline uint64_t cycles(void)
 {
+#if defined(__x86_64__)
+    return __builtin_ia32_rdtsc();
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#endif
+}
+
+/* Cycles between armings of a worker's watchdog (a tick), and how long
+ * an armed watchdog waits (ns).  Set once by the monitor when it has
+ * measured the cycle counter; until then nobody arms. */
+static _Atomic uint64_t watch_period_cyc = UINT64_MAX;
+static _Atomic long watch_delay_ns;
+
+static int64_t self_cpu_ns(void)
+{
+    struct timespec ts;
+    if (unb__sys3(SYS_clock_gettime, CLOCK_THREAD_CPUTIME_ID, (long)&ts, 0) != 0)
+        return -1;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Sets w's watchdog to fire one delay from now; by its thread m, or by
+ * the monitor (m NULL). */
+static void watch_arm(struct unb__worker *w, struct unb__m *m, uint64_t now)
+{
+    long delay = atomic_load_explicit(&watch_delay_ns, memory_order_acquire);
+    if (m) {
+        atomic_store_explicit(&w->watch_cyc, now, memory_order_relaxed);
+        atomic_store_explicit(&w->watch_m, m, memory_order_relaxed);
+        atomic_store_explicit(&w->watch_cpu, self_cpu_ns(), memory_order_relaxed);
+        /* A tick passed: timers and I/O are due a look, however long this
+         * worker's coroutines run between switches. */
+        __atomic_store_n(&w->poll_due, true, __ATOMIC_RELAXED);
+    }
+    if (w->watch_fd >= 0 && delay > 0) {
+        struct itimerspec its = {.it_value = {delay / 1000000000, delay % 1000000000}};
+        unb__sys6(SYS_timerfd_settime, w->watch_fd, 0, (long)&its, 0, 0, 0);
+    }
+}
+
+/* A switch: the thread's sign of progress, and the watchdog's arming. */
+static void beat(struct unb__m *m, struct unb__worker *w)
+{
+    uint64_t now = cycles();
+    atomic_store_explicit(&m->stamp, now, memory_order_relaxed);
     atomic_store_explicit(&m->st.beat,
                           atomic_load_explicit(&m->st.beat, memory_order_relaxed) + 1,
                           memory_order_relaxed);
+    if (unb_unlikely(now - atomic_load_explicit(&w->watch_cyc, memory_order_relaxed) >=
+                     atomic_load_explicit(&watch_period_cyc, memory_order_relaxed)))
+        watch_arm(w, m, now);
 }
 
 /*
@@ -768,7 +845,7 @@ static void switch_out(struct unb__m *m, struct unb__worker *w, struct unb_coro 
         atomic_store_explicit(&next->on, m, memory_order_release);
         atomic_store_explicit(&next->state, UNB_CO_RUNNING, memory_order_relaxed);
     }
-    beat(m);
+    beat(m, w);
     /* errno is per thread; give each coroutine its own, as it would have
      * had as a thread, on whichever thread it resumes. */
     self->saved_errno = unb_errno;
@@ -997,8 +1074,6 @@ void unb__sched_signal_arrived(bool restart, int sig)
 
 /* ---- finding work --------------------------------------------------------- */
 
-static void monitor_nudge(void);
-
 static uint64_t now_ns(void);
 
 void unb__worker_deadline(struct unb__worker *w, int64_t deadline_ns)
@@ -1031,13 +1106,8 @@ static void poll_loop(struct unb__worker *w, bool block)
     ev_run(w->loop, block ? EVRUN_ONCE : EVRUN_NOWAIT);
     tls_poll_deadline = 0;
     w->in_poll = false;
-    if (block) {
+    if (block)
         __atomic_store_n(&w->in_sleeping_poll, false, __ATOMIC_RELAXED);
-        atomic_store_explicit(&w->wakes,
-                              atomic_load_explicit(&w->wakes, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
-        monitor_nudge();
-    }
     w->last_poll_tick = w->tick;
     if (unb__deque_size(&w->runq) > 1)
         wakep();
@@ -1226,7 +1296,7 @@ static void run(struct unb__m *m, struct unb__worker *w, struct unb_coro *co)
     atomic_store_explicit(&co->on, m, memory_order_release);
     atomic_store_explicit(&co->state, UNB_CO_RUNNING, memory_order_relaxed);
     STAT_INC(w, n_switches);
-    beat(m);
+    beat(m, w);
     do_switch(m, &m->sched_ctx, co, false);
     /* Back on the scheduler's stack: someone switched to us. */
     atomic_store_explicit(&m->st.depth, 1, memory_order_relaxed);
@@ -1979,9 +2049,12 @@ void unb__rt_reclaim(void)
 #define MONITOR_TICK_NS 250000
 #endif
 #define STILL_OTHER 2
-/* Looks with every worker asleep in its loop before the monitor sleeps
- * until a worker wakes. */
-#define MONITOR_QUIET_TICKS 80
+/* How long an armed watchdog waits, in half ticks: it fires when its worker
+ * has not switched for at least this less a tick (it is armed again at a
+ * switch a tick or more after the last arming). */
+#define WATCH_DELAY_HALF_TICKS 5
+/* The monitor's scheduler slice (see monitor_short_slice). */
+#define MONITOR_SLICE_NS 100000
 /* How long an idle spare thread waits for work before it exits. */
 #define SPARE_IDLE_S 2
 /* Under valgrind, how many times less often the monitor looks (see "The
@@ -1992,6 +2065,9 @@ void unb__rt_reclaim(void)
  * one at a time, and how long it sleeps between looks. */
 static bool monitor_serialised;
 static long monitor_tick_ns = MONITOR_TICK_NS;
+/* The cycle counter's rate, measured once, and a tick in its units. */
+static double monitor_ns_per_cyc;
+static uint64_t monitor_tick_cyc;
 
 static void fence_others(void)
 {
@@ -2227,96 +2303,151 @@ static char thread_state(pid_t tid)
 
 /*
  * Is a thread that made no switch for a while really holding its worker?
- * Asleep in the kernel (a call), it is, from the first look on; using the
- * CPU (a computation), it is after two.  Runnable but not run (the CPUs
- * are busy with other threads), it is not: another thread would not run
- * the worker's coroutines any sooner, and a handoff would add a thread to
- * CPUs that are already short.  Costs a read of /proc and of the thread's
- * CPU clock, only for a thread that looks stuck.  (Judging a computation
- * at the first look, from a CPU reading taken where the switch was first
- * seen, made a handoff win the race with an idle worker's steal of a
- * coroutine that had not started: test_steal.)
+ * Asleep in the kernel (a call), it is.  Using the CPU (a computation),
+ * it is once it has used half the time of a window inside the still
+ * period (or since its watchdog's arming, which the worker's thread
+ * measured then).  Runnable but not run (the CPUs are busy with other
+ * threads), it is not: another thread would not run the worker's
+ * coroutines any sooner, and a handoff would add a thread to CPUs that are
+ * already short.  Costs a read of /proc and of the thread's CPU clock,
+ * only for a thread that looks stuck.  Returns 1 (holds), 0 (does not:
+ * look again) or -1 (not yet known: look again at `*again`).
  */
-static bool thread_holds(struct unb__worker *w, struct unb__m *m, unsigned still)
+static int thread_holds(struct unb__worker *w, struct unb__m *m, uint64_t now,
+                        uint64_t *again)
 {
     char st = thread_state(m->tid);
     if (st != 'R')
         return st != 0;
     int64_t cpu = thread_cpu_ns(m->tid);
-    if (still < STILL_OTHER) {
-        w->mon_cpu = cpu;
-        return false;
+    if (cpu < 0)
+        return 1;
+    int64_t base = w->mon_cpu;
+    uint64_t base_cyc = w->mon_cpu_cyc;
+    if (base < 0 && atomic_load_explicit(&w->watch_m, memory_order_relaxed) == m) {
+        base = atomic_load_explicit(&w->watch_cpu, memory_order_relaxed);
+        base_cyc = atomic_load_explicit(&w->watch_cyc, memory_order_relaxed);
     }
-    return cpu < 0 || w->mon_cpu < 0 || cpu - w->mon_cpu >= MONITOR_TICK_NS / 2;
+    w->mon_cpu = cpu;
+    w->mon_cpu_cyc = now;
+    if (base < 0 || now - base_cyc < monitor_tick_cyc / 4) {
+        *again = now + monitor_tick_cyc / 2; /* a window to measure */
+        return -1;
+    }
+    return (double)(cpu - base) >= (double)(now - base_cyc) * monitor_ns_per_cyc / 2;
 }
 
-/* One look at every worker; returns whether all were asleep in their
- * loops. */
-static bool monitor_look(void)
+/*
+ * One look at worker w, whose watchdog fired (it has not switched for the
+ * watchdog's delay less a tick) or which the monitor watches already.
+ * Returns when to look again (a cycle count), or 0: w is idle in its loop
+ * or has switched since, and its next switch arms the watchdog again.
+ */
+static uint64_t monitor_look(struct unb__worker *w, uint64_t now)
 {
-    bool asleep = true;
-    for (unsigned i = 0; i < rt.nworkers; i++) {
-        struct unb__worker *w = &rt.workers[i];
-        struct unb__m *m = atomic_load_explicit(&w->m, memory_order_acquire);
-        if (!m)
-            continue;
-        /* Quiet means asleep now and not woken since the last look: a
-         * worker that wakes every millisecond (a periodic timer) keeps
-         * the monitor looking, so that it looks when the worker is busy. */
-        uint32_t wakes = atomic_load_explicit(&w->wakes, memory_order_relaxed);
-        if (wakes != w->mon_wakes) {
-            w->mon_wakes = wakes;
-            asleep = false;
-        }
-        if (!__atomic_load_n(&w->in_sleeping_poll, __ATOMIC_RELAXED)) {
-            asleep = false;
-            /* Timers and I/O wait at most a tick on a busy worker, however
-             * long its coroutines run between switches. */
-            __atomic_store_n(&w->poll_due, true, __ATOMIC_RELAXED);
-        }
-        uint32_t b = atomic_load_explicit(&m->st.beat, memory_order_relaxed);
-        if (m != w->mon_m || b != w->mon_beat) {
-            w->mon_m = m;
-            w->mon_beat = b;
-            w->mon_still = 0;
-            /* Inside a marked call while others wait: yield at its end,
-             * so a loop of short calls gives way every look. */
-            if (atomic_load_explicit(&m->st.blocking, memory_order_relaxed) &&
-                atomic_load_explicit(&m->st.depth, memory_order_relaxed) == 0 &&
-                has_work(w))
-                atomic_store_explicit(&m->st.yield_req, 1, memory_order_relaxed);
-            continue;
-        }
-        if (atomic_load_explicit(&m->st.depth, memory_order_relaxed) != 0) {
-            w->mon_still = 0; /* in the runtime: its own loop, or a switch */
-            continue;
-        }
-        bool blocking = atomic_load_explicit(&m->st.blocking, memory_order_relaxed);
-        unsigned still = ++w->mon_still;
-        if (!has_work(w))
-            continue;
-        /* The end of a marked call is a safe point: ask for a yield there
-         * first, which costs no thread. */
-        atomic_store_explicit(&m->st.yield_req, 1, memory_order_relaxed);
-        if (monitor_serialised) {
-            /* /proc cannot tell a call from a wait for the tool's lock. */
-            if (still < STILL_OTHER)
-                continue;
-        } else if (blocking) {
-            /* Asleep in the kernel: hand off now.  Running (a short call,
-             * one of many): the yield comes first; hand off at the next
-             * look if it did not. */
-            if (still < STILL_OTHER && thread_state(m->tid) == 'R')
-                continue;
-        } else if (!thread_holds(w, m, still)) {
-            if (still >= STILL_OTHER)
-                w->mon_still = 0; /* preempted, not stuck: look again */
-            continue;
-        }
-        if (handoff(w, m, b))
-            w->mon_still = 0;
+    uint64_t tick = monitor_tick_cyc;
+    if (w->watch_fd >= 0 &&
+        atomic_load_explicit(&w->watch_cyc, memory_order_relaxed) != w->mon_armed)
+        return 0;
+    struct unb__m *m = atomic_load_explicit(&w->m, memory_order_acquire);
+    if (!m || __atomic_load_n(&w->in_sleeping_poll, __ATOMIC_RELAXED))
+        return 0;
+    /* Timers and I/O wait at most a tick on a busy worker, however long
+     * its coroutines run between switches. */
+    __atomic_store_n(&w->poll_due, true, __ATOMIC_RELAXED);
+    uint32_t b = atomic_load_explicit(&m->st.beat, memory_order_relaxed);
+    if (m != w->mon_m || b != w->mon_beat) {
+        w->mon_m = m;
+        w->mon_beat = b;
+        w->mon_asked = false;
+        w->mon_cpu = -1;
     }
-    return asleep;
+    if (atomic_load_explicit(&m->st.depth, memory_order_relaxed) != 0)
+        return now + tick; /* in the runtime: its own loop, or a switch */
+    uint64_t stamp = atomic_load_explicit(&m->stamp, memory_order_relaxed);
+    uint64_t still = now - stamp;
+    if ((int64_t)still < 0)
+        still = 0; /* another CPU's counter, a little ahead */
+    if (still < tick)
+        return stamp + tick;
+    if (!has_work(w))
+        return now + tick;
+    /* The end of a marked call is a safe point: ask for a yield there
+     * first, which costs no thread. */
+    atomic_store_explicit(&m->st.yield_req, 1, memory_order_relaxed);
+    bool blocking = atomic_load_explicit(&m->st.blocking, memory_order_relaxed);
+    uint64_t again = now + tick;
+    if (monitor_serialised) {
+        /* /proc cannot tell a call from a wait for the tool's lock. */
+        if (still < STILL_OTHER * tick)
+            return stamp + STILL_OTHER * tick;
+    } else if (blocking) {
+        /* Asleep in the kernel: hand off now.  Running (a short call,
+         * one of many): the yield comes first; hand off if it has not
+         * come a tick later. */
+        if (thread_state(m->tid) == 'R' && (!w->mon_asked || still < STILL_OTHER * tick)) {
+            bool asked = w->mon_asked;
+            w->mon_asked = true;
+            return asked ? stamp + STILL_OTHER * tick : now + tick;
+        }
+    } else {
+        if (still < STILL_OTHER * tick && thread_state(m->tid) == 'R')
+            return stamp + STILL_OTHER * tick; /* not a computation yet */
+        int holds = thread_holds(w, m, now, &again);
+        if (holds <= 0)
+            return again; /* preempted, not stuck (or not known yet) */
+    }
+    handoff(w, m, b); /* its new thread arms the watchdog */
+    return now + tick;
+}
+
+static void monitor_dump_if_asked(void)
+{
+    if (unb_unlikely(atomic_load_explicit(&rt.dump_req, memory_order_relaxed)) &&
+        atomic_exchange(&rt.dump_req, 0))
+        unb__dump_run();
+}
+
+/* Measures the cycle counter against the monotonic clock, once. */
+static void watch_calibrate(void)
+{
+    if (monitor_ns_per_cyc > 0)
+        return;
+    uint64_t c0 = cycles(), t0 = now_ns();
+    struct timespec ms = {0, 2000000};
+    clock_nanosleep(CLOCK_MONOTONIC, 0, &ms, NULL);
+    uint64_t c1 = cycles(), t1 = now_ns();
+    double ns_per_cyc = c1 > c0 && t1 > t0 ? (double)(t1 - t0) / (double)(c1 - c0) : 1.0;
+    monitor_ns_per_cyc = ns_per_cyc;
+}
+
+/*
+ * A watchdog fires on the CPU of the thread that armed it, and the kernel
+ * then tends to wake the monitor on that CPU, behind the thread that is
+ * stuck computing: with the default slice, the monitor waited there for
+ * the next scheduler tick (up to 4 ms) in half of bench_monitor's compute
+ * runs.  Since Linux 6.12 a thread may ask for a shorter slice (EEVDF's
+ * sched_runtime for SCHED_OTHER), and a woken thread with a short slice
+ * preempts at once.  Older kernels ignore it.  The thread's nice value is
+ * kept.
+ */
+static void monitor_short_slice(void)
+{
+    struct {
+        uint32_t size, policy;
+        uint64_t flags;
+        int32_t nice;
+        uint32_t priority;
+        uint64_t runtime, deadline, period;
+        uint32_t util_min, util_max;
+    } attr;
+    if (unb__sys6(SYS_sched_getattr, 0, (long)&attr, sizeof attr, 0, 0, 0) != 0 ||
+        attr.policy != SCHED_OTHER)
+        return;
+    attr.size = sizeof attr;
+    attr.flags = 0;
+    attr.runtime = MONITOR_SLICE_NS;
+    unb__sys3(SYS_sched_setattr, 0, (long)&attr, 0);
 }
 
 static void *monitor_main(void *arg)
@@ -2326,52 +2457,64 @@ static void *monitor_main(void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* the program's signals go to workers */
     prctl(PR_SET_NAME, "unblock-monitor");
-    prctl(PR_SET_TIMERSLACK, 1000); /* ticks on time, within a microsecond */
+    prctl(PR_SET_TIMERSLACK, 1000); /* looks on time, within a microsecond */
+    monitor_short_slice();
     monitor_serialised = RUNNING_ON_VALGRIND != 0;
     if (monitor_serialised)
         monitor_tick_ns = (long)MONITOR_TICK_NS * VALGRIND_TICK_FACTOR;
-    if (unb__config.spares == 0) {
-        /* No handoffs: here only for the dump. */
-        while (!atomic_load(&rt.monitor_stop))
-            if (atomic_exchange(&rt.dump_req, 0))
-                unb__dump_run();
-            else
-                unb__futex_wait(&rt.dump_req, 0, NULL);
-        return NULL;
-    }
-    unsigned quiet = 0;
-    while (!atomic_load_explicit(&rt.monitor_stop, memory_order_relaxed)) {
-        if (unb_unlikely(atomic_load_explicit(&rt.dump_req, memory_order_relaxed)) &&
-            atomic_exchange(&rt.dump_req, 0))
-            unb__dump_run();
-        struct timespec tick = {0, monitor_tick_ns}; /* under a second */
-        clock_nanosleep(CLOCK_MONOTONIC, 0, &tick, NULL);
-        if (!monitor_look()) {
-            quiet = 0;
-            continue;
+    int efd = atomic_load(&rt.monitor_efd);
+    unsigned nw = unb__config.spares ? rt.nworkers : 0; /* none: here for the dump only */
+    struct pollfd fds[1 + nw];
+    if (nw) {
+        watch_calibrate();
+        monitor_tick_cyc = (uint64_t)((double)monitor_tick_ns / monitor_ns_per_cyc);
+        atomic_store_explicit(&watch_delay_ns, monitor_tick_ns * WATCH_DELAY_HALF_TICKS / 2,
+                              memory_order_release);
+        atomic_store_explicit(&watch_period_cyc, monitor_tick_cyc, memory_order_release);
+        /* Workers that have not switched since have not armed theirs. */
+        for (unsigned i = 0; i < nw; i++) {
+            rt.workers[i].mon_next = 0;
+            watch_arm(&rt.workers[i], NULL, 0);
         }
-        if (++quiet < MONITOR_QUIET_TICKS)
-            continue;
-        /* Every worker sleeps in its loop: so do we, until one wakes
-         * (poll_loop).  Dekker again, with a fence on both sides. */
-        atomic_store(&rt.monitor_parked, 1);
-        if (monitor_look() && !atomic_load(&rt.monitor_stop) && !atomic_load(&rt.dump_req))
-            unb__futex_wait(&rt.monitor_parked, 1, NULL);
-        atomic_store(&rt.monitor_parked, 0);
-        quiet = 0;
+    }
+    while (!atomic_load_explicit(&rt.monitor_stop, memory_order_relaxed)) {
+        monitor_dump_if_asked();
+        uint64_t now = cycles(), next = UINT64_MAX;
+        nfds_t n = 0;
+        fds[n++] = (struct pollfd){.fd = efd, .events = POLLIN};
+        for (unsigned i = 0; i < nw; i++) {
+            struct unb__worker *w = &rt.workers[i];
+            if (w->watch_fd < 0 && !w->mon_next)
+                w->mon_next = now + monitor_tick_cyc; /* no watchdog: each tick */
+            if (w->mon_next && w->mon_next < next)
+                next = w->mon_next;
+            fds[n++] = (struct pollfd){.fd = w->watch_fd, .events = POLLIN};
+        }
+        struct timespec ts, *timeout = NULL;
+        if (next != UINT64_MAX) {
+            double left = next > now ? (double)(next - now) * monitor_ns_per_cyc : 0;
+            ts.tv_sec = (time_t)(left / 1e9);
+            ts.tv_nsec = (long)(left - (double)ts.tv_sec * 1e9);
+            timeout = &ts;
+        }
+        unb__sys6(SYS_ppoll, (long)fds, (long)n, (long)timeout, 0, 0, 0);
+        uint64_t buf;
+        if (fds[0].revents)
+            unb__sys3(SYS_read, efd, (long)&buf, sizeof buf);
+        now = cycles();
+        for (unsigned i = 0; i < nw; i++) {
+            struct unb__worker *w = &rt.workers[i];
+            if (fds[1 + i].revents) {
+                /* Watched until it arms again: after this firing. */
+                unb__sys3(SYS_read, w->watch_fd, (long)&buf, sizeof buf);
+                w->mon_next = now;
+                w->mon_armed = atomic_load_explicit(&w->watch_cyc, memory_order_relaxed);
+            }
+            if (w->mon_next && w->mon_next <= now)
+                w->mon_next = monitor_look(w, now);
+        }
     }
     return NULL;
-}
-
-/* A worker woke from its loop: wake the monitor if it sleeps. */
-static void monitor_nudge(void)
-{
-    unb__fence();
-    if (unb_unlikely(atomic_load_explicit(&rt.monitor_parked, memory_order_relaxed))) {
-        uint32_t one = 1;
-        if (atomic_compare_exchange_strong(&rt.monitor_parked, &one, 0))
-            unb__futex_wake(&rt.monitor_parked, 1);
-    }
 }
 
 /* Registers for the cheap fence (without it, sections fence themselves).
@@ -2383,13 +2526,41 @@ static void membarrier_register(void)
         unb__sys3(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0;
 }
 
+/* Wakes the monitor (from anywhere, a signal handler too). */
+static void monitor_wake(void)
+{
+    int efd = atomic_load(&rt.monitor_efd);
+    uint64_t one = 1;
+    if (efd >= 0)
+        unb__sys3(SYS_write, efd, (long)&one, sizeof one);
+}
+
+/* The monitor's eventfd, made with the workers' loops: a descriptor that
+ * appeared with the program's second thread would show in its count of
+ * open files. */
+static void monitor_efd_open(void)
+{
+    if ((unb__config.spares == 0 && !unb__config.dump_signal) ||
+        atomic_load(&rt.monitor_efd) >= 0)
+        return;
+    int efd = (int)unb__sys3(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK, 0);
+    if (efd < 0)
+        unb__say("cannot make the monitor's eventfd (%s): a worker stuck in a call "
+                 "stalls its coroutines",
+                 strerror(-efd));
+    else
+        atomic_store(&rt.monitor_efd, efd);
+}
+
 static void monitor_start(void)
 {
     /* Without spare threads it runs only to write dumps. */
     if ((unb__config.spares == 0 && !unb__config.dump_signal) || rt.monitor_running)
         return;
+    monitor_efd_open();
+    if (atomic_load(&rt.monitor_efd) < 0)
+        return;
     atomic_store(&rt.monitor_stop, 0);
-    atomic_store(&rt.monitor_parked, 0);
     int e = unb__real_thread_create(&rt.monitor, NULL, monitor_main, NULL);
     if (e != 0) {
         unb__say("cannot start the monitor thread (%s): a worker stuck in a call "
@@ -2405,10 +2576,10 @@ static void monitor_stop(void)
     if (!rt.monitor_running)
         return;
     atomic_store(&rt.monitor_stop, 1);
-    atomic_store(&rt.monitor_parked, 0);
-    unb__futex_wake(&rt.monitor_parked, 1);
-    unb__futex_wake(&rt.dump_req, 1);
+    monitor_wake();
     unb__real_thread_join(rt.monitor, NULL);
+    int efd = atomic_exchange(&rt.monitor_efd, -1);
+    unb__sys3(SYS_close, efd, 0, 0);
     rt.monitor_running = false;
 }
 
@@ -2472,6 +2643,11 @@ static int worker_init(struct unb__worker *w, unsigned id)
     ev_async_init(&w->wake, on_wake);
     w->wake.data = w;
     ev_async_start(w->loop, &w->wake);
+    /* Without one (EMFILE), the monitor looks at this worker each tick. */
+    w->watch_fd = (int)unb__sys3(SYS_timerfd_create, CLOCK_MONOTONIC,
+                                 TFD_CLOEXEC | TFD_NONBLOCK, 0);
+    if (w->watch_fd < 0)
+        w->watch_fd = -1;
     return 0;
 }
 
@@ -2480,6 +2656,8 @@ static void worker_fini(struct unb__worker *w)
     ev_async_stop(w->loop, &w->wake);
     ev_loop_destroy(w->loop);
     unb__deque_fini(&w->runq);
+    if (w->watch_fd >= 0)
+        unb__sys3(SYS_close, w->watch_fd, 0, 0);
     while (w->pool) {
         struct unb_coro *co = w->pool;
         w->pool = co->next;
@@ -2583,6 +2761,7 @@ static int start_locked(bool adopt)
      * multithreaded process pays the kernel's file-table and file-position
      * locking on every read and write). */
     unb__dump_install();
+    monitor_efd_open();
     if (adopt) {
         atomic_store(&rt.lazy, true);
         if (unb__config.dump_signal)
@@ -2800,6 +2979,11 @@ void unb__sched_fork_child(void)
      * handed away while stuck in a call is in no list: its struct stays
      * behind. */
     rt.monitor_running = false;
+    int efd = atomic_exchange(&rt.monitor_efd, -1); /* the parent's */
+    if (efd >= 0) {
+        unb__sys3(SYS_close, efd, 0, 0);
+        monitor_efd_open();
+    }
     struct unb__worker *self = tls_worker;
     struct unb__m *me = tls_m;
     while (rt.spares) {
@@ -2842,6 +3026,8 @@ void unb__sched_fork_child(void)
          * child (LeakSanitizer found the memory). */
         ev_loop_destroy(keep.loop);
         unb__deque_fini(&keep.runq);
+        if (keep.watch_fd >= 0) /* the parent's timer: the same file */
+            unb__sys3(SYS_close, keep.watch_fd, 0, 0);
     }
     /* This thread runs its worker again, even if the parent's monitor
      * was handing it away during the fork. */
@@ -2878,10 +3064,7 @@ void unb__sched_fork_child(void)
 void unb__sched_dump_request(void)
 {
     atomic_store(&rt.dump_req, 1);
-    unb__futex_wake(&rt.dump_req, 1);
-    uint32_t one = 1;
-    if (atomic_compare_exchange_strong(&rt.monitor_parked, &one, 0))
-        unb__futex_wake(&rt.monitor_parked, 1);
+    monitor_wake();
 }
 
 /*

@@ -479,10 +479,12 @@ static void test_creations(void)
         const char *same = kv(line, "same_as_stderr");
         int is_stderr = same && strcmp(same, "1") == 0;
         int kind_ok = target && (strcmp(target, "anon_inode:[eventpoll]") == 0 ||
-                                 strcmp(target, "anon_inode:[eventfd]") == 0);
+                                 strcmp(target, "anon_inode:[eventfd]") == 0 ||
+                                 strcmp(target, "anon_inode:[timerfd]") == 0);
         if (!kind_ok && !is_stderr) {
             bad_kind++;
-            diag("  not an event loop's descriptor or a copy of stderr: %s", line);
+            diag("  not an event loop's or watchdog's descriptor, nor a copy of stderr: %s",
+                 line);
         }
         const char *ce = kv(line, "cloexec");
         if (!ce || strcmp(ce, "1") != 0) {
@@ -499,8 +501,8 @@ static void test_creations(void)
     cmp_ok(fds, >=, 2,
            "the runtime's own descriptors are seen (an event loop at least)");
     is_int(bad_kind, 0,
-           "every descriptor the runtime holds is an epoll or eventfd (or its copy of "
-           "stderr): no file, no socket");
+           "every descriptor the runtime holds is an epoll, an eventfd or a timerfd (or "
+           "its copy of stderr): no file, no socket");
     is_int(no_cloexec, 0, "every descriptor the runtime holds is close-on-exec");
     is_int(open_mode, 0, "none of them is accessible to group or others (mode & 077)");
     is_str(kv(c.out, "shared"), "0",
