@@ -2052,7 +2052,12 @@ void unb__rt_reclaim(void)
 /* How long an armed watchdog waits, in half ticks: it fires when its worker
  * has not switched for at least this less a tick (it is armed again at a
  * switch a tick or more after the last arming). */
+#ifndef WATCH_DELAY_HALF_TICKS
 #define WATCH_DELAY_HALF_TICKS 5
+#endif
+#ifndef WATCH_PERIOD_TICKS
+#define WATCH_PERIOD_TICKS 1
+#endif
 /* The monitor's scheduler slice (see monitor_short_slice). */
 #define MONITOR_SLICE_NS 100000
 /* How long an idle spare thread waits for work before it exits. */
@@ -2470,7 +2475,8 @@ static void *monitor_main(void *arg)
         monitor_tick_cyc = (uint64_t)((double)monitor_tick_ns / monitor_ns_per_cyc);
         atomic_store_explicit(&watch_delay_ns, monitor_tick_ns * WATCH_DELAY_HALF_TICKS / 2,
                               memory_order_release);
-        atomic_store_explicit(&watch_period_cyc, monitor_tick_cyc, memory_order_release);
+        atomic_store_explicit(&watch_period_cyc, monitor_tick_cyc * WATCH_PERIOD_TICKS,
+                              memory_order_release);
         /* Workers that have not switched since have not armed theirs. */
         for (unsigned i = 0; i < nw; i++) {
             rt.workers[i].mon_next = 0;
