@@ -14,8 +14,13 @@
  *   - computes for 0.5 s, yielding after each 0.4 ms (the worker switches
  *     more often than a computation is judged, so nothing is handed off;
  *     with a short queue the worker polls its loop only every 61
- *     switches, so the heartbeat's timer waits for the monitor to mark
- *     the poll as due: without that, gaps of 24 ms).
+ *     switches, so the heartbeat's timer waits for the poll to be marked
+ *     as due, each tick, by the watchdog's arming: without that, gaps of
+ *     24 ms).
+ *
+ * And while two coroutines switch without pause for 0.5 s, the monitor
+ * sleeps: their worker keeps pushing its watchdog back (a monitor that
+ * looked each 0.25 ms woke 2,000 times).
  *
  * Each call must give its native result, the heartbeat must keep ticking
  * (largest gap well under the stall; the 2 ms target is a benchmark, not
@@ -38,6 +43,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -363,7 +370,7 @@ static void signal_to_idle_threads(void)
         BAIL("socketpair: %s", strerror(errno));
     struct waiter holder = {hold[0], 0, 0};
     unb_coro_t *h = unb_spawn(wait_in, &holder);
-    struct scenario sc = {"raw sleep for a spare", raw_sleep, 0.3, 0, 0};
+    struct scenario sc = {"raw sleep for a spare", raw_sleep, 0.3, 0, 0, 0};
     unb_join(unb_spawn(raw_sleep, &sc), NULL);
     (void)!write(hold[1], "x", 1); /* not a park for the signals below */
     unb_join(h, NULL);
@@ -427,6 +434,71 @@ static void signal_to_idle_threads(void)
            "a SIGALRM taken by any thread running no coroutine (idle worker, idle "
            "spare) interrupts the parked unb_wait_fd with EINTR");
     signal(SIGALRM, SIG_DFL);
+}
+
+/* ---- a busy worker does not wake the monitor ------------------------------ */
+
+/* The monitor thread's voluntary context switches (its wake-ups), or -1. */
+static long monitor_wakeups(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    long n = -1;
+    struct dirent *e;
+    while (d && n < 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], buf[4096];
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        bool is_monitor = fgets(buf, sizeof buf, f) && strncmp(buf, "unblock-monitor", 15) == 0;
+        fclose(f);
+        if (!is_monitor)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        if (!(f = fopen(path, "r")))
+            continue;
+        while (fgets(buf, sizeof buf, f))
+            if (sscanf(buf, "voluntary_ctxt_switches: %ld", &n) == 1)
+                break;
+        fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static atomic_bool pingpong_stop;
+
+static void *pingpong(void *arg)
+{
+    long *switches = arg;
+    while (!atomic_load(&pingpong_stop)) {
+        unb_yield();
+        ++*switches;
+    }
+    return NULL;
+}
+
+static void monitor_sleeps_while_busy(void)
+{
+    long a = 0, b = 0;
+    atomic_store(&pingpong_stop, false);
+    unb_coro_t *pa = unb_spawn(pingpong, &a), *pb = unb_spawn(pingpong, &b);
+    usleep(50000); /* the pair runs; the heartbeat's worker is theirs too */
+    long before = monitor_wakeups();
+    usleep(500000);
+    long after = monitor_wakeups();
+    atomic_store(&pingpong_stop, true);
+    unb_join(pa, NULL);
+    unb_join(pb, NULL);
+    diag("two coroutines switching for 0.5 s (%ld switches): the monitor woke %ld times",
+         a + b, after - before);
+    ok(before >= 0 && after >= before, "the monitor thread is found in /proc");
+    cmp_ok(after - before, <, 200,
+           "while its worker switches without pause, the monitor sleeps (fewer than "
+           "200 wake-ups in 0.5 s; looks each 0.25 ms made 2,000)");
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -573,6 +645,7 @@ int main(int argc, char **argv)
     run_scenario(&yl);
 
     signal_on_spare();
+    monitor_sleeps_while_busy();
 
     /* The spare threads exit after 2 s idle. */
     int64_t t0 = now_ns();

@@ -53,6 +53,23 @@
 #define DIFF_SANITIZED 0
 #endif
 
+/* ThreadSanitizer follows a fork made in a multi-threaded process only in
+ * part: in the child it may report the runtime's scheduler, whose fiber
+ * switches it saw in the parent, as racing (test_diff.sh skips fork_wait
+ * and fork_exec for it; dup_sockets' child met it in 1 of 40 preloaded
+ * runs on a loaded machine).  Programs leave a fork out of a
+ * ThreadSanitizer build. */
+#if defined(__SANITIZE_THREAD__)
+#define DIFF_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define DIFF_TSAN 1
+#endif
+#endif
+#ifndef DIFF_TSAN
+#define DIFF_TSAN 0
+#endif
+
 /* The same for memcheck (make test-valgrind), which runs the normal build:
  * known at run time, from UNB_TEST_TOOL, which the native and the
  * preloaded runs both see, so that both leave the same checks out. */
