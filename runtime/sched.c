@@ -2446,6 +2446,7 @@ static void monitor_short_slice(void)
         uint64_t runtime, deadline, period;
         uint32_t util_min, util_max;
     } attr;
+    memset(&attr, 0, sizeof attr);
     if (unb__sys6(SYS_sched_getattr, 0, (long)&attr, sizeof attr, 0, 0, 0) != 0 ||
         attr.policy != SCHED_OTHER)
         return;
@@ -2463,8 +2464,9 @@ static void *monitor_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* the program's signals go to workers */
     prctl(PR_SET_NAME, "unblock-monitor");
     prctl(PR_SET_TIMERSLACK, 1000); /* looks on time, within a microsecond */
-    monitor_short_slice();
     monitor_serialised = RUNNING_ON_VALGRIND != 0;
+    if (!monitor_serialised) /* the tool runs one thread at a time anyway */
+        monitor_short_slice();
     if (monitor_serialised)
         monitor_tick_ns = (long)MONITOR_TICK_NS * VALGRIND_TICK_FACTOR;
     int efd = atomic_load(&rt.monitor_efd);

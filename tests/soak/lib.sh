@@ -21,13 +21,26 @@ start_server() {
             # bind failed (the server exited, maybe not reaped): another port
             [ -r "/proc/$SRV_PID/status" ] && ! grep -q '^State:.*Z' "/proc/$SRV_PID/status" ||
                 break
-            if (exec 3<>"/dev/tcp/127.0.0.1/$SRV_PORT") 2>/dev/null; then
+            # Only the server's own listening socket counts: another
+            # process may answer on the port.
+            if srv_listens && (exec 3<>"/dev/tcp/127.0.0.1/$SRV_PORT") 2>/dev/null; then
                 return 0
             fi
             sleep 0.05
         done
         kill -9 "$SRV_PID" 2>/dev/null
         wait "$SRV_PID" 2>/dev/null
+    done
+    return 1
+}
+
+# Whether the server itself listens on SRV_PORT: /proc/net/tcp's listening
+# socket on the port (state 0A) is one of the server's descriptors.
+srv_listens() {
+    local inode
+    for inode in $(awk -v p="$(printf ':%04X' "$SRV_PORT")" \
+                       '$2 ~ p"$" && $4 == "0A" { print $10 }' /proc/net/tcp); do
+        ls -l "/proc/$SRV_PID/fd" 2>/dev/null | grep -q "socket:\[$inode\]" && return 0
     done
     return 1
 }
