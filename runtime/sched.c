@@ -556,14 +556,14 @@ static void run_after(struct unb__m *m)
  * (see "The monitor").  The cycle counter: the TSC where there is one (the
  * kernel keeps it in step across CPUs; a few cycles' skew only makes a
  * look early or late), else the monotonic clock in ns. */
+static uint64_t now_ns(void);
+
 static inline uint64_t cycles(void)
 {
 #if defined(__x86_64__)
     return __builtin_ia32_rdtsc();
 #else
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return now_ns();
 #endif
 }
 
@@ -573,10 +573,11 @@ static inline uint64_t cycles(void)
 static _Atomic uint64_t watch_period_cyc = UINT64_MAX;
 static _Atomic long watch_delay_ns;
 
-static int64_t self_cpu_ns(void)
+/* A CPU clock's reading in ns, or -1 (a thread that has exited). */
+static int64_t cpu_clock_ns(clockid_t clk)
 {
     struct timespec ts;
-    if (unb__sys3(SYS_clock_gettime, CLOCK_THREAD_CPUTIME_ID, (long)&ts, 0) != 0)
+    if (unb__sys3(SYS_clock_gettime, clk, (long)&ts, 0) != 0)
         return -1;
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
@@ -589,7 +590,7 @@ static void watch_arm(struct unb__worker *w, struct unb__m *m, uint64_t now)
     if (m) {
         atomic_store_explicit(&w->watch_cyc, now, memory_order_relaxed);
         atomic_store_explicit(&w->watch_m, m, memory_order_relaxed);
-        atomic_store_explicit(&w->watch_cpu, self_cpu_ns(), memory_order_relaxed);
+        atomic_store_explicit(&w->watch_cpu, cpu_clock_ns(CLOCK_THREAD_CPUTIME_ID), memory_order_relaxed);
         /* A tick passed: timers and I/O are due a look, however long this
          * worker's coroutines run between switches. */
         __atomic_store_n(&w->poll_due, true, __ATOMIC_RELAXED);
@@ -1079,7 +1080,6 @@ void unb__sched_signal_arrived(bool restart, int sig)
 
 /* ---- finding work --------------------------------------------------------- */
 
-static uint64_t now_ns(void);
 
 void unb__worker_deadline(struct unb__worker *w, int64_t deadline_ns)
 {
@@ -2286,11 +2286,7 @@ static bool handoff(struct unb__worker *w, struct unb__m *m, uint32_t b)
  * kernel's per-thread scheduler clock: ~tid << 3 | 6). */
 static int64_t thread_cpu_ns(pid_t tid)
 {
-    struct timespec ts;
-    clockid_t clk = (clockid_t)((~(unsigned)tid << 3) | 6);
-    if (tid <= 0 || clock_gettime(clk, &ts) != 0)
-        return -1;
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return tid > 0 ? cpu_clock_ns((clockid_t)((~(unsigned)tid << 3) | 6)) : -1;
 }
 
 /* The thread's state letter from /proc (R running or runnable, S or D
