@@ -1080,7 +1080,6 @@ void unb__sched_signal_arrived(bool restart, int sig)
 
 /* ---- finding work --------------------------------------------------------- */
 
-
 void unb__worker_deadline(struct unb__worker *w, int64_t deadline_ns)
 {
     /* A soonest that has passed is forgotten: it fired or was cancelled. */
