@@ -2,6 +2,9 @@
  * A small TAP producer for the test programs: each check prints "ok N -
  * name" or "not ok N - name" with the expected and actual values, and
  * done_testing() prints the plan.  Header-only; one test program each.
+ * As in Test::More, what explains a failure (the got and expected values,
+ * diag()) goes to stderr, which prove shows; note() writes informational
+ * "# ..." comments to stdout, which prove hides unless run verbose.
  */
 #ifndef UNB_TAP_H
 #define UNB_TAP_H
@@ -31,6 +34,19 @@ static void tap_result(int pass, const char *fmt, va_list ap)
         tap_failed++;
 }
 
+/* Writes a failure's details to stderr, after what stdout holds so far. */
+static inline void tap_diag_raw(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static inline void tap_diag_raw(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fflush(stdout);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fflush(stderr);
+}
+
 /* ok(cond, name...): passes if cond is true. */
 static inline int ok(int pass, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -57,7 +73,8 @@ static inline int tap_is_int(long long got, long long want, const char *expr,
     tap_result(got == want, fmt, ap);
     va_end(ap);
     if (got != want)
-        printf("#   %s\n#        got: %lld\n#   expected: %lld\n", expr, got, want);
+        tap_diag_raw("#   %s\n#        got: %lld\n#   expected: %lld\n", expr, got,
+                     want);
     return got == want;
 }
 
@@ -76,7 +93,7 @@ static inline int tap_cmp(double got, const char *op, double bound, int pass,
     tap_result(pass, fmt, ap);
     va_end(ap);
     if (!pass)
-        printf("#   %s = %g, expected %s %g\n", expr, got, op, bound);
+        tap_diag_raw("#   %s = %g, expected %s %g\n", expr, got, op, bound);
     return pass;
 }
 
@@ -94,13 +111,30 @@ static inline int tap_is_str(const char *got, const char *want,
     tap_result(pass, fmt, ap);
     va_end(ap);
     if (!pass)
-        printf("#        got: \"%s\"\n#   expected: \"%s\"\n", got ? got : "(null)",
-               want ? want : "(null)");
+        tap_diag_raw("#        got: \"%s\"\n#   expected: \"%s\"\n",
+                     got ? got : "(null)", want ? want : "(null)");
     return pass;
 }
 
+/* diag(fmt...): "# ..." on stderr, which prove shows: what explains a
+ * failure, or what a reader of a failed run needs. */
 static inline void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static inline void diag(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fflush(stdout);
+    fprintf(stderr, "# ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    fflush(stderr);
+}
+
+/* note(fmt...): "# ..." on stdout, which prove hides: informational
+ * figures printed on every run. */
+static inline void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline void note(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

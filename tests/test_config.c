@@ -459,7 +459,7 @@ static void test_values(void)
     int cpus = cpus_available();
     char using_cpus[32];
     snprintf(using_cpus, sizeof using_cpus, "using %d", cpus);
-    diag("CPUs available: %d", cpus);
+    note("CPUs available: %d", cpus);
 
     check_good(NULL, cpus, DEFAULT_STACK);
 
@@ -580,7 +580,7 @@ static void test_rlimit(void)
         diag_child(&c);
     const char *held = kv(c.out, "held");
     int n = held ? atoi(held) : -1;
-    diag("coroutines held when stacks ran out: %d (workers warmed up: %s of %s)", n,
+    note("coroutines held when stacks ran out: %d (workers warmed up: %s of %s)", n,
          kv(c.out, "warm_threads") ? kv(c.out, "warm_threads") : "?",
          kv(c.out, "workers") ? kv(c.out, "workers") : "?");
     cmp_ok(n, <, HOLD_MAX, "under RLIMIT_AS, unb_spawn eventually fails");

@@ -161,7 +161,7 @@ static void pick_compared_bits(void)
     if (RUNNING_ON_VALGRIND) {
         mxcsr_cmp = MXCSR_CONTROL & ~(MXCSR_FTZ | MXCSR_DAZ);
         fpucw_cmp = (uint16_t)~FPUCW_PC_EXTENDED;
-        diag("under valgrind: FTZ, DAZ and x87 precision bits are not compared");
+        note("under valgrind: FTZ, DAZ and x87 precision bits are not compared");
     }
 #endif
 }

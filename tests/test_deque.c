@@ -292,7 +292,7 @@ static void test_stress(void)
         aborts += thieves[i].aborts;
         violations += thieves[i].order_violations;
     }
-    diag("stress: %.2f s (%.2f s waiting for thieves); owner took %" PRIu64
+    note("stress: %.2f s (%.2f s waiting for thieves); owner took %" PRIu64
          ", thieves %" PRIu64 "/%" PRIu64 "/%" PRIu64 ", %" PRIu64 " aborted steals",
          secs, waited, owner.taken, thieves[0].taken, thieves[1].taken,
          thieves[2].taken, aborts);

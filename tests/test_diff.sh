@@ -54,7 +54,10 @@ trap 'exit 143' TERM
 
 n=0
 nfail=0 # failures that are not TODO
-diag() { local l; while IFS= read -r l; do echo "# $l"; done <<<"$*"; }
+# diag: "# ..." lines on stderr, which prove shows (what explains a failure);
+# note: the same on stdout, which prove hides (figures printed on every run).
+diag() { local l; while IFS= read -r l; do echo "# $l" >&2; done <<<"$*"; }
+note() { local l; while IFS= read -r l; do echo "# $l"; done <<<"$*"; }
 diag_file() { [ -s "$1" ] && diag "$(head -n "${2:-10}" "$1")"; return 0; }
 
 # The environment without LD_PRELOAD and UNBLOCK_*: the runs add theirs.
@@ -266,6 +269,6 @@ for ((i = 0; i < ${#C_NAME[@]}; i++)); do
 done
 
 echo "1..$n"
-diag "${#C_NAME[@]} cases, $n checks, $(($(now_ms) - t_start)) ms; the slowest runs (ms):"
-diag "$(sort -rn "$tmp/times" | head -n 8)"
+note "${#C_NAME[@]} cases, $n checks, $(($(now_ms) - t_start)) ms; the slowest runs (ms):"
+note "$(sort -rn "$tmp/times" | head -n 8)"
 [ "$nfail" = 0 ]

@@ -33,7 +33,10 @@ n=0
 nfail=0
 pass() { n=$((n + 1)); echo "ok $n - $1"; }
 fail() { n=$((n + 1)); nfail=$((nfail + 1)); echo "not ok $n - $1"; }
-diag() { local l; while IFS= read -r l; do echo "# $l"; done <<<"$*"; }
+# diag: "# ..." lines on stderr, which prove shows (what explains a failure);
+# note: the same on stdout, which prove hides (figures printed on every run).
+diag() { local l; while IFS= read -r l; do echo "# $l" >&2; done <<<"$*"; }
+note() { local l; while IFS= read -r l; do echo "# $l"; done <<<"$*"; }
 diag_file() { [ -s "$1" ] && diag "$(head -n "${2:-10}" "$1")"; return 0; }
 ok() {
     if [ "$1" = 0 ]; then pass "$2"; else fail "$2"; [ -n "${3:-}" ] && diag "$3"; fi

@@ -359,7 +359,7 @@ static void compare(const char *topic, const struct want *w, const struct rec *n
                     const struct rec *co, int n)
 {
     for (int i = 0; i < n; i++) {
-        diag("%s / %s: native %ld %s, coroutine %ld %s", topic, w[i].name, nat[i].ret,
+        note("%s / %s: native %ld %s, coroutine %ld %s", topic, w[i].name, nat[i].ret,
              ename(nat[i].err), co[i].ret, ename(co[i].err));
         if (w[i].ret != LONG_MIN)
             is_int(nat[i].ret, w[i].ret, "native: %s gives %ld", w[i].name, w[i].ret);
@@ -494,7 +494,7 @@ static void test_bulk(void)
     run_in(true, bulk_main, &b, "1 MiB each way over a socketpair");
     for (int d = 0; d < 2; d++) {
         const char *dir = d ? "sv[1] -> sv[0]" : "sv[0] -> sv[1]";
-        diag("%s: %ld writes (%ld short), %ld reads (%ld short), %.3f s", dir,
+        note("%s: %ld writes (%ld short), %ld reads (%ld short), %.3f s", dir,
              b.w[d].calls, b.w[d].short_calls, b.r[d].calls, b.r[d].short_calls,
              b.elapsed);
         is_int(b.w[d].err, 0, "%s: no write failed (errno %s)", dir, ename(b.w[d].err));
@@ -588,7 +588,7 @@ static void test_pingpong(void)
     join_within(ha, &a.done, 15, "the ping side of the ping-pong");
     join_within(hb, &b.done, 5, "the pong side of the ping-pong");
     double el = now_s() - t0;
-    diag("ping-pong: %ld round trips in %.3f s (%.1f us each), %llu parks", a.rounds,
+    note("ping-pong: %ld round trips in %.3f s (%.1f us each), %llu parks", a.rounds,
          el, el * 1e6 / (a.rounds ? (double)a.rounds : 1.0),
          (unsigned long long)(parks() - p0));
     is_int(a.err, 0, "ping: no call failed (errno %s)", ename(a.err));
@@ -659,7 +659,7 @@ static void test_big_write(void)
     struct bigw *r[2] = {&nat, &co};
     const char *where[2] = {"native", "in a coroutine"};
     for (int i = 0; i < 2; i++) {
-        diag("%s: write(4 MiB) = %ld (%s) in %.3f s; the slow reader made %ld reads, "
+        note("%s: write(4 MiB) = %ld (%s) in %.3f s; the slow reader made %ld reads, "
              "%ld short",
              where[i], r[i]->write.ret, ename(r[i]->write.err), r[i]->elapsed,
              r[i]->reads, r[i]->short_reads);
@@ -1050,7 +1050,7 @@ static void test_zero_length(void)
         struct zero nat = {.c = (enum zcase)c}, co = {.c = (enum zcase)c};
         run_in(false, zero_scenario, &nat, "a zero-length read on a plain thread");
         run_in(true, zero_scenario, &co, "a zero-length read in a coroutine");
-        diag("%s, after a short read: native %ld %s in %.3f s, coroutine %ld %s in "
+        note("%s, after a short read: native %ld %s in %.3f s, coroutine %ld %s in "
              "%.3f s",
              zcase_name[c], nat.r.ret, ename(nat.r.err), nat.elapsed, co.r.ret,
              ename(co.r.err), co.elapsed);
@@ -1178,7 +1178,7 @@ static void test_dontwait(void)
         is_int(nat.r.err, EAGAIN, "native: %s sets EAGAIN", dcase_name[c]);
         for (int w = 1; w < 4; w++) {
             struct dontwait x = dontwait_run((enum dcase)c, w);
-            diag("%s: native %ld %s in %.3f s; %s: %ld %s in %.3f s", dcase_name[c],
+            note("%s: native %ld %s in %.3f s; %s: %ld %s in %.3f s", dcase_name[c],
                  nat.r.ret, ename(nat.r.err), nat.elapsed, dw_where[w], x.r.ret,
                  ename(x.r.err), x.elapsed);
             is_int(x.r.ret, nat.r.ret, "%s: %s returns %ld, as natively", dw_where[w],
@@ -1387,7 +1387,7 @@ static void test_nonblock(void)
     compare("non-blocking", nbwant, nat.r, co.r, NNB);
     is_int(co.parks_eagain, 0,
            "in a coroutine, no call on a fd the program made non-blocking parked");
-    diag("kernel flags (octal): native plain socket %lo; in a coroutine: plain %lo, "
+    note("kernel flags (octal): native plain socket %lo; in a coroutine: plain %lo, "
          "after clearing O_NONBLOCK %lo, after FIONBIO 0 %lo",
          nat.kflags_plain, co.kflags_plain, co.kflags_cleared, co.kflags_fionbio_off);
     is_int(nat.kflags_plain & O_NONBLOCK, 0,
@@ -1501,7 +1501,7 @@ static void test_timeouts(void)
     struct timeo *r[2] = {&nat, &co};
     const char *where[2] = {"native", "in a coroutine"};
     for (int i = 0; i < 2; i++) {
-        diag("%s: read %ld %s after %.3f s; with data %ld after %.3f s; write(4 MiB) "
+        note("%s: read %ld %s after %.3f s; with data %ld after %.3f s; write(4 MiB) "
              "%ld after %.3f s, then %ld %s after %.3f s",
              where[i], r[i]->rcv.ret, ename(r[i]->rcv.err), r[i]->rcv_s,
              r[i]->rcv_data.ret, r[i]->rcv_data_s, r[i]->snd_partial.ret,
@@ -1824,7 +1824,7 @@ static void test_close_race(void)
 {
     char out[64];
     int status = run_self("close-race", out, sizeof out);
-    diag("close right after two-way traffic, for %.0f s in a child: status %#x, %s "
+    note("close right after two-way traffic, for %.0f s in a child: status %#x, %s "
          "rounds done",
          RACE_SECONDS, status, out[0] ? out : "no");
     if (WIFSIGNALED(status))
@@ -1868,7 +1868,7 @@ static void test_pipe_bulk(void)
     pp.r = (struct pump){
         .fd = pp.p[0], .buf = dst, .len = PIPE_LEN, .seed = 4, .max_chunk = 65536};
     run_in(true, pipe_bulk, &pp, "1 MiB through a pipe between coroutines");
-    diag("pipe: %ld writes (%ld short), %ld reads (%ld short)", pp.w.calls,
+    note("pipe: %ld writes (%ld short), %ld reads (%ld short)", pp.w.calls,
          pp.w.short_calls, pp.r.calls, pp.r.short_calls);
     is_int(pp.w.err, 0, "pipe: no write failed (%s)", ename(pp.w.err));
     is_int(pp.w.done, PIPE_LEN, "pipe: the writer wrote 1 MiB");
@@ -1978,7 +1978,7 @@ static void test_pipe_parks(void)
         if (dt < min_ticks)
             min_ticks = dt;
     }
-    diag(
+    note(
         "%d pipe readers (%u workers): the ticker ticked at least %ld times while each "
         "waited",
         n, workers(), min_ticks);
@@ -2072,7 +2072,7 @@ static void test_pipe_big_writes(void)
         if (dt < min_ticks)
             min_ticks = dt;
     }
-    diag("%d coroutines each writing 256 KiB into a pipe drained after 300 ms: the "
+    note("%d coroutines each writing 256 KiB into a pipe drained after 300 ms: the "
          "ticker "
          "ticked at least %ld times during each write",
          n, min_ticks);
@@ -2319,7 +2319,7 @@ static void test_wait_fd(void)
     /* The API's documented results, on both sides (a plain thread blocks
      * in poll(), a coroutine parks). */
     for (int i = 0; i < NW; i++) {
-        diag("unb_wait_fd / %s: plain thread %ld %s, coroutine %ld %s", wwant[i].name,
+        note("unb_wait_fd / %s: plain thread %ld %s, coroutine %ld %s", wwant[i].name,
              pl[i].ret, ename(pl[i].err), co[i].ret, ename(co[i].err));
         is_int(pl[i].ret, wwant[i].ret, "unb_wait_fd on a plain thread: %s gives %ld",
                wwant[i].name, wwant[i].ret);
@@ -2505,7 +2505,7 @@ static void test_eintr(void)
             struct eintr_out nat = eintr_run((enum ecase)c, restart, 0);
             struct eintr_out co = eintr_run((enum ecase)c, restart, 1);
             const char *how = restart ? "SA_RESTART" : "no SA_RESTART";
-            diag("%s, %s: native %ld %s after %.3f s; coroutine %ld %s after %.3f s",
+            note("%s, %s: native %ld %s after %.3f s; coroutine %ld %s after %.3f s",
                  ecase_name[c], how, nat.r.ret, ename(nat.r.err), nat.elapsed, co.r.ret,
                  ename(co.r.err), co.elapsed);
             is_int(nat.hits, 1, "native: the handler ran once");
@@ -2534,7 +2534,7 @@ static void test_eintr(void)
         struct eintr_out nat = eintr_run(E_READ, restart, 0);
         struct eintr_out pl = eintr_run(E_READ, restart, 2);
         const char *how = restart ? "SA_RESTART" : "no SA_RESTART";
-        diag("socket read, %s: native %ld %s; %s: %ld %s after %.3f s", how, nat.r.ret,
+        note("socket read, %s: native %ld %s; %s: %ld %s after %.3f s", how, nat.r.ret,
              ename(nat.r.err), where_name[2], pl.r.ret, ename(pl.r.err), pl.elapsed);
         is_int(pl.r.ret, nat.r.ret, "%s, %s: a socket read returns %ld as natively",
                where_name[2], how, nat.r.ret);
@@ -2549,7 +2549,7 @@ static void test_eintr(void)
     do {                                                                               \
         double t_ = now_s();                                                           \
         fn();                                                                          \
-        diag("%s: %.2f s", #fn, now_s() - t_);                                         \
+        note("%s: %.2f s", #fn, now_s() - t_);                                         \
     } while (0)
 
 int main(int argc, char **argv)
@@ -2564,7 +2564,7 @@ int main(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGALRM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    diag("%u workers", workers());
+    note("%u workers", workers());
 
     double t0 = now_s();
     TIMED(test_bulk);
@@ -2585,6 +2585,6 @@ int main(int argc, char **argv)
     TIMED(test_eintr);
     TIMED(test_pipe_big_writes); /* last: a worker blocked in the kernel would stall the
                                     rest */
-    diag("test_io: %.1f s", now_s() - t0);
+    note("test_io: %.1f s", now_s() - t0);
     return done_testing();
 }

@@ -39,7 +39,10 @@ nfail=0
 pass() { n=$((n + 1)); echo "ok $n - $1"; }
 fail() { n=$((n + 1)); nfail=$((nfail + 1)); echo "not ok $n - $1"; }
 skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
-diag() { local l; while IFS= read -r l; do echo "# $l"; done <<<"$*"; }
+# diag: "# ..." lines on stderr, which prove shows (what explains a failure);
+# note: the same on stdout, which prove hides (figures printed on every run).
+diag() { local l; while IFS= read -r l; do echo "# $l" >&2; done <<<"$*"; }
+note() { local l; while IFS= read -r l; do echo "# $l"; done <<<"$*"; }
 diag_file() { [ -s "$1" ] && diag "$(head -n "${2:-10}" "$1")"; return 0; }
 # is ACTUAL EXPECTED NAME
 is() {

@@ -72,7 +72,7 @@ int main(void)
     cmp_ok(st.stacks_mapped - st.stacks_unguarded, <=, 65530 / 2,
            "guarded stacks stay within half of vm.max_map_count");
     long rss = status_kib("VmRSS:") - rss0;
-    diag("%d idle coroutines: %ld MiB resident, %ld B each; %lu unguarded stacks", N,
+    note("%d idle coroutines: %ld MiB resident, %ld B each; %lu unguarded stacks", N,
          rss / 1024, rss * 1024 / N, (unsigned long)st.stacks_unguarded);
     if (test_tool()[0])
         skip("the tool's redzones and shadow memory are part of each stack",

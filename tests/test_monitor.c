@@ -120,7 +120,7 @@ static void run_scenario(struct scenario *sc)
     unb_stats(&after);
     double gap_ms = (double)atomic_load(&hb.max_gap_ns) / 1e6;
     long ticks = atomic_load(&hb.ticks);
-    diag("%s: %.2f s, heartbeat %ld ticks, largest gap %.2f ms, %" PRIu64
+    note("%s: %.2f s, heartbeat %ld ticks, largest gap %.2f ms, %" PRIu64
          " handoffs, up to %llu spare threads",
          sc->name, (double)elapsed / 1e9, ticks, gap_ms,
          after.handoffs - before.handoffs,
@@ -493,7 +493,7 @@ static void monitor_sleeps_while_busy(void)
     atomic_store(&pingpong_stop, true);
     unb_join(pa, NULL);
     unb_join(pb, NULL);
-    diag("two coroutines switching for 0.5 s (%ld switches): the monitor woke %ld times",
+    note("two coroutines switching for 0.5 s (%ld switches): the monitor woke %ld times",
          a + b, after - before);
     ok(before >= 0 && after >= before, "the monitor thread is found in /proc");
     cmp_ok(after - before, <, 200,
@@ -577,7 +577,7 @@ static void control(const char *self)
     int status;
     waitpid(pid, &status, 0);
     double gap = n > 0 ? atof(buf) : -1;
-    diag("control: without spare threads the heartbeat's largest gap is %.1f ms", gap);
+    note("control: without spare threads the heartbeat's largest gap is %.1f ms", gap);
     if (test_tool()[0]) {
         skip(TOOL_LATENCY, "control: without spare threads a raw 0.5 s sleep stalls "
                            "its worker");
@@ -655,7 +655,7 @@ int main(int argc, char **argv)
         unb_stats(&st);
     } while ((st.spare_threads > 0 || os_threads() > threads_before) &&
              now_ns() - t0 < 6000000000);
-    diag("spare threads gone after %.1f s (peak %" PRIu64 ", %" PRIu64 " handoffs)",
+    note("spare threads gone after %.1f s (peak %" PRIu64 ", %" PRIu64 " handoffs)",
          (double)(now_ns() - t0) / 1e9, st.spare_peak, st.handoffs);
     ok(st.spare_peak > 0 && st.handoffs > 0, "the monitor used spare threads");
     is_int(st.spare_threads, 0, "the spare threads are gone again a little after");

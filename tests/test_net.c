@@ -253,7 +253,7 @@ static void compare(const char *topic, const struct want *w, const struct rec *n
                     const struct rec *co, int n)
 {
     for (int i = 0; i < n; i++) {
-        diag("%s / %s: native %ld %s, coroutine %ld %s", topic, w[i].name, nat[i].ret,
+        note("%s / %s: native %ld %s, coroutine %ld %s", topic, w[i].name, nat[i].ret,
              ename(nat[i].err), co[i].ret, ename(co[i].err));
         if (w[i].ret != LONG_MIN)
             is_int(nat[i].ret, w[i].ret, "native: %s gives %ld", w[i].name, w[i].ret);
@@ -423,7 +423,7 @@ static void server_stop(struct server *s, const char *what)
     if (!wait_flag(&s->done, 5))
         hung(what, 5);
     join(s->co);
-    diag("%s: the accept loop ended %.1f ms after close(listener) with %s", what,
+    note("%s: the accept loop ended %.1f ms after close(listener) with %s", what,
          (now_s() - t0) * 1e3, ename(s->exit_err));
     is_int(s->exit_err, EBADF,
            "%s: closing the listener under the parked accept ends it with EBADF", what);
@@ -511,7 +511,7 @@ static void test_echo(void)
             failed++;
         }
     }
-    diag("%d clients x %d round trips: %.3f s, %.0f round trips/s, %ld bytes each way; "
+    note("%d clients x %d round trips: %.3f s, %.0f round trips/s, %ld bytes each way; "
          "server: %d accepted, peak %d at once",
          CLIENTS, ROUNDS, el, rounds / el, bytes, atomic_load(&s.accepted),
          atomic_load(&s.peak));
@@ -755,7 +755,7 @@ static void test_accept(void)
     run_in(false, accept_scenario, &nat, "the accept scenario on a plain thread");
     run_in(true, accept_scenario, &co, "the accept scenario in a coroutine");
     compare("accept", awant, nat.r, co.r, NA);
-    diag("kernel flags of accept4(flags 0)'s fd: native %lo, in a coroutine %lo",
+    note("kernel flags of accept4(flags 0)'s fd: native %lo, in a coroutine %lo",
          nat.kflags_plain, co.kflags_plain);
     is_int(co.kflags_plain & O_NONBLOCK, nat.kflags_plain & O_NONBLOCK,
            "in a coroutine the accepted fd has the kernel flags it has natively "
@@ -950,10 +950,10 @@ static int sigpipe_child(void *(*fn)(void *), bool coroutine)
 static void describe(const char *who, int status)
 {
     if (WIFSIGNALED(status))
-        diag("%s: killed by signal %d (%s)", who, WTERMSIG(status),
+        note("%s: killed by signal %d (%s)", who, WTERMSIG(status),
              strsignal(WTERMSIG(status)));
     else if (WIFEXITED(status))
-        diag("%s: exited with %d", who, WEXITSTATUS(status));
+        note("%s: exited with %d", who, WEXITSTATUS(status));
 }
 
 static const struct {
@@ -1061,7 +1061,7 @@ static void test_emfile(void)
     struct rlimit low = {(rlim_t)limit, old.rlim_max};
     if (setrlimit(RLIMIT_NOFILE, &low) != 0)
         BAIL("setrlimit: %s", strerror(errno));
-    diag("RLIMIT_NOFILE soft limit lowered to %d: no fd number is free", limit);
+    note("RLIMIT_NOFILE soft limit lowered to %d: no fd number is free", limit);
 
     /* Client 0 connects; the server's accept fails with EMFILE, again and
      * again, until a fd is freed. */
@@ -1096,7 +1096,7 @@ static void test_emfile(void)
         echoed += c[i].echoed;
         close(c[i].fd);
     }
-    diag("accept failed with EMFILE %d times in all", atomic_load(&s.emfile));
+    note("accept failed with EMFILE %d times in all", atomic_load(&s.emfile));
     is_int(echoed, EM_CLIENTS,
            "once the limit is raised back, all %d clients were echoed (the server "
            "kept serving)",
@@ -1153,7 +1153,7 @@ static void test_many(void)
            (unsigned long long)rl.rlim_cur, MANY);
         return;
     }
-    diag("RLIMIT_NOFILE soft limit raised from %llu to %llu",
+    note("RLIMIT_NOFILE soft limit raised from %llu to %llu",
          (unsigned long long)old_cur, (unsigned long long)rl.rlim_cur);
 
     struct server s = {0};
@@ -1178,14 +1178,14 @@ static void test_many(void)
     bool all = wait_count(&connected, MANY, 20) && wait_count(&s.active, MANY, 10);
     double t_conn = now_s() - t0;
     int active = atomic_load(&s.active);
-    diag(
+    note(
         "%d clients connected and accepted in %.3f s; server connections open at once: "
         "%d",
         atomic_load(&connected), t_conn, active);
     ok(all, "all %d clients connected and the server holds %d connections at once",
        MANY, MANY);
     unb_stats_t st = stats();
-    diag("coroutines alive: %llu (peak %llu)", (unsigned long long)st.alive,
+    note("coroutines alive: %llu (peak %llu)", (unsigned long long)st.alive,
          (unsigned long long)st.peak_alive);
     cmp_ok(st.alive, >=, 2 * MANY, "%d client and %d server coroutines alive at once",
            MANY, MANY);
@@ -1204,7 +1204,7 @@ static void test_many(void)
         if (m[i].conn.ret != 0 && conn_ok + 5 > i)
             diag("client %d: connect %ld %s", i, m[i].conn.ret, ename(m[i].conn.err));
     }
-    diag("%d round trips after the go in %.3f s; server peak %d connections", echoed,
+    note("%d round trips after the go in %.3f s; server peak %d connections", echoed,
          t_rt, atomic_load(&s.peak));
     is_int(conn_ok, MANY, "all %d connects succeeded", MANY);
     is_int(waited, MANY, "all %d clients saw the go (unb_wait_fd on one pipe gave 1)",
@@ -1222,7 +1222,7 @@ static void test_many(void)
     do {                                                                               \
         double t_ = now_s();                                                           \
         fn();                                                                          \
-        diag("%s: %.2f s", #fn, now_s() - t_);                                         \
+        note("%s: %.2f s", #fn, now_s() - t_);                                         \
     } while (0)
 
 int main(void)
@@ -1234,7 +1234,7 @@ int main(void)
 
     signal(SIGPIPE, SIG_IGN);
     join(spawn(noop, NULL));
-    diag("%llu workers", (unsigned long long)stats().workers);
+    note("%llu workers", (unsigned long long)stats().workers);
     TIMED(test_echo);
     TIMED(test_connect);
     TIMED(test_accept);
@@ -1242,6 +1242,6 @@ int main(void)
     TIMED(test_emfile);
     TIMED(test_many);
     TIMED(test_sigpipe_after_start);
-    diag("test_net: %.1f s", now_s() - t0);
+    note("test_net: %.1f s", now_s() - t0);
     return done_testing();
 }

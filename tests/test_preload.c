@@ -437,7 +437,7 @@ static void compare(const struct spec *sp, const char *name, const struct mode *
                 "%s: %s: no libunblock: line on stderr", name, m->name))
             diag_lines("stderr", pre->err.p, 0, 10);
     }
-    diag("%s: native %.2f s, %s %.2f s", name, nat->wall, m->name, pre->wall);
+    note("%s: native %.2f s, %s %.2f s", name, nat->wall, m->name, pre->wall);
 }
 
 /* Natively under ThreadSanitizer, a program whose main calls pthread_exit
@@ -504,7 +504,7 @@ static void test_spec(const struct spec *orig)
            "%s: under the preload with UNBLOCK_WORKERS=%d they are at most %d OS "
            "threads",
            name, WORKERS, WORKERS + 4);
-        diag("%s: OS threads while blocked: natively %d, under the preload %d", name,
+        note("%s: OS threads while blocked: natively %d, under the preload %d", name,
              nat.threads, pre.threads);
     }
 
@@ -561,9 +561,9 @@ int main(void)
     }
     closedir(d);
     qsort(names, (size_t)nnames, sizeof names[0], cmp_names);
-    diag("library %s; programs in %s", lib_path, prog_dir);
+    note("library %s; programs in %s", lib_path, prog_dir);
     if (san_runtime[0])
-        diag("sanitizer runtime preloaded after the library: %s", san_runtime);
+        note("sanitizer runtime preloaded after the library: %s", san_runtime);
 
     /* Every program in the table was built. */
     for (size_t i = 0; i < NSPECS; i++) {
@@ -590,6 +590,6 @@ int main(void)
         }
         free(names[j]);
     }
-    diag("all runs: %.1f s", now_s() - t0);
+    note("all runs: %.1f s", now_s() - t0);
     return done_testing();
 }

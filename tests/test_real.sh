@@ -35,7 +35,10 @@ nfail=0
 pass() { n=$((n + 1)); echo "ok $n - $1"; }
 fail() { n=$((n + 1)); nfail=$((nfail + 1)); echo "not ok $n - $1"; }
 skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
-diag() { local l; while IFS= read -r l; do echo "# $l"; done <<<"$*"; }
+# diag: "# ..." lines on stderr, which prove shows (what explains a failure);
+# note: the same on stdout, which prove hides (figures printed on every run).
+diag() { local l; while IFS= read -r l; do echo "# $l" >&2; done <<<"$*"; }
+note() { local l; while IFS= read -r l; do echo "# $l"; done <<<"$*"; }
 # diag_file FILE [LINES]: the first lines of a file, as diagnostics.
 diag_file() { [ -s "$1" ] && diag "$(head -n "${2:-10}" "$1")"; return 0; }
 
@@ -411,7 +414,7 @@ fetch_par() {
             >"$dir/code$i" 2>"$dir/err$i" &
         pids+=($!)
     done
-    # While they run: the server's OS threads (a diagnostic).
+    # While they run: the server's OS threads (a note, not a check).
     local maxth=0 th alive=1
     while [ "$alive" = 1 ]; do
         th=$(threads_of "$SRV_P")
@@ -432,7 +435,7 @@ fetch_par() {
         ok200=$((ok200 + 1))
     done
     if [ -z "$bad" ]; then pass "$label"; else fail "$label"; diag "${bad%; }"; fi
-    diag "server OS threads while serving 20 at once: at most $maxth (sampled every 50 ms)"
+    note "server OS threads while serving 20 at once: at most $maxth (sampled every 50 ms)"
 }
 
 # http_section SMODE: the python server in SMODE (native or preload).
@@ -462,7 +465,7 @@ http_section() {
         t0=$(now_ms)
         fetch_seq native 127.0.0.1 "$what: curl fetches 6 files (0 B to 6 MiB) one by one, bodies identical"
         fetch_par native "$what: 20 curls at once, bodies identical"
-        diag "curl fetches took $(($(now_ms) - t0)) ms"
+        note "curl fetches took $(($(now_ms) - t0)) ms"
         code=$(curl_get native "http://127.0.0.1:$SRV_PORT/no/such/file" /dev/null 2>&1)
         ok404=$((ok404 + 1))
         if [ "$code" = 404 ]; then pass "$what: 404 for a missing file"; else fail "$what: 404 for a missing file"; diag "got '$code'"; fi
@@ -600,7 +603,7 @@ echo_section() {
         diag "server output:"
         diag_file "$log"
     fi
-    diag "$line"
+    note "$line"
     if [ "$mode" = native ]; then
         # Natively a thread per connection: shows the bound below can fail.
         if ((maxth > MAX_THREADS)); then

@@ -315,7 +315,7 @@ static void cleanup(void)
 static const char *make_setuid_copy(void)
 {
     if (geteuid() != 0) {
-        diag("not root: no setuid-root copy can be made");
+        note("not root: no setuid-root copy can be made");
         return NULL;
     }
     snprintf(tmpdir, sizeof tmpdir, "/tmp/unb_secure.XXXXXX");
@@ -464,7 +464,7 @@ static void test_creations(void)
     ok(exited_0(&c), "runtime fully up (workers, parks, handoff, statistics): runs");
     if (!exited_0(&c))
         diag_child(&c);
-    diag("%.*s", (int)strcspn(c.out, "\n"), c.out);
+    note("%.*s", (int)strcspn(c.out, "\n"), c.out);
 
     int fds = 0, bad_kind = 0, no_cloexec = 0, open_mode = 0;
     for (const char *q = c.out; *q;) {
@@ -497,7 +497,7 @@ static void test_creations(void)
             diag("  accessible to group or others: %s", line);
         }
     }
-    diag("descriptors the runtime holds: %d", fds);
+    note("descriptors the runtime holds: %d", fds);
     cmp_ok(fds, >=, 2,
            "the runtime's own descriptors are seen (an event loop at least)");
     is_int(bad_kind, 0,

@@ -171,7 +171,7 @@ static void test_many_sleepers(void)
     }
     free(m);
     free(h);
-    diag("%d coroutines x usleep(200 ms), spawned from main: %.3f s in all; "
+    note("%d coroutines x usleep(200 ms), spawned from main: %.3f s in all; "
          "each slept %.4f..%.4f s", MANY, total, min, max);
     is_int(failed, 0, "usleep(200 ms) returned 0 in all %d coroutines", MANY);
     cmp_ok(min, >=, MANY_US * 1e-6,
@@ -349,7 +349,7 @@ static void test_short_sleeps(void)
     qsort(d, SHORT_N, sizeof d[0], cmp_double);
     double med = d[SHORT_N / 2] * 1e6;
     bool precise = have_epoll_pwait2();
-    diag("usleep(%d) in a coroutine: median %.0f us, fastest %.0f us%s", SHORT_US, med,
+    note("usleep(%d) in a coroutine: median %.0f us, fastest %.0f us%s", SHORT_US, med,
          d[0] * 1e6, precise ? "" : " (no epoll_pwait2: libev's milliseconds)");
     ok(d[0] * 1e6 >= SHORT_US, "usleep(%d) never returns early", SHORT_US);
     if (precise)
@@ -386,7 +386,7 @@ static void test_never_early(void)
         is_int(t[k].ret, 0, "%s in a coroutine returns 0", kind_name[k]);
         cmp_ok(t[k].early_ns, <=, 0, "%s in a coroutine does not return early",
                kind_name[k]);
-        diag("%s: returned %.3f ms after its deadline; errno %d before, %d after",
+        note("%s: returned %.3f ms after its deadline; errno %d before, %d after",
              kind_name[k], (double)t[k].late_ns * 1e-6, t[k].errno_before, t[k].err);
     }
     is_int(t[K_SLEEP].err, t[K_SLEEP].errno_before,
@@ -405,7 +405,7 @@ static void test_never_early(void)
         if (s[i].min_margin_ns < min_margin)
             min_margin = s[i].min_margin_ns;
     }
-    diag("%d short sleeps (1..4.6 ms) in %d coroutines: smallest margin past the "
+    note("%d short sleeps (1..4.6 ms) in %d coroutines: smallest margin past the "
          "deadline %lld ns", n, SERIES, min_margin);
     is_int(failed, 0, "%d short nanosleep/clock_nanosleep calls return 0", n);
     is_int(early, 0, "none of %d short sleeps of odd lengths returns early", n);
@@ -486,7 +486,7 @@ static int migrant_round(int *lost, int *failed, int *stayed_lost)
     }
     free(m);
     free(h);
-    diag("%d sleep(1) calls beside a busy worker: %d resumed on another worker "
+    note("%d sleep(1) calls beside a busy worker: %d resumed on another worker "
          "(%d of them lost errno), %d on the same (%d lost errno)",
          MIGRANTS, moved, moved_lost, MIGRANTS - moved, same_lost);
     *lost += moved_lost;
@@ -504,7 +504,7 @@ static void test_sleep_errno_across_workers(void)
         rounds++;
     }
     if (moved == 0)
-        diag("no sleeper resumed on another worker in %d rounds: the check below "
+        note("no sleeper resumed on another worker in %d rounds: the check below "
              "covers only the same-worker case", rounds);
     is_int(failed, 0, "all %d sleep(1) calls return 0", rounds * MIGRANTS);
     is_int(lost + stayed_lost, 0,
@@ -632,7 +632,7 @@ static void test_bad_arguments(void)
         is_int(native.ret[b], EINVAL, "native %s returns EINVAL", bad_name[b]);
 
     for (int b = 0; b < NBAD; b++) {
-        diag("%s: native ret %d errno %d, coroutine ret %d errno %d", bad_name[b],
+        note("%s: native ret %d errno %d, coroutine ret %d errno %d", bad_name[b],
              native.ret[b], native.err[b], co.ret[b], co.err[b]);
         is_int(co.ret[b], native.ret[b],
                "%s in a coroutine returns what native returns", bad_name[b]);
@@ -788,8 +788,8 @@ static void test_eintr_like_native(void)
     for (int i = 0; i < nn || i < cn; i++) {
         const char *want = i < nn ? nl[i] : "(no line)";
         const char *got = i < cn ? cl[i] : "(no line)";
-        diag("native:    %s", want);
-        diag("coroutine: %s", got);
+        note("native:    %s", want);
+        note("coroutine: %s", got);
         is_str(got, want, "in a coroutine as natively: %s", want);
     }
     free(native);
@@ -858,7 +858,7 @@ static void test_one_interrupted(void)
     is_int(alarms, 1, "the handler ran once for one SIGALRM sent to the process");
     int eintr = 0, completed = 0, victim = -1;
     for (int i = 0; i < NAPPERS; i++) {
-        diag("napper %d: ret %d errno %s, slept %.3f s, rem %.3f s", i, n[i].ret,
+        note("napper %d: ret %d errno %s, slept %.3f s, rem %.3f s", i, n[i].ret,
              sleeper_errno_name(n[i].err), n[i].elapsed, n[i].rem);
         if (n[i].ret == -1 && n[i].err == EINTR) {
             eintr++;

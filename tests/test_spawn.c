@@ -144,7 +144,7 @@ static void test_million(void)
     is_int(atomic_load(&mass_ran) - ran0, MASS_TOTAL, "every coroutine ran exactly once");
     is_int(after.spawned - before.spawned, MASS_TOTAL + 1,
            "stats.spawned grew by the 1,000,001 coroutines spawned");
-    diag("1,000,000 spawn+join pairs in %.2f s (%.0f ns per pair), "
+    note("1,000,000 spawn+join pairs in %.2f s (%.0f ns per pair), "
          "%" PRIu64 " switches", dt, dt * 1e9 / MASS_TOTAL,
          after.switches - before.switches);
 }
@@ -542,7 +542,7 @@ static void drain_caches(unsigned workers)
     /* The links and their touchers count as spawned. */
     spawned_by_test += (uint64_t)(d.links - 1) +
                        (uint64_t)(d.links * DRAIN_COROS - failures);
-    diag("cache drain: %d links on %d distinct threads, %ld touchers ran, "
+    note("cache drain: %d links on %d distinct threads, %ld touchers ran, "
          "%ld failures, %d timeouts",
          d.links, distinct, atomic_load(&touched) - before, failures,
          atomic_load(&d.timeouts));
@@ -608,7 +608,7 @@ static int detached_round(int round, struct sample *s)
     spawned_by_test += (uint64_t)(ROUND_COROS - failures);
     *s = sample_at_rest();
     long ran = atomic_load(&touched) - before;
-    diag("round %d (spawned by %s): %ld ran, %ld failures, VmRSS %ld KiB, "
+    note("round %d (spawned by %s): %ld ran, %ld failures, VmRSS %ld KiB, "
          "%ld mappings, %" PRIu64 " stacks mapped, peak_alive %" PRIu64,
          round, round % 2 == 0 ? "main" : "a coroutine", ran, failures, s->rss,
          s->maps, s->mapped, stats().peak_alive);
@@ -624,7 +624,7 @@ static void test_detached_reclaimed(void)
     all_ok &= detached_round(0, &warm);
     drain_caches((unsigned)stats().workers);
     warm = sample_at_rest();
-    diag("after the warm-up: VmRSS %ld KiB, %ld mappings, %" PRIu64 " stacks mapped",
+    note("after the warm-up: VmRSS %ld KiB, %ld mappings, %" PRIu64 " stacks mapped",
          warm.rss, warm.maps, warm.mapped);
 
     for (int r = 1; r <= ROUNDS; r++)
@@ -641,7 +641,7 @@ static void test_detached_reclaimed(void)
     const long maps_tolerance = (long)(2 * CACHE_PER_WORKER * st.workers) + 32;
     long rss_growth = s[ROUNDS].rss - s[1].rss;
     long maps_growth = s[ROUNDS].maps - s[1].maps;
-    diag("after the first round: VmRSS %ld KiB, %ld mappings; after round %d: "
+    note("after the first round: VmRSS %ld KiB, %ld mappings; after round %d: "
          "%ld KiB, %ld mappings (growth %+ld KiB, %+ld mappings)",
          s[1].rss, s[1].maps, ROUNDS, s[ROUNDS].rss, s[ROUNDS].maps, rss_growth,
          maps_growth);
@@ -742,7 +742,7 @@ static void test_stats(void)
     is_int(st.spawned, spawned_by_test,
            "stats.spawned equals the coroutines this program spawned");
     cmp_ok(st.workers, >=, 1, "stats.workers counts the worker threads");
-    diag("stats: workers %" PRIu64 ", spawned %" PRIu64 ", peak_alive %" PRIu64
+    note("stats: workers %" PRIu64 ", spawned %" PRIu64 ", peak_alive %" PRIu64
          ", switches %" PRIu64 ", steals %" PRIu64 ", parks %" PRIu64
          ", wakeups %" PRIu64 ", stacks_mapped %" PRIu64 ", stacks_unguarded %" PRIu64,
          st.workers, st.spawned, st.peak_alive, st.switches, st.steals, st.parks,

@@ -96,7 +96,7 @@ static void test_parallel(void)
         BAIL("the parent coroutine could not spawn its children");
 
     pid_t main_tid = gettid();
-    diag("spinner A: thread %d, %.3f..%.3f s, %.3f s CPU; spinner B: thread %d, "
+    note("spinner A: thread %d, %.3f..%.3f s, %.3f s CPU; spinner B: thread %d, "
          "%.3f..%.3f s, %.3f s CPU (times from A's start)",
          (int)s[0].tid_start, 0.0, s[0].t1 - s[0].t0, s[0].cpu, (int)s[1].tid_start,
          s[1].t0 - s[0].t0, s[1].t1 - s[0].t0, s[1].cpu);
@@ -167,7 +167,7 @@ static void test_burst_wakeups(void)
     double dt = now_s() - t0;
     unb_stats_t after = stats();
     uint64_t wakeups = after.wakeups - before.wakeups;
-    diag("%d spawns from one coroutine: %" PRIu64 " wake-ups while spawning, %" PRIu64
+    note("%d spawns from one coroutine: %" PRIu64 " wake-ups while spawning, %" PRIu64
          " in all (spawns and joins), %" PRIu64 " steals, %.1f ms",
          BURST, b.wakeups_spawning, wakeups, after.steals - before.steals, dt * 1e3);
     is_int(b.spawn_failures, 0, "a burst of %d spawns: none fails", BURST);
@@ -386,7 +386,7 @@ static void check_ping_pong(const char *out, const char *name, long max_lag,
     }
     /* The third may run before its spawner reads the count again. */
     long lag = seen_at > spawned_at ? seen_at - spawned_at : 0;
-    diag("%s: third spawned at turn %ld, ran at turn %ld (lag %ld), %ld turns in all",
+    note("%s: third spawned at turn %ld, ran at turn %ld (lag %ld), %ld turns in all",
          name, spawned_at, seen_at, lag, total);
     is_int(ran, 1, "%s: a third coroutine runs while two others ping-pong (%s)", name,
            how);
