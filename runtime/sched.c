@@ -429,6 +429,7 @@ struct unb__m {
     void *after_arg;
     _Atomic(struct unb__worker *) w; /* the worker it runs, or NULL */
     _Atomic uint32_t wake;           /* futex: a spare's wake-up */
+    _Atomic uint32_t set_up;         /* futex: 1 once thread_setup is done */
     struct unb__m *next;             /* rt.spares, rt.free_m */
     bool initial;                    /* the process's initial thread: stays */
     bool idle;                       /* in rt.spares (under rt.spare_lock) */
@@ -1894,6 +1895,22 @@ void unb__waiter_wake(struct unb__waiter *wt)
 
 /* ---- threads that run workers ------------------------------------------ */
 
+/*
+ * glibc gives a thread its malloc arena at its first malloc: 64 MiB of
+ * address space (PROT_NONE, MAP_NORESERVE) when it makes a new one.  A
+ * worker's first malloc would come at whatever moment a coroutine or libev
+ * first allocates on it, and a program that measures or limits its address
+ * space (RLIMIT_AS) would see 64 MiB go at a moment it cannot know.  The
+ * runtime's threads take theirs as they start, before start_threads
+ * returns (a thread that finds no room falls back to an existing arena, as
+ * malloc does).
+ */
+static void malloc_bind(void)
+{
+    void *volatile p = malloc(1); /* volatile: a malloc+free pair is elided */
+    free(p);
+}
+
 static void thread_setup(struct unb__m *m)
 {
     unb__tls_m = &m->st;
@@ -1912,6 +1929,7 @@ static void thread_setup(struct unb__m *m)
     m->tid = (pid_t)unb__sys3(SYS_gettid, 0, 0, 0);
     if (unb__stack_altstack(&m->altstack) != 0)
         m->altstack = NULL; /* overflows then die without the message */
+    malloc_bind();
 #ifdef UNB_ASAN
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
@@ -1922,6 +1940,8 @@ static void thread_setup(struct unb__m *m)
 #ifdef UNB_TSAN
     m->tsan_fiber = __tsan_get_current_fiber();
 #endif
+    atomic_store_explicit(&m->set_up, 1, memory_order_release);
+    unb__futex_wake(&m->set_up, 1);
 }
 
 /* Runs worker w on thread m until the runtime stops (false) or w is handed
@@ -2194,21 +2214,30 @@ static struct unb__m *spare_get(void)
 {
     unb__lock(&rt.spare_lock);
     struct unb__m *m = rt.spares;
+    int e = 0; /* why no thread could be started, or 0: all are busy */
     if (m) {
         rt.spares = m->next;
         m->idle = false;
-    } else if (rt.nthreads < rt.nworkers + unb__config.spares && (m = m_alloc())) {
-        m->reserved = true;
-        if (m_spawn(m) != 0) {
-            m->next = rt.free_m;
-            rt.free_m = m;
-            m = NULL;
+    } else if (rt.nthreads < rt.nworkers + unb__config.spares) {
+        if (!(m = m_alloc())) {
+            e = ENOMEM;
+        } else {
+            m->reserved = true;
+            if ((e = m_spawn(m)) != 0) {
+                m->next = rt.free_m;
+                rt.free_m = m;
+                m = NULL;
+            }
         }
     }
     bool say = !m && !rt.said_no_spare;
     rt.said_no_spare |= say;
     unb__unlock(&rt.spare_lock);
-    if (say)
+    if (say && e)
+        unb__say("could not start a spare thread (%s); a worker stays blocked "
+                 "until a call returns",
+                 strerror(e));
+    else if (say)
         unb__say("all %u spare threads are busy (UNBLOCK_SPARE_THREADS); a worker "
                  "stays blocked until a call returns",
                  unb__config.spares);
@@ -2734,6 +2763,13 @@ static int start_threads(unsigned first)
             rt.nworkers = n;
             break;
         }
+    }
+    /* The process is settled when this returns: the workers' threads have
+     * their signal stacks and malloc arenas (see malloc_bind). */
+    for (unsigned n = first; n < rt.nworkers; n++) {
+        struct unb__m *m = atomic_load_explicit(&rt.workers[n].m, memory_order_acquire);
+        while (!atomic_load_explicit(&m->set_up, memory_order_acquire))
+            unb__futex_wait(&m->set_up, 0, NULL);
     }
     monitor_start();
     return 0;

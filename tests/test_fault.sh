@@ -64,7 +64,10 @@ ok() { # ok PASS DESCRIPTION
         nfail=$((nfail + 1))
     fi
 }
-diag() { local l; while IFS= read -r l; do echo "# $l"; done <<<"$*"; }
+# diag: "# ..." lines on stderr, which prove shows (what explains a failure);
+# note: the same on stdout, which prove hides (figures printed on every run).
+diag() { local l; while IFS= read -r l; do echo "# $l" >&2; done <<<"$*"; }
+note() { local l; while IFS= read -r l; do echo "# $l"; done <<<"$*"; }
 skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
 
 # Under TSan (make test-tsan) thread_rlimit fails alike, in the preloaded
@@ -127,7 +130,7 @@ case_() {
         ok "$([ "$st" = "$want" ] && echo 1 || echo 0)" "$name natively: status $st (want $want)"
     fi
     [ "$st" = "$want" ] || { diag_file "$base.native.out"; diag_file "$base.native.err"; }
-    diag "native: $(tr '\n' ' ' <"$base.native.err" | cut -c1-400)"
+    note "native: $(tr '\n' ' ' <"$base.native.err" | cut -c1-400)"
     local m
     for m in "$@"; do
         run "$base.$m" "$m" "$prog"
@@ -141,9 +144,12 @@ case_() {
         ok $pass "$name under the preload, UNBLOCK_WORKERS=$m: the native status and output${why:+ ($why)}"
         if [ $pass = 0 ]; then
             diag "$(diff "$base.native.out" "$base.$m.out" | head -20)"
+            diag "native stderr:"
+            diag_file "$base.native.err"
+            diag "preloaded ($m) stderr:"
             diag_file "$base.$m.err" 20
         fi
-        diag "preloaded ($m): $(tr '\n' ' ' <"$base.$m.err" | cut -c1-400)"
+        note "preloaded ($m): $(tr '\n' ' ' <"$base.$m.err" | cut -c1-400)"
     done
 }
 
@@ -152,14 +158,20 @@ case_ thread_rlimit 0 2
 case_ reset_load 0 2 1
 case_ thread_overflow 139 2
 
-# The preloaded overflow names itself; nothing else says "libunblock:".
+# The preloaded overflow names itself; nothing else says "libunblock:",
+# but for one thing under thread_rlimit's address-space limit: the monitor
+# may find no room to start a spare thread for a worker that looked stuck
+# (the main coroutine making a thousand threads without a pause while the
+# machine is busy), and says so once.
 b=$tmp/thread_overflow.2
 ok "$(grep -q 'libunblock: coroutine stack overflow' "$b.err" 2>/dev/null && echo 1 || echo 0)" \
     "thread_overflow under the preload: stderr reports the coroutine stack overflow"
 for f in eintr_storm.2 eintr_storm.1 thread_rlimit.2 reset_load.2 reset_load.1; do
+    allowed='^$'
+    [ "${f%.*}" = thread_rlimit ] && allowed='^libunblock: could not start a spare thread \(Resource temporarily unavailable\)'
     if [ ! -e "$tmp/$f.err" ]; then
         skip "${f%.*} under the preload (UNBLOCK_WORKERS=${f##*.}): no libunblock: message" "not run"
-    elif grep -q 'libunblock:' "$tmp/$f.err" 2>/dev/null; then
+    elif grep -v -E "$allowed" "$tmp/$f.err" 2>/dev/null | grep -q 'libunblock:'; then
         ok 0 "${f%.*} under the preload (UNBLOCK_WORKERS=${f##*.}): no libunblock: message"
         diag_file "$tmp/$f.err"
     else
@@ -197,13 +209,13 @@ kill9() {
     wait "$cpid" 2>/dev/null
     ok "$(kill -0 "$SRV_PID" 2>/dev/null && echo 1 || echo 0)" \
         "kill9 ($mode): the server is up after its client was killed under load"
-    diag "kill9 ($mode): server descriptors $fds0 before the load, $fds_load under it"
+    note "kill9 ($mode): server descriptors $fds0 before the load, $fds_load under it"
     # The next client: every byte checked.
     "$CLIENT" "$SRV_PORT" 300 20 8 60 >"$tmp/next.$mode.out" 2>&1
     local st=$?
     ok "$([ $st = 0 ] && echo 1 || echo 0)" \
         "kill9 ($mode): the next client's 300 connections are served, every byte intact"
-    diag "$(cat "$tmp/next.$mode.out")"
+    if [ $st = 0 ]; then note "$(cat "$tmp/next.$mode.out")"; else diag "$(cat "$tmp/next.$mode.out")"; fi
     if wait_fds "$fds0" 10; then
         ok 1 "kill9 ($mode): the server's descriptors return to $fds0"
     else

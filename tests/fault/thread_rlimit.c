@@ -16,7 +16,7 @@
  * stacks): the counts go to stderr, the verdicts to stdout.
  */
 #define _GNU_SOURCE
-#include <stdatomic.h>
+#include <stdint.h>
 #include <sys/resource.h>
 
 #include "../diff/diff.h"
@@ -29,13 +29,31 @@
  * 1 in 30 runs three at a time, with the previous monitor too). */
 #define MARGIN (256L << 20)
 
-static _Atomic int release;
+/* The threads wait at a gate (a condition variable): parked, they leave
+ * the process idle while it fills (with a 1 ms poll, a thousand coroutines
+ * kept the workers busy, and a slow mmap then made the monitor start
+ * spare threads, whose stacks and malloc arenas took room from the next
+ * fill). */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_open = PTHREAD_COND_INITIALIZER;
+static intptr_t gate = INTPTR_MAX; /* threads numbered above it may go */
 static pthread_t held[MAX_THREADS + 64];
 
+static void set_gate(intptr_t above)
+{
+    pthread_mutex_lock(&gate_lock);
+    gate = above;
+    pthread_cond_broadcast(&gate_open);
+    pthread_mutex_unlock(&gate_lock);
+}
+
+/* arg: the thread's number, from 1; it returns it. */
 static void *hold(void *arg)
 {
-    while (!atomic_load(&release))
-        msleep(1);
+    pthread_mutex_lock(&gate_lock);
+    while ((intptr_t)arg <= gate)
+        pthread_cond_wait(&gate_open, &gate_lock);
+    pthread_mutex_unlock(&gate_lock);
     return arg;
 }
 
@@ -58,7 +76,7 @@ static int fill(const pthread_attr_t *attr, int max, int *err)
 {
     int n = 0;
     *err = 0;
-    atomic_store(&release, 0);
+    set_gate(INTPTR_MAX);
     while (n < max) {
         int e = pthread_create(&held[n], attr, hold, (void *)(intptr_t)(n + 1));
         if (e) {
@@ -73,7 +91,7 @@ static int fill(const pthread_attr_t *attr, int max, int *err)
 /* Releases and joins n threads; returns how many gave their own value. */
 static int drain(int n)
 {
-    atomic_store(&release, 1);
+    set_gate(0);
     int good = 0;
     for (int i = 0; i < n; i++) {
         void *r = NULL;
@@ -98,8 +116,8 @@ int main(void)
     alarm(60);
     /* Warm up: the first thread starts what the process needs for threads
      * (under the preload, the workers and the monitor). */
-    pthread_t t = spawn(hold, NULL);
-    atomic_store(&release, 1);
+    pthread_t t = spawn(hold, (void *)1);
+    set_gate(0);
     join(t);
 
     struct rlimit orig, low;
@@ -115,11 +133,10 @@ int main(void)
     /* Under the limit, with the threads held: I/O between two more. */
     int alive_io = 0;
     if (n > 2) {
-        atomic_store(&release, 1);
+        set_gate(n - 2); /* the last two go */
         void *r;
         MUST0(pthread_join(held[--n], &r));
         MUST0(pthread_join(held[--n], &r));
-        atomic_store(&release, 0);
         MUST(pipe(pfd));
         pthread_t w;
         if (pthread_create(&w, NULL, pipe_writer, NULL) == 0) {
