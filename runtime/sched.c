@@ -170,7 +170,20 @@
  * a FIFO of homed coroutines that only the owner touches (no CAS).  New
  * coroutines stay in the Chase-Lev deque, where idle workers steal them;
  * so load spreads when coroutines start, which for servers is when
- * connections arrive.  Rejected: stealing running coroutines.  It balances
+ * connections arrive.  Stealing alone did not spread them when they came
+ * one at a time: the spawner's worker took each from its own deque as
+ * soon as the spawner parked, before the woken worker could steal it, and
+ * a thread-per-connection server under the preload homed all its
+ * connections on one worker in about 1 run in 5 (a server computing 50 us
+ * a request then ran at half its native speed for good).  So each worker
+ * counts the live coroutines homed on it (nlive), and a worker taking a
+ * new coroutine from its own deque gives it to one home to fewer than
+ * half as many, less two (place_elsewhere: posted to that worker's
+ * mailbox, homed there before it runs).  Only a gross imbalance: an even
+ * split (placing at a difference of two) cost the preloaded echo_threads
+ * 2-9% at 1,000 connections on the 2-CPU bench machine, whose client
+ * leaves the second worker no CPU of its own; stealing does the rest.
+ * Rejected: stealing running coroutines.  It balances
  * long-lived compute better, but it made cached errno addresses read
  * another thread's errno in most runs of an ordinary -O2 program
  * (tests/preload/errno_cached.c), and moving I/O coroutines cost a
@@ -366,6 +379,11 @@
 #define SPIN_NS 20000
 #endif
 #define SPIN_ROUNDS 64
+/* A new coroutine starts on another worker if that one is home to fewer
+ * than 1/PLACE_RATIO as many live coroutines, less PLACE_SLACK (see
+ * "Affinity"). */
+#define PLACE_SLACK 2
+#define PLACE_RATIO 2
 #define SPIN_POLL_ROUNDS 16
 /* How far below its stack a coroutine's stack pointer is taken for an
  * overflow (of a stack without a guard page, seen at a switch). */
@@ -386,6 +404,7 @@ struct unb__worker {
     int64_t soonest;       /* the soonest deadline of a park (ns), or 0 */
     struct unb_coro *homed_head, *homed_tail; /* runnable coroutines homed here */
     uint32_t nhomed;
+    _Atomic uint32_t nlive; /* live coroutines homed here (see "Affinity") */
     uint32_t take_rr;
     struct unb_coro *pool; /* finished coroutines to reuse */
     unsigned npool;
@@ -685,12 +704,15 @@ static struct unb_coro *deque_take(struct unb__worker *w)
 /* Owner: the next coroutine of w's own queues, or NULL.  Mostly the homed
  * FIFO; every 8th take the stealable deque goes first, so that new
  * coroutines start even while old ones keep the worker busy. */
+static bool place_elsewhere(struct unb__worker *w, struct unb_coro *co);
+
 static struct unb_coro *take_local(struct unb__worker *w)
 {
     struct unb_coro *co;
     if (w->homed_head && (++w->take_rr & 7) != 0)
         return homed_pop(w);
-    co = deque_take(w);
+    while ((co = deque_take(w)) && place_elsewhere(w, co))
+        ;
     return co ? co : homed_pop(w);
 }
 
@@ -929,6 +951,41 @@ static struct unb_coro *take_inject(struct unb__worker *w)
 }
 
 static void arrive_home(struct unb__worker *w, struct unb__msg *m);
+static uint32_t next_rand(struct unb__worker *w);
+
+/*
+ * Owner, taking a coroutine that has not run from its own deque: if
+ * another worker is home to far fewer live coroutines (n * PLACE_RATIO +
+ * PLACE_SLACK <= ours), make that one its home and post it there (see
+ * "Affinity").  The other worker is the lesser of two picked at random
+ * (all of them with three workers or fewer).
+ */
+static bool place_elsewhere(struct unb__worker *w, struct unb_coro *co)
+{
+    if (rt.nworkers < 2)
+        return false;
+    uint32_t mine = atomic_load_explicit(&w->nlive, memory_order_relaxed), least = mine;
+    if (mine < PLACE_SLACK)
+        return false;
+    struct unb__worker *to = NULL;
+    unsigned picks = rt.nworkers <= 3 ? rt.nworkers : 2;
+    for (unsigned i = 0; i < picks; i++) {
+        struct unb__worker *v =
+            rt.nworkers <= 3 ? &rt.workers[i] : &rt.workers[next_rand(w) % rt.nworkers];
+        uint32_t n = atomic_load_explicit(&v->nlive, memory_order_relaxed);
+        if (v != w && n < least && n * PLACE_RATIO + PLACE_SLACK <= mine) {
+            least = n;
+            to = v;
+        }
+    }
+    if (!to)
+        return false;
+    co->home = to;
+    atomic_fetch_add_explicit(&to->nlive, 1, memory_order_relaxed);
+    co->ready_msg.fn = arrive_home;
+    unb__worker_post(to, &co->ready_msg);
+    return true;
+}
 
 void unb__sched_ready(struct unb_coro *co)
 {
@@ -1614,6 +1671,7 @@ __attribute__((noreturn)) static void coro_finish(struct unb_coro *co, void *res
     co->pinned = 0; /* a thread's stdio locks do not outlive it */
     if (unb__sigmask_on)
         unb__sigmask_died(co);
+    atomic_fetch_sub_explicit(&co->home->nlive, 1, memory_order_relaxed);
     struct unb__worker *w = unb__rt_enter();
     struct unb__m *m = tls_m;
     m->after_fn = finish_exit;
@@ -1630,7 +1688,10 @@ static void coro_main(struct unb__ctx *from, void *arg)
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
     struct unb__m *m = tls_m;
-    co->home = tls_worker; /* from now on it runs here (see "Affinity") */
+    if (!co->home) { /* else placed here by another worker */
+        co->home = tls_worker; /* from now on it runs here (see "Affinity") */
+        atomic_fetch_add_explicit(&co->home->nlive, 1, memory_order_relaxed);
+    }
     run_after(m);
     unb_errno = 0; /* as in a new thread */
     tls_in(m, co);
@@ -3122,6 +3183,8 @@ void unb__sched_fork_child(void)
      * was handing it away during the fork. */
     atomic_store(&me->st.take, UNB_TAKE_NONE);
     atomic_store(&me->w, self);
+    if (cur) /* the one coroutine left, homed here (worker_init cleared the counts) */
+        atomic_store_explicit(&cur->home->nlive, 1, memory_order_relaxed);
     me->tid = (pid_t)unb__sys3(SYS_gettid, 0, 0, 0); /* the monitor reads /proc by it */
     atomic_store(&self->m, me);
     m_count(1);

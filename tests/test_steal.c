@@ -5,6 +5,9 @@
  *   - two CPU-bound coroutines spawned by one coroutine run in parallel on
  *     two workers: one of them was stolen;
  *   - a burst of spawns wakes far fewer workers than it spawns;
+ *   - long-lived coroutines started one at a time by one coroutine get
+ *     their homes on both workers, not all on the spawner's (which took
+ *     each from its own queue before the other worker could steal it);
  *   - with one worker (a child process, as the configuration is read once):
  *     yielding coroutines alternate, and a runnable coroutine is not
  *     starved by two others that ping-pong.
@@ -180,6 +183,55 @@ static void test_burst_wakeups(void)
      * session 4's changes alike; so the bound is half the spawns. */
     cmp_ok(wakeups, <, BURST / 2,
            "the burst woke workers far fewer times than it spawned (%d)", BURST);
+}
+
+/* ---- long-lived coroutines started one at a time spread ---------------- */
+
+#define SPREAD_N 24
+
+static _Atomic int spread_release;
+
+/* Records the thread it starts on (its home from then on) and stays alive,
+ * parked, until released. */
+static void *spread_child(void *arg)
+{
+    *(pid_t *)arg = gettid();
+    while (!atomic_load(&spread_release))
+        usleep(1000);
+    return NULL;
+}
+
+static void *spread_parent(void *arg)
+{
+    pid_t *tids = arg;
+    unb_coro_t *h[SPREAD_N];
+    for (int i = 0; i < SPREAD_N; i++) {
+        h[i] = unb_spawn(spread_child, &tids[i]);
+        usleep(1000); /* one at a time: parked, the spawner leaves it the queue */
+    }
+    atomic_store(&spread_release, 1);
+    for (int i = 0; i < SPREAD_N; i++)
+        if (h[i])
+            unb_join(h[i], NULL);
+    return NULL;
+}
+
+static void test_spread(void)
+{
+    pid_t tids[SPREAD_N] = {0};
+    join(spawn(spread_parent, tids));
+    /* How many started on the thread the first one started on. */
+    int same = 0, started = 0;
+    for (int i = 0; i < SPREAD_N; i++) {
+        started += tids[i] != 0;
+        same += tids[i] == tids[0];
+    }
+    is_int(started, SPREAD_N, "%d long-lived coroutines spawned one at a time all started",
+           SPREAD_N);
+    note("spread: %d of %d started on the first one's thread", same, SPREAD_N);
+    ok(same >= SPREAD_N / 4 && same <= SPREAD_N - SPREAD_N / 4,
+       "they got their homes on both workers (%d of %d on one; want between %d and %d)",
+       same, SPREAD_N, SPREAD_N / 4, SPREAD_N - SPREAD_N / 4);
 }
 
 /* ---- fairness on one worker (child process) ----------------------------- */
@@ -434,6 +486,7 @@ int main(int argc, char **argv)
     test_parallel();
     is_int(stats().workers, 2, "UNBLOCK_WORKERS=2 gives two workers");
     test_burst_wakeups();
+    test_spread();
     test_fairness();
     return done_testing();
 }
