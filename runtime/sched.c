@@ -177,8 +177,8 @@
  * connections on one worker in about 1 run in 5 (a server computing 50 us
  * a request then ran at half its native speed for good).  So each worker
  * counts the live coroutines homed on it (nlive), and a worker taking a
- * new coroutine from its own deque gives it to one home to fewer than
- * half as many, less two (place_elsewhere: posted to that worker's
+ * new coroutine from its own deque gives it to one home to at most half
+ * as many, less one (place_elsewhere: posted to that worker's
  * mailbox, homed there before it runs).  Only a gross imbalance: an even
  * split (placing at a difference of two) cost the preloaded echo_threads
  * 2-9% at 1,000 connections on the 2-CPU bench machine, whose client
@@ -379,8 +379,8 @@
 #define SPIN_NS 20000
 #endif
 #define SPIN_ROUNDS 64
-/* A new coroutine starts on another worker if that one is home to fewer
- * than 1/PLACE_RATIO as many live coroutines, less PLACE_SLACK (see
+/* A new coroutine starts on another worker if that one is home to n live
+ * coroutines and n * PLACE_RATIO + PLACE_SLACK <= this one's count (see
  * "Affinity"). */
 #define PLACE_SLACK 2
 #define PLACE_RATIO 2
