@@ -337,6 +337,7 @@
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
@@ -2296,8 +2297,38 @@ static void spare_taken(struct unb__m *m)
     atomic_store_explicit(&m->wake, 0, memory_order_relaxed);
 }
 
+/* Address space a new spare thread needs: its 1 MiB stack and signal
+ * stack, and what a sanitizer maps for a thread (ASan dies, rather than
+ * fail pthread_create, when it cannot).  Its malloc arena is optional:
+ * glibc falls back to another when there is no room for one. */
+#define SPARE_ROOM (4L << 20)
+
+/* Is there room under RLIMIT_AS for another thread?  A process at its
+ * limit (its own spawns failing with EAGAIN) gets no spare and no message:
+ * the monitor leaves the worker to its thread, as it does when all spares
+ * are busy.  Reads /proc only under a finite limit, and only when a new
+ * thread would be started (a handoff with no idle spare). */
+static bool room_for_thread(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return true;
+    char buf[64];
+    int fd = (int)unb__sys3(SYS_open, (long)"/proc/self/statm", O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return true;
+    long n = unb__sys3(SYS_read, fd, (long)buf, sizeof buf - 1);
+    unb__sys3(SYS_close, fd, 0, 0);
+    if (n <= 0)
+        return true;
+    buf[n] = 0;
+    unsigned long pages = strtoul(buf, NULL, 10); /* the first field: VmSize */
+    return pages * (unsigned long)sysconf(_SC_PAGESIZE) + SPARE_ROOM <= rl.rlim_cur;
+}
+
 /* A thread to take a worker over: an idle spare, or a new thread within
- * UNBLOCK_SPARE_THREADS.  It waits until spare_give. */
+ * UNBLOCK_SPARE_THREADS and the address space (room_for_thread).  It
+ * waits until spare_give. */
 static struct unb__m *spare_get(void)
 {
     unb__lock(&rt.spare_lock);
@@ -2307,6 +2338,10 @@ static struct unb__m *spare_get(void)
         rt.spares = m->next;
         m->idle = false;
     } else if (rt.nthreads < rt.nworkers + unb__config.spares) {
+        if (!room_for_thread()) {
+            unb__unlock(&rt.spare_lock);
+            return NULL;
+        }
         if (!(m = m_alloc())) {
             e = ENOMEM;
         } else {
