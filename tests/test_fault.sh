@@ -160,9 +160,10 @@ case_ thread_overflow 139 2
 
 # The preloaded overflow names itself; nothing else says "libunblock:",
 # but for one thing under thread_rlimit's address-space limit: the monitor
-# may find no room to start a spare thread for a worker that looked stuck
-# (the main coroutine making a thousand threads without a pause while the
-# machine is busy), and says so once.
+# checks for room before it starts a spare thread for a worker that looked
+# stuck (the main coroutine making a thousand threads without a pause while
+# the machine is busy), but the program may take that room before the
+# thread's stack is mapped; then it says once that it could not start one.
 b=$tmp/thread_overflow.2
 ok "$(grep -q 'libunblock: coroutine stack overflow' "$b.err" 2>/dev/null && echo 1 || echo 0)" \
     "thread_overflow under the preload: stderr reports the coroutine stack overflow"
