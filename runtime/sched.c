@@ -954,6 +954,13 @@ static struct unb_coro *take_inject(struct unb__worker *w)
 static void arrive_home(struct unb__worker *w, struct unb__msg *m);
 static uint32_t next_rand(struct unb__worker *w);
 
+/* Queues co on its home worker from another: through the home's mailbox. */
+static void post_home(struct unb_coro *co)
+{
+    co->ready_msg.fn = arrive_home;
+    unb__worker_post(co->home, &co->ready_msg);
+}
+
 /*
  * Owner, taking a coroutine that has not run from its own deque: if
  * another worker is home to far fewer live coroutines (n * PLACE_RATIO +
@@ -983,8 +990,7 @@ static bool place_elsewhere(struct unb__worker *w, struct unb_coro *co)
         return false;
     co->home = to;
     atomic_fetch_add_explicit(&to->nlive, 1, memory_order_relaxed);
-    co->ready_msg.fn = arrive_home;
-    unb__worker_post(to, &co->ready_msg);
+    post_home(co);
     return true;
 }
 
@@ -998,8 +1004,7 @@ void unb__sched_ready(struct unb_coro *co)
         if (home == w) {
             homed_push(w, co);
         } else {
-            co->ready_msg.fn = arrive_home;
-            unb__worker_post(home, &co->ready_msg);
+            post_home(co);
         }
     } else if (unb_unlikely(!w || unb__deque_push(&w->runq, co) != 0)) {
         inject(co);
@@ -2097,9 +2102,7 @@ static void *thread_main(void *arg)
  */
 static void rejoin_post(void *arg)
 {
-    struct unb_coro *co = arg;
-    co->ready_msg.fn = arrive_home;
-    unb__worker_post(co->home, &co->ready_msg);
+    post_home(arg);
 }
 
 /* The end of a blocking call in the program's code, after the monitor
@@ -2297,6 +2300,22 @@ static void spare_taken(struct unb__m *m)
     atomic_store_explicit(&m->wake, 0, memory_order_relaxed);
 }
 
+/* Reads a /proc file into buf (NUL-terminated; what fits in size - 1
+ * bytes) with raw syscalls: the monitor's, outside any hook.  False if it
+ * cannot be read. */
+static bool read_proc(const char *path, char *buf, size_t size)
+{
+    int fd = (int)unb__sys3(SYS_open, (long)path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    long n = unb__sys3(SYS_read, fd, (long)buf, (long)size - 1);
+    unb__sys3(SYS_close, fd, 0, 0);
+    if (n <= 0)
+        return false;
+    buf[n] = 0;
+    return true;
+}
+
 /* Address space a new spare thread needs: its 1 MiB stack and signal
  * stack, and what a sanitizer maps for a thread (ASan dies, rather than
  * fail pthread_create, when it cannot).  Its malloc arena is optional:
@@ -2314,14 +2333,8 @@ static bool room_for_thread(void)
     if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
         return true;
     char buf[64];
-    int fd = (int)unb__sys3(SYS_open, (long)"/proc/self/statm", O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0)
+    if (!read_proc("/proc/self/statm", buf, sizeof buf))
         return true;
-    long n = unb__sys3(SYS_read, fd, (long)buf, sizeof buf - 1);
-    unb__sys3(SYS_close, fd, 0, 0);
-    if (n <= 0)
-        return true;
-    buf[n] = 0;
     unsigned long pages = strtoul(buf, NULL, 10); /* the first field: VmSize */
     return pages * (unsigned long)sysconf(_SC_PAGESIZE) + SPARE_ROOM <= rl.rlim_cur;
 }
@@ -2446,14 +2459,8 @@ static char thread_state(pid_t tid)
 {
     char path[64], buf[256];
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-    int fd = (int)unb__sys3(SYS_open, (long)path, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0)
+    if (!read_proc(path, buf, sizeof buf))
         return 0;
-    long n = unb__sys3(SYS_read, fd, (long)buf, sizeof buf - 1);
-    unb__sys3(SYS_close, fd, 0, 0);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
     const char *p = strrchr(buf, ')'); /* the name may hold anything */
     return p && p[1] == ' ' ? p[2] : 0;
 }
