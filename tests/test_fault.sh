@@ -98,6 +98,13 @@ run() {
     local out=$1 mode=$2 prog=$3
     local -a envs=("${clean_env[@]}")
     [ "$mode" != native ] && envs+=(LD_PRELOAD="$PRELOAD" UNBLOCK_WORKERS="$mode")
+    # thread_rlimit counts how many stacks fit under its RLIMIT_AS, twice.
+    # A spare thread the monitor starts between the counts takes room (its
+    # stack, and 64 MiB for a malloc arena), and CI saw 1023 and then 508:
+    # the runtime's own threads, not the stacks this checks.  So no spares
+    # there; the runtime with its monitor under RLIMIT_AS is test_config's
+    # RLIMIT_AS child.
+    [ "$mode" != native ] && [ "${prog##*/}" = thread_rlimit ] && envs+=(UNBLOCK_SPARE_THREADS=0)
     (
         timeout -k 2 "$T" env "${envs[@]}" "$prog" </dev/null >"$out.out" 2>"$out.err"
         exit $?
@@ -158,21 +165,14 @@ case_ thread_rlimit 0 2
 case_ reset_load 0 2 1
 case_ thread_overflow 139 2
 
-# The preloaded overflow names itself; nothing else says "libunblock:",
-# but for one thing under thread_rlimit's address-space limit: the monitor
-# checks for room before it starts a spare thread for a worker that looked
-# stuck (the main coroutine making a thousand threads without a pause while
-# the machine is busy), but the program may take that room before the
-# thread's stack is mapped; then it says once that it could not start one.
+# The preloaded overflow names itself; nothing else says "libunblock:".
 b=$tmp/thread_overflow.2
 ok "$(grep -q 'libunblock: coroutine stack overflow' "$b.err" 2>/dev/null && echo 1 || echo 0)" \
     "thread_overflow under the preload: stderr reports the coroutine stack overflow"
 for f in eintr_storm.2 eintr_storm.1 thread_rlimit.2 reset_load.2 reset_load.1; do
-    allowed='^$'
-    [ "${f%.*}" = thread_rlimit ] && allowed='^libunblock: could not start a spare thread \(Resource temporarily unavailable\)'
     if [ ! -e "$tmp/$f.err" ]; then
         skip "${f%.*} under the preload (UNBLOCK_WORKERS=${f##*.}): no libunblock: message" "not run"
-    elif grep -v -E "$allowed" "$tmp/$f.err" 2>/dev/null | grep -q 'libunblock:'; then
+    elif grep -q 'libunblock:' "$tmp/$f.err" 2>/dev/null; then
         ok 0 "${f%.*} under the preload (UNBLOCK_WORKERS=${f##*.}): no libunblock: message"
         diag_file "$tmp/$f.err"
     else
