@@ -1993,9 +1993,10 @@ void unb__waiter_wake(struct unb__waiter *wt)
  * worker's first malloc would come at whatever moment a coroutine or libev
  * first allocates on it, and a program that measures or limits its address
  * space (RLIMIT_AS) would see 64 MiB go at a moment it cannot know.  The
- * runtime's threads take theirs as they start, before start_threads
+ * workers' threads take theirs as they start, before start_threads
  * returns (a thread that finds no room falls back to an existing arena, as
- * malloc does).
+ * malloc does).  Spares start at moments no one can know anyway, and take
+ * theirs at their first malloc, if any.
  */
 static void malloc_bind(void)
 {
@@ -2021,7 +2022,8 @@ static void thread_setup(struct unb__m *m)
     m->tid = (pid_t)unb__sys3(SYS_gettid, 0, 0, 0);
     if (unb__stack_altstack(&m->altstack) != 0)
         m->altstack = NULL; /* overflows then die without the message */
-    malloc_bind();
+    if (atomic_load_explicit(&m->w, memory_order_acquire)) /* a worker's thread */
+        malloc_bind();
 #ifdef UNB_ASAN
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
