@@ -2302,22 +2302,6 @@ static void spare_taken(struct unb__m *m)
     atomic_store_explicit(&m->wake, 0, memory_order_relaxed);
 }
 
-/* Reads a /proc file into buf (NUL-terminated; what fits in size - 1
- * bytes) with raw syscalls: the monitor's, outside any hook.  False if it
- * cannot be read. */
-static bool read_proc(const char *path, char *buf, size_t size)
-{
-    int fd = (int)unb__sys3(SYS_open, (long)path, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    long n = unb__sys3(SYS_read, fd, (long)buf, (long)size - 1);
-    unb__sys3(SYS_close, fd, 0, 0);
-    if (n <= 0)
-        return false;
-    buf[n] = 0;
-    return true;
-}
-
 /* Address space a new spare thread needs: its 1 MiB stack and signal
  * stack, and what a sanitizer maps for a thread (ASan dies, rather than
  * fail pthread_create, when it cannot).  Its malloc arena is optional:
@@ -2335,10 +2319,10 @@ static bool room_for_thread(void)
     if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
         return true;
     char buf[64];
-    if (!read_proc("/proc/self/statm", buf, sizeof buf))
+    if (!unb__read_proc("/proc/self/statm", buf, sizeof buf))
         return true;
     unsigned long pages = strtoul(buf, NULL, 10); /* the first field: VmSize */
-    return pages * (unsigned long)sysconf(_SC_PAGESIZE) + SPARE_ROOM <= rl.rlim_cur;
+    return pages * unb__page_size + SPARE_ROOM <= rl.rlim_cur;
 }
 
 /* A thread to take a worker over: an idle spare, or a new thread within
@@ -2461,7 +2445,7 @@ static char thread_state(pid_t tid)
 {
     char path[64], buf[256];
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-    if (!read_proc(path, buf, sizeof buf))
+    if (!unb__read_proc(path, buf, sizeof buf))
         return 0;
     const char *p = strrchr(buf, ')'); /* the name may hold anything */
     return p && p[1] == ' ' ? p[2] : 0;

@@ -34,16 +34,10 @@ static uint64_t guarded_budget = 28000; /* recomputed in unb__stack_init() */
 static uint64_t read_max_map_count(void)
 {
     char buf[32];
-    long fd = unb__sys3(SYS_open, (long)"/proc/sys/vm/max_map_count",
-                        O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0)
-        return 65530;
-    long n = unb__sys3(SYS_read, fd, (long)buf, sizeof buf - 1);
-    unb__sys3(SYS_close, fd, 0, 0);
-    if (n <= 0)
+    if (!unb__read_proc("/proc/sys/vm/max_map_count", buf, sizeof buf))
         return 65530;
     uint64_t v = 0;
-    for (long i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+    for (int i = 0; buf[i] >= '0' && buf[i] <= '9'; i++)
         v = v * 10 + (uint64_t)(buf[i] - '0');
     return v ? v : 65530;
 }

@@ -9,7 +9,10 @@
 #ifndef UNB_SYS_H
 #define UNB_SYS_H
 
+#include <fcntl.h>
 #include <linux/futex.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -22,6 +25,22 @@ static inline long unb__sys3(long n, long a, long b, long c)
                      : "a"(n), "D"(a), "S"(b), "d"(c)
                      : "rcx", "r11", "memory");
     return ret;
+}
+
+/* Reads a small /proc or /sys file into buf (NUL-terminated; what fits in
+ * size - 1 bytes) with raw syscalls, outside any hook.  False if it cannot
+ * be read. */
+static inline bool unb__read_proc(const char *path, char *buf, size_t size)
+{
+    long fd = unb__sys3(SYS_open, (long)path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    long n = unb__sys3(SYS_read, fd, (long)buf, (long)size - 1);
+    unb__sys3(SYS_close, fd, 0, 0);
+    if (n <= 0)
+        return false;
+    buf[n] = 0;
+    return true;
 }
 
 static inline long unb__sys6(long n, long a, long b, long c, long d, long e, long f)
