@@ -194,6 +194,21 @@ static void load_stats(const char *v)
     unb__say("UNBLOCK_STATS=%s is neither 0 nor 1; statistics stay off", shown(v, &sh));
 }
 
+static void load_sched_batch(const char *v)
+{
+    unb__config.sched_batch = false;
+    if (!v || strcmp(v, "0") == 0 || *v == '\0')
+        return;
+    if (strcmp(v, "1") == 0) {
+        unb__config.sched_batch = true;
+        return;
+    }
+    struct shown sh;
+    unb__say("UNBLOCK_SCHED_BATCH=%s is neither 0 nor 1; workers keep their scheduling "
+             "policy",
+             shown(v, &sh));
+}
+
 static void load_dump_signal(const char *v)
 {
     unb__config.dump_signal = 0;
@@ -216,6 +231,7 @@ void unb__config_load(void)
     load_stack_size(secure ? NULL : getenv("UNBLOCK_STACK_SIZE"));
     load_spares(secure ? NULL : getenv("UNBLOCK_SPARE_THREADS"));
     load_stats(secure ? NULL : getenv("UNBLOCK_STATS"));
+    load_sched_batch(secure ? NULL : getenv("UNBLOCK_SCHED_BATCH"));
     load_dump_signal(secure ? NULL : getenv("UNBLOCK_DUMP_SIGNAL"));
 }
 

@@ -21,6 +21,7 @@ struct unb__config {
     size_t stack_size; /* UNBLOCK_STACK_SIZE, page-rounded */
     unsigned spares;   /* UNBLOCK_SPARE_THREADS: 0 turns the monitor off */
     bool stats;        /* UNBLOCK_STATS=1: print statistics at exit */
+    bool sched_batch;  /* UNBLOCK_SCHED_BATCH=1: workers' threads SCHED_BATCH */
     int dump_signal;   /* UNBLOCK_DUMP_SIGNAL: the coroutine dump's, or 0 */
 };
 

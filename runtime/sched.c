@@ -111,6 +111,27 @@
  * on one side and mapped on the other.  The pool holds at most 4096;
  * beyond that stacks are unmapped.
  *
+ * Threads and the kernel's scheduler
+ * ----------------------------------
+ * Two workers on a machine whose CPUs are all busy (two CPUs, one of them
+ * taken by a load client) serve an echo load slower than one: each worker
+ * runs dry, sleeps in epoll_wait, and on its wake-up preempts the thread
+ * running there, the client more often than not, which then waits for the
+ * CPU while the other idles (echo_server at 100 connections: 0.3 CPUs
+ * idle, each worker waiting for a CPU 30% of the time; about 100k
+ * requests/s, against 150k with one worker or a libev loop).  Spinning
+ * less or polling less did not change it; SCHED_BATCH, under which a
+ * woken thread does not preempt, did: medians 133-151k against 101-115k
+ * in three sets of five runs.  It is not the default,
+ * because it is what it says: with the CPUs busy with other programs, a
+ * woken worker waits for the running thread's slice to end (one
+ * connection beside two CPU-bound loops: p99 3 ms against 0.6 ms).  So
+ * UNBLOCK_SCHED_BATCH=1 asks for it (sched_batch): the threads that start
+ * as workers, once there are two workers or more, and only from
+ * SCHED_OTHER.  Not the monitor, nor the spare threads it starts: they
+ * exist to act at once (a worker's thread that lost its worker in a
+ * handoff keeps its policy as a spare).
+ *
  * The program's main, under the preload
  * -------------------------------------
  * unb__sched_run_main starts the runtime with the process's initial thread
@@ -385,7 +406,9 @@
  * "Affinity"). */
 #define PLACE_SLACK 2
 #define PLACE_RATIO 2
+#ifndef SPIN_POLL_ROUNDS
 #define SPIN_POLL_ROUNDS 16
+#endif
 /* How far below its stack a coroutine's stack pointer is taken for an
  * overflow (of a stack without a guard page, seen at a switch). */
 #define OVERFLOW_REACH (256u * 1024)
@@ -457,6 +480,8 @@ struct unb__m {
     bool initial;                    /* the process's initial thread: stays */
     bool idle;                       /* in rt.spares (under rt.spare_lock) */
     bool reserved;                   /* new, taken by spare_get: not in rt.spares */
+    bool first_worker;               /* started to run a worker, not as a spare */
+    bool batch;                      /* sched_batch has looked at it */
     _Atomic pid_t tid;               /* the kernel's id of the thread; 0
                                         until it has started (the monitor
                                         reads it) */
@@ -517,6 +542,7 @@ static struct {
     _Atomic bool lazy; /* preload: only worker 0 runs until a second coroutine */
     sigset_t sigmask;  /* the workers' signal mask: spares take it too */
     bool said_no_spare;
+    _Atomic bool batched; /* a worker's thread was made SCHED_BATCH */
 } rt = {.monitor_efd = -1};
 
 UNB_TLS struct unb__worker *unb__tls_worker;
@@ -2004,6 +2030,50 @@ static void malloc_bind(void)
     free(p);
 }
 
+/* A thread's scheduling attributes (sched_getattr(2); glibc 2.36 has no
+ * wrapper or struct for it). */
+struct sched_attributes {
+    uint32_t size, policy;
+    uint64_t flags;
+    int32_t nice;
+    uint32_t priority;
+    uint64_t runtime, deadline, period;
+    uint32_t util_min, util_max;
+};
+
+static bool sched_attr_get(pid_t tid, struct sched_attributes *a)
+{
+    memset(a, 0, sizeof *a);
+    return unb__sys6(SYS_sched_getattr, tid, (long)a, sizeof *a, 0, 0, 0) == 0;
+}
+
+static void sched_attr_set(pid_t tid, struct sched_attributes *a)
+{
+    a->size = sizeof *a;
+    a->flags = 0;
+    unb__sys3(SYS_sched_setattr, tid, (long)a, 0);
+}
+
+/*
+ * UNBLOCK_SCHED_BATCH=1: the threads of two or more workers run
+ * SCHED_BATCH (see "Threads and the kernel's scheduler").  Only a thread
+ * the program or its user left at SCHED_OTHER; its nice value is kept.
+ */
+static void sched_batch(struct unb__m *m)
+{
+    if (!unb__config.sched_batch || rt.nworkers < 2 || m->batch)
+        return;
+    m->batch = true;
+    pid_t tid = atomic_load_explicit(&m->tid, memory_order_relaxed);
+    struct sched_attributes a;
+    if (!sched_attr_get(tid, &a) || a.policy != SCHED_OTHER)
+        return;
+    a.policy = SCHED_BATCH;
+    a.runtime = 0; /* the default slice */
+    atomic_store_explicit(&rt.batched, true, memory_order_relaxed);
+    sched_attr_set(tid, &a);
+}
+
 static void thread_setup(struct unb__m *m)
 {
     unb__tls_m = &m->st;
@@ -2024,6 +2094,8 @@ static void thread_setup(struct unb__m *m)
         m->altstack = NULL; /* overflows then die without the message */
     if (atomic_load_explicit(&m->w, memory_order_acquire)) /* a worker's thread */
         malloc_bind();
+    if (m->first_worker && !m->initial) /* the initial thread: in start_threads */
+        sched_batch(m);
 #ifdef UNB_ASAN
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
@@ -2601,22 +2673,18 @@ static void watch_calibrate(void)
  */
 static void monitor_short_slice(void)
 {
-    struct {
-        uint32_t size, policy;
-        uint64_t flags;
-        int32_t nice;
-        uint32_t priority;
-        uint64_t runtime, deadline, period;
-        uint32_t util_min, util_max;
-    } attr;
-    memset(&attr, 0, sizeof attr);
-    if (unb__sys6(SYS_sched_getattr, 0, (long)&attr, sizeof attr, 0, 0, 0) != 0 ||
-        attr.policy != SCHED_OTHER)
+    struct sched_attributes attr;
+    if (!sched_attr_get(0, &attr))
         return;
-    attr.size = sizeof attr;
-    attr.flags = 0;
+    /* Started by a worker's thread made SCHED_BATCH (sched_batch): the
+     * monitor must preempt, it takes the policy the program gave. */
+    if (attr.policy == SCHED_BATCH &&
+        atomic_load_explicit(&rt.batched, memory_order_relaxed))
+        attr.policy = SCHED_OTHER;
+    if (attr.policy != SCHED_OTHER)
+        return;
     attr.runtime = MONITOR_SLICE_NS;
-    unb__sys3(SYS_sched_setattr, 0, (long)&attr, 0);
+    sched_attr_set(0, &attr);
 }
 
 static void *monitor_main(void *arg)
@@ -2852,6 +2920,7 @@ static int worker_spawn(struct unb__worker *w)
         /* Release: the monitor reads m's fields once it sees it here. */
         atomic_store_explicit(&w->m, m, memory_order_release);
         atomic_store_explicit(&m->w, w, memory_order_release);
+        m->first_worker = true;
         if ((e = m_spawn(m)) != 0) {
             atomic_store_explicit(&w->m, NULL, memory_order_relaxed);
             m->next = rt.free_m;
@@ -2887,6 +2956,8 @@ static int start_threads(unsigned first)
         while (!atomic_load_explicit(&m->set_up, memory_order_acquire))
             unb__futex_wait(&m->set_up, 0, NULL);
     }
+    if (first == 1) /* the preload's initial thread, worker 0 until now alone */
+        sched_batch(atomic_load_explicit(&rt.workers[0].m, memory_order_acquire));
     monitor_start();
     return 0;
 }
@@ -3001,6 +3072,7 @@ int unb__sched_run_main(void *(*fn)(void *), void *arg, size_t stack_size)
     struct unb__m *m = m_alloc();
     if (m) {
         m->initial = true; /* never exits: the process's first thread */
+        m->first_worker = true;
         m->kmask = unb__sigmask_read();
         atomic_store_explicit(&m->w, w, memory_order_relaxed);
         atomic_store_explicit(&w->m, m, memory_order_release);

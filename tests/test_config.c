@@ -510,11 +510,15 @@ static void test_values(void)
                     "UNBLOCK_STATS=\\x1b[2J", "statistics stay off", cpus,
                     DEFAULT_STACK);
     check_bad("UNBLOCK_THREADS=threads", "using \"native\"", cpus, DEFAULT_STACK);
+    check_bad("UNBLOCK_SCHED_BATCH=yes", "workers keep their scheduling policy", cpus,
+              DEFAULT_STACK);
 
     check_good("UNBLOCK_WORKERS=3", 3, DEFAULT_STACK);
     check_good("UNBLOCK_STACK_SIZE=64k", cpus, 65536);
     check_good("UNBLOCK_STACK_SIZE=1m", cpus, 1048576);
     check_good("UNBLOCK_STACK_SIZE=131072", cpus, 131072);
+    check_good("UNBLOCK_SCHED_BATCH=1", cpus, DEFAULT_STACK);
+    check_good("UNBLOCK_SCHED_BATCH=0", cpus, DEFAULT_STACK);
 }
 
 /* The size takes effect where it matters: what recursion fits. */

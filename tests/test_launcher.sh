@@ -9,6 +9,9 @@
 #   takes effect; bad values, unknown options and a missing command stop
 #   with one line and status 2; 125/126/127 as env(1); --help, --version;
 #   UNBLOCK_LIBRARY and the search beside the launcher;
+# - UNBLOCK_SCHED_BATCH=1 (--sched-batch): the workers' threads run
+#   SCHED_BATCH when there are two or more, the monitor does not, and a
+#   policy the user chose is kept;
 # - UNBLOCK_STATS=1: the lines at exit under the preload (a program with 10
 #   threads reports at least 11 coroutines) and when linked, even when the
 #   program closes its stderr; nothing when unset, 0, or the runtime never
@@ -28,7 +31,7 @@
 set -u
 export LC_ALL=C
 unset UNBLOCK_WORKERS UNBLOCK_STACK_SIZE UNBLOCK_SPARE_THREADS UNBLOCK_STATS \
-    UNBLOCK_THREADS UNBLOCK_LIBRARY LD_PRELOAD
+    UNBLOCK_THREADS UNBLOCK_SCHED_BATCH UNBLOCK_LIBRARY LD_PRELOAD
 
 UNB_BUILD=${UNB_BUILD:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -64,6 +67,7 @@ B=$(realpath "$UNB_BUILD" 2>/dev/null)
 L=$B/unblock
 LIB=$B/libunblock.so
 THREADS=$B/tests/helpers/threads
+POLICIES=$B/tests/helpers/policies
 for f in "$L" "$LIB" "$THREADS" "$B/man/unblock.1" "$B/man/libunblock.3"; do
     if [ -z "$B" ] || [ ! -e "$f" ]; then
         echo "Bail out! no $f: run make tests first"
@@ -155,12 +159,12 @@ is "$(env_value LD_PRELOAD)" "$LIB" "the library already in LD_PRELOAD is not ad
 # --------------------------------------------------------------------------
 # Options set their variables, and the runtime reads them.
 
-run "$L" -w 3 -s 512k --spare-threads 0 --stats --native-threads env
-is "$(env_value UNBLOCK_WORKERS) $(env_value UNBLOCK_STACK_SIZE) $(env_value UNBLOCK_SPARE_THREADS) $(env_value UNBLOCK_STATS) $(env_value UNBLOCK_THREADS)" \
-    "3 512k 0 1 native" "-w -s --spare-threads --stats --native-threads set UNBLOCK_WORKERS, _STACK_SIZE, _SPARE_THREADS, _STATS, _THREADS"
+run "$L" -w 3 -s 512k --spare-threads 0 --stats --sched-batch --native-threads env
+is "$(env_value UNBLOCK_WORKERS) $(env_value UNBLOCK_STACK_SIZE) $(env_value UNBLOCK_SPARE_THREADS) $(env_value UNBLOCK_STATS) $(env_value UNBLOCK_SCHED_BATCH) $(env_value UNBLOCK_THREADS)" \
+    "3 512k 0 1 1 native" "-w -s --spare-threads --stats --sched-batch --native-threads set UNBLOCK_WORKERS, _STACK_SIZE, _SPARE_THREADS, _STATS, _SCHED_BATCH, _THREADS"
 run "$L" --workers=2 --stack-size=1m --spare-threads=4096 env
-is "$(env_value UNBLOCK_WORKERS) $(env_value UNBLOCK_STACK_SIZE) $(env_value UNBLOCK_SPARE_THREADS) $(env_value UNBLOCK_STATS) $(env_value UNBLOCK_THREADS)" \
-    "2 1m 4096 <unset> <unset>" "--workers=, --stack-size=, --spare-threads= set theirs, and no other"
+is "$(env_value UNBLOCK_WORKERS) $(env_value UNBLOCK_STACK_SIZE) $(env_value UNBLOCK_SPARE_THREADS) $(env_value UNBLOCK_STATS) $(env_value UNBLOCK_SCHED_BATCH) $(env_value UNBLOCK_THREADS)" \
+    "2 1m 4096 <unset> <unset> <unset>" "--workers=, --stack-size=, --spare-threads= set theirs, and no other"
 run "$L" true
 ok "$?" "options are optional"
 run "$L" -- "$L" --workers 1 env
@@ -210,6 +214,7 @@ bad_value "--stack-size k" --stack-size k
 bad_value "an unknown option" --bogus
 bad_value "an unknown short option" -x
 bad_value "--stats=1 (a flag given a value)" --stats=1
+bad_value "--sched-batch=1 (a flag given a value)" --sched-batch=1
 run "$L" --workers
 is "$?:$(cat "$tmp/err")" "2:unblock: --workers needs a value (see unblock --help)" \
     "--workers without a value: exit 2, one line"
@@ -296,6 +301,40 @@ st=$?
 spawned=$(stat_of spawned)
 is "$st:${spawned:-none}" "0:1" \
     "statistics reach the initial stderr even when the program closes its own (coreutils sleep)"
+
+# --------------------------------------------------------------------------
+# UNBLOCK_SCHED_BATCH: with two workers or more, their threads run
+# SCHED_BATCH; the monitor keeps the program's policy (it must preempt),
+# and a thread the user gave another policy keeps it.  policies prints the
+# policies of the threads other than the first, then main's.
+
+if [ -x "$POLICIES" ]; then
+    run "$POLICIES"
+    is "$(tr '\n' ';' <"$tmp/out")" "batch 0 other 4 monitor none;main other;" \
+        "policies natively: 4 threads SCHED_OTHER, no monitor"
+    run "$L" -w 2 "$POLICIES"
+    is "$(tr '\n' ';' <"$tmp/out")" "batch 0 other 1 monitor other;main other;" \
+        "preloaded, 2 workers: every thread stays SCHED_OTHER by default"
+    run "$L" -w 2 --sched-batch "$POLICIES"
+    is "$?:$(tr '\n' ';' <"$tmp/out")$(cat "$tmp/err")" "0:batch 1 other 0 monitor other;main batch;" \
+        "--sched-batch, 2 workers: both workers' threads SCHED_BATCH (main's too), the monitor SCHED_OTHER"
+    run "$L" -w 1 --sched-batch "$POLICIES"
+    is "$(tr '\n' ';' <"$tmp/out")" "batch 0 other 0 monitor other;main other;" \
+        "--sched-batch, 1 worker: nothing changes (one worker does not compete with itself)"
+    if chrt -i 0 true 2>/dev/null; then
+        run "$L" -w 2 --sched-batch chrt -i 0 "$POLICIES"
+        is "$(tr '\n' ';' <"$tmp/out")" "batch 0 other 0 monitor idle;main idle;" \
+            "--sched-batch under chrt -i (SCHED_IDLE): the user's policy is kept, in every thread"
+    else
+        skip "--sched-batch under chrt -i keeps the user's policy" "chrt -i does not run here"
+    fi
+    run env UNBLOCK_SCHED_BATCH=yes UNBLOCK_WORKERS=2 LD_PRELOAD="$LIB" "$POLICIES"
+    is "$(tr '\n' ';' <"$tmp/out")|$(cat "$tmp/err")" \
+        "batch 0 other 1 monitor other;main other;|libunblock: UNBLOCK_SCHED_BATCH=yes is neither 0 nor 1; workers keep their scheduling policy" \
+        "UNBLOCK_SCHED_BATCH=yes: one line naming it, and the policies stay"
+else
+    skip "UNBLOCK_SCHED_BATCH" "no $POLICIES: run make tests first"
+fi
 
 # --------------------------------------------------------------------------
 # make install, pkg-config, the installed launcher, make uninstall.

@@ -297,7 +297,7 @@ static int child_creations(void)
 /* The environment a user might pass to a privileged program. */
 #define HOSTILE_ENV                                                                    \
     "UNBLOCK_WORKERS=3", "UNBLOCK_STACK_SIZE=1m", "UNBLOCK_THREADS=coroutines",        \
-        "UNBLOCK_STATS=1", "UNBLOCK_SPARE_THREADS=abc"
+        "UNBLOCK_STATS=1", "UNBLOCK_SPARE_THREADS=abc", "UNBLOCK_SCHED_BATCH=maybe"
 
 static char tmpdir[64];
 static char setuid_exe[128];
@@ -373,6 +373,8 @@ static void test_secure_execution(void)
         "control: UNBLOCK_THREADS=coroutines makes pthread_create spawn a coroutine");
     ok(strstr(ctl.err, "UNBLOCK_SPARE_THREADS=abc") != NULL,
        "control: the malformed UNBLOCK_SPARE_THREADS is reported");
+    ok(strstr(ctl.err, "UNBLOCK_SCHED_BATCH=maybe") != NULL,
+       "control: the malformed UNBLOCK_SCHED_BATCH is reported");
     ok(strstr(ctl.err, "libunblock: ") && strstr(ctl.err, "switches"),
        "control: UNBLOCK_STATS=1 prints statistics at exit");
 

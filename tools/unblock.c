@@ -82,6 +82,10 @@ static const char usage_text[] =
     "                         handoff off (UNBLOCK_SPARE_THREADS; default 64)\n"
     "      --stats            print the runtime's statistics on stderr at exit\n"
     "                         (UNBLOCK_STATS=1)\n"
+    "      --sched-batch      with two workers or more, their threads run\n"
+    "                         SCHED_BATCH: more throughput when the CPUs are\n"
+    "                         oversubscribed, later wake-ups when other\n"
+    "                         programs compete (UNBLOCK_SCHED_BATCH=1)\n"
     "      --native-threads   keep threads as OS threads; only calls made in\n"
     "                         coroutines park (UNBLOCK_THREADS=native)\n"
     "      --dump-signal SIG  on signal SIG (a name like USR2, RTMIN+n or a\n"
@@ -279,13 +283,14 @@ static char *preload_value(const char *lib, const char *old)
 }
 
 /* Long options without a short form: values no character has. */
-enum { OPT_SPARES = 256, OPT_STATS, OPT_NATIVE, OPT_DUMP_SIGNAL, OPT_DUMP };
+enum { OPT_SPARES = 256, OPT_STATS, OPT_BATCH, OPT_NATIVE, OPT_DUMP_SIGNAL, OPT_DUMP };
 
 static const struct option longopts[] = {
     {"workers", required_argument, NULL, 'w'},
     {"stack-size", required_argument, NULL, 's'},
     {"spare-threads", required_argument, NULL, OPT_SPARES},
     {"stats", no_argument, NULL, OPT_STATS},
+    {"sched-batch", no_argument, NULL, OPT_BATCH},
     {"native-threads", no_argument, NULL, OPT_NATIVE},
     {"dump-signal", required_argument, NULL, OPT_DUMP_SIGNAL},
     {"dump", required_argument, NULL, OPT_DUMP},
@@ -422,7 +427,7 @@ __attribute__((noreturn)) static void dump(const char *pid_text)
 int main(int argc, char **argv)
 {
     const char *workers = NULL, *stack = NULL, *spares = NULL, *dump_signal = NULL;
-    bool stats = false, native = false;
+    bool stats = false, batch = false, native = false;
 
     opterr = 0; /* our own one-line messages */
     int c;
@@ -433,6 +438,7 @@ int main(int argc, char **argv)
         case 's': stack = optarg; break;
         case OPT_SPARES: spares = optarg; break;
         case OPT_STATS: stats = true; break;
+        case OPT_BATCH: batch = true; break;
         case OPT_NATIVE: native = true; break;
         case OPT_DUMP_SIGNAL: dump_signal = optarg; break;
         case OPT_DUMP: dump(optarg);
@@ -487,6 +493,8 @@ int main(int argc, char **argv)
         set("UNBLOCK_SPARE_THREADS", spares);
     if (stats)
         set("UNBLOCK_STATS", "1");
+    if (batch)
+        set("UNBLOCK_SCHED_BATCH", "1");
     if (native)
         set("UNBLOCK_THREADS", "native");
     if (dump_signal)
