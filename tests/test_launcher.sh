@@ -310,27 +310,27 @@ is "$st:${spawned:-none}" "0:1" \
 
 if [ -x "$POLICIES" ]; then
     run "$POLICIES"
-    is "$(tr '\n' ';' <"$tmp/out")" "batch 0 other 4 monitor none;main other;" \
-        "policies natively: 4 threads SCHED_OTHER, no monitor"
+    is "$(tr '\n' ';' <"$tmp/out")" "batch 0 monitor none;main other;" \
+        "policies natively: no thread SCHED_BATCH, no monitor"
     run "$L" -w 2 "$POLICIES"
-    is "$(tr '\n' ';' <"$tmp/out")" "batch 0 other 1 monitor other;main other;" \
+    is "$(tr '\n' ';' <"$tmp/out")" "batch 0 monitor other;main other;" \
         "preloaded, 2 workers: every thread stays SCHED_OTHER by default"
     run "$L" -w 2 --sched-batch "$POLICIES"
-    is "$?:$(tr '\n' ';' <"$tmp/out")$(cat "$tmp/err")" "0:batch 1 other 0 monitor other;main batch;" \
+    is "$?:$(tr '\n' ';' <"$tmp/out")$(cat "$tmp/err")" "0:batch 1 monitor other;main batch;" \
         "--sched-batch, 2 workers: both workers' threads SCHED_BATCH (main's too), the monitor SCHED_OTHER"
     run "$L" -w 1 --sched-batch "$POLICIES"
-    is "$(tr '\n' ';' <"$tmp/out")" "batch 0 other 0 monitor other;main other;" \
+    is "$(tr '\n' ';' <"$tmp/out")" "batch 0 monitor other;main other;" \
         "--sched-batch, 1 worker: nothing changes (one worker does not compete with itself)"
     if chrt -i 0 true 2>/dev/null; then
         run "$L" -w 2 --sched-batch chrt -i 0 "$POLICIES"
-        is "$(tr '\n' ';' <"$tmp/out")" "batch 0 other 0 monitor idle;main idle;" \
+        is "$(tr '\n' ';' <"$tmp/out")" "batch 0 monitor idle;main idle;" \
             "--sched-batch under chrt -i (SCHED_IDLE): the user's policy is kept, in every thread"
     else
         skip "--sched-batch under chrt -i keeps the user's policy" "chrt -i does not run here"
     fi
     run env UNBLOCK_SCHED_BATCH=yes UNBLOCK_WORKERS=2 LD_PRELOAD="$LIB" "$POLICIES"
     is "$(tr '\n' ';' <"$tmp/out")|$(cat "$tmp/err")" \
-        "batch 0 other 1 monitor other;main other;|libunblock: UNBLOCK_SCHED_BATCH=yes is neither 0 nor 1; workers keep their scheduling policy" \
+        "batch 0 monitor other;main other;|libunblock: UNBLOCK_SCHED_BATCH=yes is neither 0 nor 1; workers keep their scheduling policy" \
         "UNBLOCK_SCHED_BATCH=yes: one line naming it, and the policies stay"
 else
     skip "UNBLOCK_SCHED_BATCH" "no $POLICIES: run make tests first"
