@@ -55,12 +55,12 @@
 
 /* ---- classification ------------------------------------------------- */
 
-struct unb__fd *unb__io_classify(int fd)
+struct unb__fd *unb__io_classify_new(int fd)
 {
     struct unb__fd *e = unb__fd_get(fd);
     if (!e)
         return NULL;
-    if (unb_likely(e->kind != UNB_FD_UNKNOWN))
+    if (e->kind != UNB_FD_UNKNOWN) /* classified by another thread meanwhile */
         return e->kind == UNB_FD_NATIVE ? NULL : e;
     /* A file the runtime did not see created: it may be shared with
      * whoever made it (runtime/fd.h). */

@@ -14,8 +14,8 @@
 #include "sanitize.h"
 #include "sched.h"
 
-#define PAGE_SHIFT 10
-#define PAGE_ENTRIES (1 << PAGE_SHIFT)
+#define PAGE_SHIFT UNB_FD_PAGE_SHIFT
+#define PAGE_ENTRIES UNB_FD_PAGE_ENTRIES
 #define FD_LIMIT_MAX (1 << 24)
 
 /*
@@ -32,11 +32,8 @@ static void *table_alloc(size_t size)
     return p == MAP_FAILED ? NULL : p;
 }
 
-static struct {
-    _Atomic(struct unb__fd *) *pages; /* PAGE_ENTRIES entries each */
-    unsigned npages;
-    struct unb__lock lock; /* for allocating pages */
-} table;
+struct unb__fd_table unb__fd_table;
+static struct unb__lock table_lock; /* for allocating pages */
 
 /* The page array, read without the lock: made once, published with a
  * release store after npages, so a reader that sees it sees npages too
@@ -44,7 +41,7 @@ static struct {
  * table_init's write). */
 static inline _Atomic(struct unb__fd *) *table_pages(void)
 {
-    return __atomic_load_n(&table.pages, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&unb__fd_table.pages, __ATOMIC_ACQUIRE);
 }
 
 int64_t unb__now_ns(void)
@@ -58,8 +55,8 @@ static bool table_init(void)
 {
     if (table_pages())
         return true;
-    unb__lock(&table.lock);
-    if (!table.pages) {
+    unb__lock(&table_lock);
+    if (!unb__fd_table.pages) {
         struct rlimit rl;
         uint64_t max = FD_LIMIT_MAX;
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY &&
@@ -68,22 +65,12 @@ static bool table_init(void)
         unsigned n = (unsigned)((max + PAGE_ENTRIES - 1) >> PAGE_SHIFT);
         _Atomic(struct unb__fd *) *p = table_alloc((n ? n : 1) * sizeof *p);
         if (p) {
-            table.npages = n;
-            __atomic_store_n(&table.pages, p, __ATOMIC_RELEASE);
+            unb__fd_table.npages = n;
+            __atomic_store_n(&unb__fd_table.pages, p, __ATOMIC_RELEASE);
         }
     }
-    unb__unlock(&table.lock);
-    return table.pages != NULL;
-}
-
-struct unb__fd *unb__fd_peek(int fd)
-{
-    _Atomic(struct unb__fd *) *pages = table_pages();
-    if (fd < 0 || !pages || (unsigned)fd >> PAGE_SHIFT >= table.npages)
-        return NULL;
-    struct unb__fd *page =
-        atomic_load_explicit(&pages[fd >> PAGE_SHIFT], memory_order_acquire);
-    return page ? &page[fd & (PAGE_ENTRIES - 1)] : NULL;
+    unb__unlock(&table_lock);
+    return unb__fd_table.pages != NULL;
 }
 
 _Atomic uint32_t unb__fd_forks;
@@ -101,20 +88,20 @@ struct unb__fd *unb__fd_get(int fd)
     struct unb__fd *e = unb__fd_peek(fd);
     if (unb_likely(e))
         return e;
-    if (fd < 0 || !table_init() || (unsigned)fd >> PAGE_SHIFT >= table.npages)
+    if (fd < 0 || !table_init() || (unsigned)fd >> PAGE_SHIFT >= unb__fd_table.npages)
         return NULL;
-    unb__lock(&table.lock);
-    struct unb__fd *page = atomic_load(&table.pages[fd >> PAGE_SHIFT]);
+    unb__lock(&table_lock);
+    struct unb__fd *page = atomic_load(&unb__fd_table.pages[fd >> PAGE_SHIFT]);
     if (!page) {
         page = table_alloc(sizeof *page * PAGE_ENTRIES);
         if (page) {
             for (int i = 0; i < PAGE_ENTRIES; i++)
                 entry_init(&page[i]);
-            atomic_store_explicit(&table.pages[fd >> PAGE_SHIFT], page,
+            atomic_store_explicit(&unb__fd_table.pages[fd >> PAGE_SHIFT], page,
                                   memory_order_release);
         }
     }
-    unb__unlock(&table.lock);
+    unb__unlock(&table_lock);
     return page ? &page[fd & (PAGE_ENTRIES - 1)] : NULL;
 }
 
@@ -523,10 +510,10 @@ void unb__fd_fork_child(void)
      * them (only this table points to them: dropped, each was lost in
      * every child, as memcheck found).  What the program set on its fds
      * (O_NONBLOCK, timeouts) still holds. */
-    atomic_store(&table.lock.state, 0);
+    atomic_store(&table_lock.state, 0);
     atomic_store(&share_lock.state, 0);
-    for (unsigned i = 0; table_pages() && i < table.npages; i++) {
-        struct unb__fd *page = atomic_load(&table.pages[i]);
+    for (unsigned i = 0; table_pages() && i < unb__fd_table.npages; i++) {
+        struct unb__fd *page = atomic_load(&unb__fd_table.pages[i]);
         for (int j = 0; page && j < PAGE_ENTRIES; j++) {
             atomic_store(&page[j].lock, 0);
             free(page[j].pd);

@@ -107,8 +107,29 @@ void unb__fd_forking(void);
  * the table, or when memory runs out (callers then act natively). */
 struct unb__fd *unb__fd_get(int fd);
 
-/* The entry if its page exists, else NULL; never allocates. */
-struct unb__fd *unb__fd_peek(int fd);
+/* The table (fd.c): an array of pages of UNB_FD_PAGE_ENTRIES entries,
+ * made once with npages slots and published with a release store after
+ * npages; a slot's page is published the same way once allocated. */
+#define UNB_FD_PAGE_SHIFT 10
+#define UNB_FD_PAGE_ENTRIES (1 << UNB_FD_PAGE_SHIFT)
+struct unb__fd_table {
+    _Atomic(struct unb__fd *) *pages;
+    unsigned npages;
+};
+extern struct unb__fd_table unb__fd_table;
+
+/* The entry if its page exists, else NULL; never allocates.  Inline: every
+ * hooked read and write looks here first (a file's costs no more). */
+static inline struct unb__fd *unb__fd_peek(int fd)
+{
+    _Atomic(struct unb__fd *) *pages =
+        __atomic_load_n(&unb__fd_table.pages, __ATOMIC_ACQUIRE);
+    if (unb_unlikely(!pages) || (unsigned)fd >> UNB_FD_PAGE_SHIFT >= unb__fd_table.npages)
+        return NULL; /* a negative fd too: unsigned, it is past the table */
+    struct unb__fd *page =
+        atomic_load_explicit(&pages[(unsigned)fd >> UNB_FD_PAGE_SHIFT], memory_order_acquire);
+    return page ? &page[fd & (UNB_FD_PAGE_ENTRIES - 1)] : NULL;
+}
 
 /* Forgets what was known of fd and records a new file there. */
 void unb__fd_reset(int fd, enum unb__fd_kind kind, bool user_nonblock,
