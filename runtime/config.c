@@ -181,32 +181,19 @@ static void load_spares(const char *v)
     unb__config.spares = (unsigned)n;
 }
 
-static void load_stats(const char *v)
+/* A flag: 1 sets *out; 0, empty or unset clears it; anything else is
+ * reported with `otherwise` (what happens instead) and clears it. */
+static void load_flag(const char *name, const char *v, bool *out, const char *otherwise)
 {
-    unb__config.stats = false;
+    *out = false;
     if (!v || strcmp(v, "0") == 0 || *v == '\0')
         return;
     if (strcmp(v, "1") == 0) {
-        unb__config.stats = true;
+        *out = true;
         return;
     }
     struct shown sh;
-    unb__say("UNBLOCK_STATS=%s is neither 0 nor 1; statistics stay off", shown(v, &sh));
-}
-
-static void load_sched_batch(const char *v)
-{
-    unb__config.sched_batch = false;
-    if (!v || strcmp(v, "0") == 0 || *v == '\0')
-        return;
-    if (strcmp(v, "1") == 0) {
-        unb__config.sched_batch = true;
-        return;
-    }
-    struct shown sh;
-    unb__say("UNBLOCK_SCHED_BATCH=%s is neither 0 nor 1; workers keep their scheduling "
-             "policy",
-             shown(v, &sh));
+    unb__say("%s=%s is neither 0 nor 1; %s", name, shown(v, &sh), otherwise);
 }
 
 static void load_dump_signal(const char *v)
@@ -230,8 +217,10 @@ void unb__config_load(void)
     load_workers(secure ? NULL : getenv("UNBLOCK_WORKERS"));
     load_stack_size(secure ? NULL : getenv("UNBLOCK_STACK_SIZE"));
     load_spares(secure ? NULL : getenv("UNBLOCK_SPARE_THREADS"));
-    load_stats(secure ? NULL : getenv("UNBLOCK_STATS"));
-    load_sched_batch(secure ? NULL : getenv("UNBLOCK_SCHED_BATCH"));
+    load_flag("UNBLOCK_STATS", secure ? NULL : getenv("UNBLOCK_STATS"),
+              &unb__config.stats, "statistics stay off");
+    load_flag("UNBLOCK_SCHED_BATCH", secure ? NULL : getenv("UNBLOCK_SCHED_BATCH"),
+              &unb__config.sched_batch, "workers keep their scheduling policy");
     load_dump_signal(secure ? NULL : getenv("UNBLOCK_DUMP_SIGNAL"));
 }
 

@@ -122,15 +122,15 @@
  * requests/s, against 150k with one worker or a libev loop).  Spinning
  * less or polling less did not change it; SCHED_BATCH, under which a
  * woken thread does not preempt, did: medians 133-151k against 101-115k
- * in three sets of five runs.  It is not the default,
- * because it is what it says: with the CPUs busy with other programs, a
- * woken worker waits for the running thread's slice to end (one
- * connection beside two CPU-bound loops: p99 3 ms against 0.6 ms).  So
- * UNBLOCK_SCHED_BATCH=1 asks for it (sched_batch): the threads that start
- * as workers, once there are two workers or more, and only from
- * SCHED_OTHER.  Not the monitor, nor the spare threads it starts: they
- * exist to act at once (a worker's thread that lost its worker in a
- * handoff keeps its policy as a spare).
+ * in three sets of five runs.  It is not the default, because it is what
+ * it says: with the CPUs busy with other programs, a woken worker waits
+ * for the running thread's slice to end (one connection beside two
+ * CPU-bound loops: p99 3 ms against 0.6 ms).  So UNBLOCK_SCHED_BATCH=1
+ * asks for it (sched_batch): the threads that start as workers, once
+ * there are two workers or more, and only from SCHED_OTHER.  Not the
+ * monitor, nor the spare threads it starts: they exist to act at once (a
+ * worker's thread that lost its worker in a handoff keeps its policy as a
+ * spare).
  *
  * The program's main, under the preload
  * -------------------------------------
@@ -2248,7 +2248,7 @@ void unb__rt_reclaim(void)
 #ifndef WATCH_PERIOD_TICKS
 #define WATCH_PERIOD_TICKS 1
 #endif
-/* The monitor's scheduler slice (see monitor_short_slice). */
+/* The monitor's scheduler slice (see monitor_sched). */
 #define MONITOR_SLICE_NS 100000
 /* How long an idle spare thread waits for work before it exits. */
 #define SPARE_IDLE_S 2
@@ -2668,23 +2668,28 @@ static void watch_calibrate(void)
  * the next scheduler tick (up to 4 ms) in half of bench_monitor's compute
  * runs.  Since Linux 6.12 a thread may ask for a shorter slice (EEVDF's
  * sched_runtime for SCHED_OTHER), and a woken thread with a short slice
- * preempts at once.  Older kernels ignore it.  The thread's nice value is
- * kept.
+ * preempts at once.  Older kernels ignore it.  (Not under valgrind, which
+ * runs one thread at a time anyway.)  The thread's nice value is kept.
  */
-static void monitor_short_slice(void)
+static void monitor_sched(bool short_slice)
 {
     struct sched_attributes attr;
     if (!sched_attr_get(0, &attr))
         return;
     /* Started by a worker's thread made SCHED_BATCH (sched_batch): the
-     * monitor must preempt, it takes the policy the program gave. */
+     * monitor must preempt, so it takes back the policy the program had. */
+    bool changed = false;
     if (attr.policy == SCHED_BATCH &&
-        atomic_load_explicit(&rt.batched, memory_order_relaxed))
+        atomic_load_explicit(&rt.batched, memory_order_relaxed)) {
         attr.policy = SCHED_OTHER;
-    if (attr.policy != SCHED_OTHER)
-        return;
-    attr.runtime = MONITOR_SLICE_NS;
-    sched_attr_set(0, &attr);
+        changed = true;
+    }
+    if (attr.policy == SCHED_OTHER && short_slice) {
+        attr.runtime = MONITOR_SLICE_NS;
+        changed = true;
+    }
+    if (changed)
+        sched_attr_set(0, &attr);
 }
 
 static void *monitor_main(void *arg)
@@ -2696,8 +2701,7 @@ static void *monitor_main(void *arg)
     prctl(PR_SET_NAME, "unblock-monitor");
     prctl(PR_SET_TIMERSLACK, 1000); /* looks on time, within a microsecond */
     monitor_serialised = RUNNING_ON_VALGRIND != 0;
-    if (!monitor_serialised) /* the tool runs one thread at a time anyway */
-        monitor_short_slice();
+    monitor_sched(!monitor_serialised);
     if (monitor_serialised)
         monitor_tick_ns = (long)MONITOR_TICK_NS * VALGRIND_TICK_FACTOR;
     int efd = atomic_load(&rt.monitor_efd);
