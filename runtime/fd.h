@@ -119,7 +119,8 @@ struct unb__fd_table {
 extern struct unb__fd_table unb__fd_table;
 
 /* The entry if its page exists, else NULL; never allocates.  Inline: every
- * hooked read and write looks here first (a file's costs no more). */
+ * hooked read and write looks here first, and for a file or a device
+ * that is all the lookup costs. */
 static inline struct unb__fd *unb__fd_peek(int fd)
 {
     _Atomic(struct unb__fd *) *pages =

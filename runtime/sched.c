@@ -481,7 +481,6 @@ struct unb__m {
     bool idle;                       /* in rt.spares (under rt.spare_lock) */
     bool reserved;                   /* new, taken by spare_get: not in rt.spares */
     bool first_worker;               /* started to run a worker, not as a spare */
-    bool batch;                      /* sched_batch has looked at it */
     _Atomic pid_t tid;               /* the kernel's id of the thread; 0
                                         until it has started (the monitor
                                         reads it) */
@@ -2057,13 +2056,13 @@ static void sched_attr_set(pid_t tid, struct sched_attributes *a)
 /*
  * UNBLOCK_SCHED_BATCH=1: the threads of two or more workers run
  * SCHED_BATCH (see "Threads and the kernel's scheduler").  Only a thread
- * the program or its user left at SCHED_OTHER; its nice value is kept.
+ * the program or its user left at SCHED_OTHER (so a second call changes
+ * nothing); its nice value is kept.
  */
 static void sched_batch(struct unb__m *m)
 {
-    if (!unb__config.sched_batch || rt.nworkers < 2 || m->batch)
+    if (!unb__config.sched_batch || rt.nworkers < 2)
         return;
-    m->batch = true;
     pid_t tid = atomic_load_explicit(&m->tid, memory_order_relaxed);
     struct sched_attributes a;
     if (!sched_attr_get(tid, &a) || a.policy != SCHED_OTHER)
