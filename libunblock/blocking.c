@@ -39,22 +39,22 @@
 
 UNB_EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off)
 {
-    return UNB_BLOCKING(UNB_REAL(pread)(fd, buf, n, off));
+    return UNB_BLOCKING_SYS(pread, SYS_pread64, fd, buf, n, off);
 }
 
 UNB_EXPORT ssize_t pread64(int fd, void *buf, size_t n, off64_t off)
 {
-    return UNB_BLOCKING(UNB_REAL(pread64)(fd, buf, n, off));
+    return UNB_BLOCKING_SYS(pread64, SYS_pread64, fd, buf, n, off);
 }
 
 UNB_EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-    return UNB_BLOCKING(UNB_REAL(pwrite)(fd, buf, n, off));
+    return UNB_BLOCKING_SYS(pwrite, SYS_pwrite64, fd, buf, n, off);
 }
 
 UNB_EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
 {
-    return UNB_BLOCKING(UNB_REAL(pwrite64)(fd, buf, n, off));
+    return UNB_BLOCKING_SYS(pwrite64, SYS_pwrite64, fd, buf, n, off);
 }
 
 UNB_EXPORT ssize_t preadv(int fd, const struct iovec *iov, int n, off_t off)

@@ -45,6 +45,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -353,7 +354,7 @@ UNB_EXPORT ssize_t read(int fd, void *buf, size_t len)
 {
     struct unb__fd *e = parkable(fd);
     if (!e) /* a file, a terminal, a device: may block */
-        return UNB_BLOCKING(UNB_REAL(read)(fd, buf, len));
+        return UNB_BLOCKING_SYS3(read, SYS_read, fd, buf, len);
     struct rd r = {.sock = e->kind == UNB_FD_SOCKET, .buf = buf, .len = len};
     if (len == 0) /* read(2) of nothing never waits (recv of nothing does) */
         return UNB_REAL(read)(fd, buf, len);
@@ -582,7 +583,7 @@ UNB_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 {
     struct unb__fd *e = parkable(fd);
     if (!e) /* a file, a terminal, a device: may block */
-        return UNB_BLOCKING(UNB_REAL(write)(fd, buf, len));
+        return UNB_BLOCKING_SYS3(write, SYS_write, fd, buf, len);
     struct wr w = {.sock = e->kind == UNB_FD_SOCKET, .buf = buf, .len = len};
     struct unb__io_wait cw = unb__io_begin();
     return unb__io_write(fd, e, op_write, &w, len, UNB_CALL_WRITE, &cw);

@@ -18,6 +18,22 @@ static UNB_NO_TSAN void errno_init(void)
     unb__errno_offset = (char *)&errno - tp;
 }
 
+/* Is sym in the object at libc_base, glibc's (the one that defines
+ * gnu_get_libc_version, which no interposer does)?  Not instrumented: run
+ * by unb__real_resolve. */
+static UNB_NO_TSAN bool in_libc(void *sym, const void *libc_base)
+{
+    Dl_info info;
+    return libc_base && dladdr(sym, &info) && info.dli_fbase == libc_base;
+}
+
+static UNB_NO_TSAN const void *libc_base(void)
+{
+    Dl_info info;
+    void *sym = dlsym(RTLD_DEFAULT, "gnu_get_libc_version");
+    return sym && dladdr(sym, &info) ? info.dli_fbase : NULL;
+}
+
 UNB_NO_TSAN void unb__real_resolve(void)
 {
     errno_init();
@@ -31,6 +47,14 @@ UNB_NO_TSAN void unb__real_resolve(void)
     } while (0);
     UNB_REAL_SYMBOLS(UNB_REAL_LOOKUP)
 #undef UNB_REAL_LOOKUP
+    const void *libc = libc_base();
+    bool direct = in_libc((void *)unb__real.read, libc) &&
+                  in_libc((void *)unb__real.write, libc) &&
+                  in_libc((void *)unb__real.pread, libc) &&
+                  in_libc((void *)unb__real.pread64, libc) &&
+                  in_libc((void *)unb__real.pwrite, libc) &&
+                  in_libc((void *)unb__real.pwrite64, libc);
+    atomic_store_explicit(&unb__real.direct, direct, memory_order_relaxed);
     atomic_store_explicit(&unb__real.ready, true, memory_order_release);
 }
 

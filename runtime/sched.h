@@ -240,7 +240,12 @@ static inline void unb__rt_block_end(uint32_t depth)
  * made plainly: the runtime's own waits say so themselves.  errno travels
  * with the coroutine if it moves to another thread (the switch saves and
  * restores it). */
-#define UNB_BLOCKING(call)                                                             \
+#define UNB_BLOCKING(call) UNB_BLOCKING_AS(call, call)
+
+/* The same, where a coroutine makes `marked` instead: an equivalent of
+ * `call` that only a worker's thread may use (libunblock/real.h, "Direct
+ * calls"). */
+#define UNB_BLOCKING_AS(call, marked)                                                  \
     ({                                                                                 \
         struct unb__m_state *m_ = UNB_TLS_FRESH(unb__tls_m);                           \
         __typeof__(call) r_;                                                           \
@@ -249,7 +254,7 @@ static inline void unb__rt_block_end(uint32_t depth)
         } else {                                                                       \
             unb__cancel_point();                                                       \
             unb__rt_block_begin(__func__);                                             \
-            r_ = (call);                                                               \
+            r_ = (marked);                                                             \
             unb__rt_block_end(0);                                                      \
         }                                                                              \
         r_;                                                                            \

@@ -122,6 +122,7 @@ case_ udp_loopback 0 1
 case_ recv_flags 0 1
 case_ recv_edge 0 1
 case_ iovec_io 0 1
+case_ file_calls 0 1
 case_ scm_rights 0 1
 case_ sock_timeouts 0 1
 case_ timeout_shared 0 1

@@ -156,6 +156,26 @@ fi
 run env LD_PRELOAD="$LIB" "$L" env
 is "$(env_value LD_PRELOAD)" "$LIB" "the library already in LD_PRELOAD is not added twice"
 
+# A library of the user's that interposes read and write (a tracer, a fault
+# injector) still sees the program's calls of them: the hooks call the next
+# library's function, and make the syscall themselves only when that is
+# glibc's (libunblock/real.h, "Direct calls").  dd's reads and writes of
+# 777 bytes are what it counts.
+if timeout "$T" cc -shared -fPIC -o "$tmp/count_io.so" "$ROOT/tests/interpose/count_io.c" \
+    -ldl 2>"$tmp/cc.err"; then
+    head -c 20000 /dev/zero >"$tmp/blocks"
+    counts() {
+        rm -f "$tmp/counts"
+        run env LD_PRELOAD="$tmp/count_io.so" COUNT_IO_FILE="$tmp/counts" "$@" \
+            dd if="$tmp/blocks" of=/dev/null bs=777 count=20
+        cat "$tmp/counts"
+    }
+    is "$(counts) / $(counts "$L")" "count_io: read 20 write 20 / count_io: read 20 write 20" \
+        "a library preloaded after ours that interposes read and write sees dd's 20 reads and writes, natively and under unblock"
+else
+    skip "a library preloaded after ours sees the calls" "cc -shared failed: $(head -n 1 "$tmp/cc.err")"
+fi
+
 # --------------------------------------------------------------------------
 # Options set their variables, and the runtime reads them.
 
