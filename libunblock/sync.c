@@ -334,14 +334,46 @@ UNB_EXPORT int pthread_cond_destroy(pthread_cond_t *c)
  * waiter publishes addr and then looks for a pending cancel; the canceller
  * sets the cancel and then wakes every waiter on a published address,
  * which takes the same bucket lock.  Returns whether to skip the wait.
+ *
+ * A plain thread (threads native, or a program linking -lunblock) is
+ * cancelled by glibc, whose SIGCANCEL handler ends glibc's own waits but
+ * restarts our futex wait (plot.c): pthread_cancel of such a thread
+ * waited for ever.  So the same protocol runs on the thread's TLS: after
+ * glibc's pthread_cancel, unb__sync_thread_cancel marks the thread asked
+ * and wakes the waiters on the address it published; the wait comes back
+ * as a spurious wake-up, and the cancellation point after it
+ * (cancel_point) calls glibc's pthread_testcancel, which acts.  A thread
+ * with cancellation disabled waits on; a later cancellation point acts.
  */
+static UNB_TLS _Atomic(const void *) thread_cancel_addr;
+static UNB_TLS _Atomic bool thread_cancel_asked;
+
+/* glibc's cancellation state of the calling plain thread: enabled? */
+static bool thread_cancel_enabled(void)
+{
+    int old;
+    UNB_REAL(pthread_setcancelstate)(PTHREAD_CANCEL_DISABLE, &old);
+    UNB_REAL(pthread_setcancelstate)(old, NULL);
+    return old == PTHREAD_CANCEL_ENABLE;
+}
+
+/* Will the caller's next cancellation point act? */
+static bool cancel_due(void)
+{
+    struct unb_coro *co = unb__sched_current();
+    if (co)
+        return atomic_load(&co->cancel_pending) && !co->cancel_off;
+    return atomic_load(&thread_cancel_asked) && thread_cancel_enabled();
+}
+
 static bool cancel_before_wait(const void *addr)
 {
     struct unb_coro *co = unb__sched_current();
-    if (!co)
-        return false;
-    atomic_store(&co->cancel_addr, addr);
-    return atomic_load(&co->cancel_pending) && !co->cancel_off;
+    if (co)
+        atomic_store(&co->cancel_addr, addr);
+    else
+        atomic_store(&thread_cancel_addr, addr);
+    return cancel_due();
 }
 
 static void cancel_after_wait(void)
@@ -349,11 +381,50 @@ static void cancel_after_wait(void)
     struct unb_coro *co = unb__sched_current();
     if (co)
         atomic_store_explicit(&co->cancel_addr, NULL, memory_order_relaxed);
+    else
+        atomic_store_explicit(&thread_cancel_addr, NULL, memory_order_relaxed);
 }
+
+/* A cancellation point of the waits here, for a coroutine or a thread. */
+static void cancel_point(void)
+{
+    unb__cancel_point();
+    if (unb_unlikely(atomic_load_explicit(&thread_cancel_asked, memory_order_relaxed)) &&
+        !unb__sched_current())
+        UNB_REAL(pthread_testcancel)();
+}
+
+#if defined(__x86_64__)
+/* The address in thread t of the calling thread's initial-exec TLS
+ * variable *mine: glibc's pthread_t is the thread pointer here, and such
+ * a variable lies at the same offset from it in every thread (as errno
+ * does, common.h). */
+static void *tls_of(pthread_t t, void *mine)
+{
+    char *tp;
+    __asm__ volatile("movq %%fs:0, %0" : "=r"(tp));
+    return (char *)t + ((char *)mine - tp);
+}
+
+void unb__sync_thread_cancel(pthread_t t)
+{
+    _Atomic bool *asked = tls_of(t, (void *)&thread_cancel_asked);
+    _Atomic(const void *) *addr = tls_of(t, (void *)&thread_cancel_addr);
+    atomic_store(asked, true);
+    const void *a = atomic_load(addr);
+    if (a)
+        unb__plot_wake_some(a, UINT_MAX, NULL);
+}
+#else
+void unb__sync_thread_cancel(pthread_t t)
+{
+    (void)t; /* another TLS layout: a wait of ours is no cancellation point */
+}
+#endif
 
 static int cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct unb__deadline *dl)
 {
-    unb__cancel_point(); /* a cancellation point: acts with the mutex held */
+    cancel_point(); /* a cancellation point: acts with the mutex held */
     if (dl && !valid_ts(&dl->at))
         return EINVAL;
     /* The sequence read under the mutex: a signal after the unlock changes
@@ -375,7 +446,7 @@ static int cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct unb__de
     rc = pthread_mutex_lock(m);
     if (rc != 0)
         return rc;
-    unb__cancel_point(); /* cancelled while waiting: the handlers find it locked */
+    cancel_point(); /* cancelled while waiting: the handlers find it locked */
     return w == -ETIMEDOUT ? ETIMEDOUT : 0;
 }
 
@@ -711,7 +782,7 @@ static int sem_wait_dl(sem_t *sem, const struct unb__deadline *dl)
         unb_errno = EINVAL;
         return -1;
     }
-    unb__cancel_point();
+    cancel_point();
     if (sem_trytake(s))
         return 0;
     for (;;) {
@@ -727,7 +798,12 @@ static int sem_wait_dl(sem_t *sem, const struct unb__deadline *dl)
             unb__plot_unlock(b);
         cancel_after_wait();
         d = atomic_fetch_sub_explicit(&s->data, SEM_WAITER, memory_order_relaxed);
-        unb__cancel_point(); /* before taking: a cancelled wait takes nothing */
+        /* A cancelled wait takes nothing; a post's wake-up that came to
+         * us goes on to another waiter (the canceller woke those waiting
+         * when it came, but not if we had left the wait by then). */
+        if (SEM_VALUE(d) > 0 && rc != -EINTR && cancel_due())
+            unb__plot_wake_some(s, 1, NULL);
+        cancel_point();
         if (rc == -EINTR) {
             /* A signal handler without SA_RESTART ran: EINTR, as glibc's
              * futex wait.  A post's wake-up may have come to us too: pass

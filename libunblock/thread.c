@@ -687,8 +687,12 @@ static void cancel_now(void)
 UNB_EXPORT int pthread_cancel(pthread_t t)
 {
     struct unb_coro *co = as_coro(t);
-    if (!co)
-        return UNB_REAL(pthread_cancel)(t);
+    if (!co) {
+        int rc = UNB_REAL(pthread_cancel)(t);
+        if (rc == 0)
+            unb__sync_thread_cancel(t);
+        return rc;
+    }
     unb__sched_cancel(co);
     return 0;
 }

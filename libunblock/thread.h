@@ -22,4 +22,9 @@ extern _Atomic bool unb__exiting;
 /* In a child after fork: the calling thread is the only one. */
 void unb__thread_fork_child(void);
 
+/* After glibc's pthread_cancel(t) of a plain thread (not a coroutine):
+ * ends a wait of t's in a condition variable or semaphore of ours, as
+ * glibc's own waits end (sync.c). */
+void unb__sync_thread_cancel(pthread_t t);
+
 #endif

@@ -220,9 +220,13 @@ static void unlock_bucket(void *b)
     unb__spin_unlock(&((struct unb__bucket *)b)->lock);
 }
 
-/* A thread waits on its futex, with the deadline as an absolute timeout. */
+/* A thread waits on its futex, with the deadline as an absolute timeout;
+ * if interruptible, a signal handler without SA_RESTART ends the wait with
+ * -EINTR, as it ends glibc's futex wait (the kernel restarts the wait
+ * after the others). */
 static int thread_wait(struct unb__bucket *b, struct unb__pwaiter *p,
-                       const struct unb__deadline *dl, enum unb__call call)
+                       const struct unb__deadline *dl, enum unb__call call,
+                       bool interruptible)
 {
     unb__spin_unlock(&b->lock);
     int op = FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG;
@@ -236,7 +240,7 @@ static int thread_wait(struct unb__bucket *b, struct unb__pwaiter *p,
         long rc =
             unb__sys6(SYS_futex, (long)&p->w.woken, op, 0, (long)(dl ? &dl->at : NULL),
                       0, (long)FUTEX_BITSET_MATCH_ANY);
-        if (rc != -ETIMEDOUT)
+        if (!(rc == -ETIMEDOUT || (rc == -EINTR && interruptible)))
             continue;
         unb__spin_lock(&b->lock);
         bool mine = p->queued;
@@ -244,10 +248,15 @@ static int thread_wait(struct unb__bucket *b, struct unb__pwaiter *p,
             unb__plot_remove(b, p);
         unb__spin_unlock(&b->lock);
         if (mine) {
-            ret = -ETIMEDOUT;
+            ret = (int)rc;
             break;
         }
-        dl = NULL; /* a waker took us off the list: its wake-up is coming */
+        /* A waker took us off the list: its wake-up is coming, and is the
+         * interruption's (the caller passes it on), as for a coroutine. */
+        if (rc == -EINTR)
+            ret = -EINTR;
+        dl = NULL;
+        interruptible = false;
     }
     unb__rt_block_end(depth);
     return ret;
@@ -284,7 +293,7 @@ static int wait_in(struct unb__bucket *b, const void *addr, uintptr_t token,
     unb__waiter_init(&p.w);
     enqueue(b, &p);
     if (!p.w.co)
-        return thread_wait(b, &p, dl, call);
+        return thread_wait(b, &p, dl, call, interruptible);
     struct pintr pi;
     if (interruptible) {
         pi.p = &p;

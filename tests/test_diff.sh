@@ -13,7 +13,10 @@
 #
 # Preloaded runs use UNBLOCK_WORKERS=2; programs whose threads interact run
 # again with UNBLOCK_WORKERS=1 (where a call that blocks its worker instead
-# of parking it shows as a hang).  A known difference is a TAP TODO with
+# of parking it shows as a hang).  Every program runs once more with
+# UNBLOCK_THREADS=native: threads stay threads, and the hooks' paths for
+# plain threads (a program linking -lunblock takes the same) must give
+# the native results too.  A known difference is a TAP TODO with
 # its reason; where the difference is a hang, the program's own watchdog
 # is shortened (DIFF_WATCHDOG_S) so that the suite stays fast.  Every run
 # also has a time limit.  The build directory is $UNB_BUILD (default
@@ -101,6 +104,16 @@ tsan_skip() {
     esac
 }
 
+# Under memcheck only (make test-valgrind), runs with threads native that
+# show the tool rather than the library; each skipped with why.
+threads_skip() {
+    [ "${UNB_TEST_TOOL:-}" = valgrind ] || return 0
+    case $1 in
+    sleep_order)
+        echo "memcheck runs one thread at a time: real threads that wake 40 ms apart while main computes take the tool's lock in its order, not the order of their wake-ups" ;;
+    esac
+}
+
 case_ pipe_blocking 0 1
 case_ pipe_nonblock 0 1
 case_ pipe_epipe 0 1
@@ -160,15 +173,19 @@ case_ stdio_socket 0 0
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-# run OUT MODE WATCHDOG PROG [ARG]: runs PROG natively (MODE native) or
-# preloaded with UNBLOCK_WORKERS=MODE; OUT.out, OUT.err, OUT.status.
+# run OUT MODE WATCHDOG PROG [ARG]: runs PROG natively (MODE native),
+# preloaded with UNBLOCK_WORKERS=MODE, or preloaded with threads native
+# (MODE threads); OUT.out, OUT.err, OUT.status.
 run() {
     local out=$1 mode=$2 wd=$3 prog=$4
     shift 4
     local -a envs=("${clean_env[@]}")
     [ -n "$wd" ] && envs+=(DIFF_WATCHDOG_S="$wd")
     local -a wrap=()
-    if [ "$mode" != native ]; then
+    if [ "$mode" = threads ]; then
+        envs+=(LD_PRELOAD="$PRELOAD" UNBLOCK_THREADS=native)
+        wrap=("${VALGRIND[@]}")
+    elif [ "$mode" != native ]; then
         envs+=(LD_PRELOAD="$PRELOAD" UNBLOCK_WORKERS="$mode")
         wrap=("${VALGRIND[@]}")
     fi
@@ -179,6 +196,14 @@ run() {
         exit $? # not exec'd in place: this subshell reports the death, to /dev/null
     ) 2>/dev/null
     echo $? >"$out.status"
+}
+
+# The preloaded run MODE, in words.
+mode_str() {
+    case $1 in
+    threads) echo "UNBLOCK_THREADS=native" ;;
+    *) echo "UNBLOCK_WORKERS=$1" ;;
+    esac
 }
 
 status_str() {
@@ -201,19 +226,20 @@ for ((i = 0; i < ${#C_NAME[@]}; i++)); do
     base=$tmp/$i
     modes=(2)
     [ "${C_W1[i]}" = 1 ] && modes+=(1)
+    modes+=(threads)
 
     skip_reason=$(tsan_skip "$name")
     if [ -n "$skip_reason" ]; then
         for m in "${modes[@]}"; do
             n=$((n + 1))
-            echo "ok $n - $label: under the preload (UNBLOCK_WORKERS=$m) the same stdout and $(status_str "$want") as natively # SKIP $skip_reason"
+            echo "ok $n - $label: under the preload ($(mode_str "$m")) the same stdout and $(status_str "$want") as natively # SKIP $skip_reason"
         done
         continue
     fi
     if [ ! -x "$prog" ]; then
         for m in "${modes[@]}"; do
             n=$((n + 1))
-            echo "not ok $n - $label, UNBLOCK_WORKERS=$m: no $prog (run make tests)"
+            echo "not ok $n - $label, $(mode_str "$m"): no $prog (run make tests)"
             nfail=$((nfail + 1))
         done
         continue
@@ -227,9 +253,10 @@ for ((i = 0; i < ${#C_NAME[@]}; i++)); do
         n=$((n + 1))
         todo=${C_TODO2[i]}
         [ "$m" = 1 ] && todo=${C_TODO1[i]}
+        [ "$m" = threads ] && todo=""
         wd=""
         case $todo in hang:*) wd=1 ;; esac
-        desc="$label: under the preload (UNBLOCK_WORKERS=$m) the same stdout and $(status_str "$want") as natively"
+        desc="$label: under the preload ($(mode_str "$m")) the same stdout and $(status_str "$want") as natively"
         if [ "$nst" != "$want" ]; then
             echo "not ok $n - $desc"
             nfail=$((nfail + 1))
@@ -238,11 +265,18 @@ for ((i = 0; i < ${#C_NAME[@]}; i++)); do
             diag_file "$base.native.err" 10
             continue
         fi
+        if [ "$m" = threads ]; then
+            skip_reason=$(threads_skip "$name")
+            if [ -n "$skip_reason" ]; then
+                echo "ok $n - $desc # SKIP $skip_reason"
+                continue
+            fi
+        fi
         p=$base.w$m
         t0=$(now_ms)
         run "$p" "$m" "$wd" "$prog" "${arg[@]}"
         ms=$(($(now_ms) - t0))
-        echo "$ms $label W=$m" >>"$tmp/times"
+        echo "$ms $label $(mode_str "$m")" >>"$tmp/times"
         pst=$(cat "$p.status")
         bad=""
         [ "$pst" = "$nst" ] || bad+="$(status_str "$pst") instead of $(status_str "$nst"); "
@@ -259,7 +293,7 @@ for ((i = 0; i < ${#C_NAME[@]}; i++)); do
         if [ -n "$bad" ]; then
             diag "${bad%; } (preloaded run: $ms ms)"
             if ! cmp -s "$base.native.out" "$p.out"; then
-                diag "$(diff -u --label native --label "preload W=$m" "$base.native.out" "$p.out" | head -n 30)"
+                diag "$(diff -u --label native --label "preload $(mode_str "$m")" "$base.native.out" "$p.out" | head -n 30)"
             fi
             if [ -s "$p.err" ]; then
                 diag "preloaded stderr:"

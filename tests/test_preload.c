@@ -100,7 +100,7 @@ struct spec {
 
 static const struct spec specs[] = {
     {"barrier", NULL, 0, NULL, 0, 0, 0, 0},
-    {"cleanup_cancel", NULL, 0, NULL, 0, 1, 0, 0},
+    {"cleanup_cancel", NULL, 0, NULL, 0, 1, 1, 0},
     {"cleanup_exit", NULL, 0, NULL, 0, 1, 0, 0},
     {"cleanup_exit_eh", NULL, 0, NULL, 0, 0, 0, 0},
     {"cond", NULL, 0, NULL, 0, 1, 0, 0},
