@@ -3,9 +3,15 @@
  * coroutine on it is stuck in a call no hook can park, or in a computation
  * (the monitor's handoff, runtime/sched.c).
  *
- * usage: bench_monitor [SCENARIO...]
+ * usage: bench_monitor [--threads] [SCENARIO...]
  *   (default: all, in the order idle fileread resolver flock compute
  *   nanosleep; the thread-count measurement follows the last one)
+ *
+ * --threads: the same with the heartbeat and the scenario on two plain
+ * threads, the runtime never started: what the machine itself does to a
+ * thread that nothing blocks (its timer wake-ups, the hypervisor).  Its
+ * largest gap is the floor under any runtime's; no handoffs, no thread
+ * count.
  *
  * On one worker, a heartbeat coroutine sleeps 1 ms in a loop (usleep(1000))
  * and stamps each wake-up (CLOCK_MONOTONIC), while a second coroutine on
@@ -50,6 +56,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -294,6 +301,8 @@ static const struct scen scens[] = {
 
 /* ---- the heartbeat and one scenario's run -------------------------------- */
 
+static bool threads_mode; /* --threads */
+
 struct run {
     const struct scen *scen;
     uint64_t *stamps; /* heartbeat wake-ups */
@@ -321,11 +330,13 @@ static void *scenario(void *arg)
 {
     struct run *r = arg;
     usleep(SETTLE_US); /* the heartbeat ticks meanwhile */
-    unb_stats(&r->before);
+    if (!threads_mode)
+        unb_stats(&r->before);
     r->t0 = now_ns();
     r->calls = r->scen->run();
     r->t1 = now_ns();
-    unb_stats(&r->after);
+    if (!threads_mode)
+        unb_stats(&r->after);
     atomic_store_explicit(&r->stop, 1, memory_order_release);
     return NULL;
 }
@@ -339,17 +350,28 @@ static int cmp_u64(const void *a, const void *b)
 static void run_scenario(const struct scen *s, uint64_t *stamps, uint64_t *gaps)
 {
     struct run r = {.scen = s, .stamps = stamps};
-    unb_coro_t *hb = unb_spawn(heartbeat, &r);
-    if (!hb)
-        die("unb_spawn", errno);
-    unb_coro_t *sc = unb_spawn(scenario, &r);
-    if (!sc)
-        die("unb_spawn", errno);
-    int e = unb_join(sc, NULL);
-    if (e == 0)
-        e = unb_join(hb, NULL);
-    if (e != 0)
-        die("unb_join", e);
+    if (threads_mode) {
+        pthread_t hb, sc;
+        int e = pthread_create(&hb, NULL, heartbeat, &r);
+        if (e == 0)
+            e = pthread_create(&sc, NULL, scenario, &r);
+        if (e != 0)
+            die("pthread_create", e);
+        pthread_join(sc, NULL);
+        pthread_join(hb, NULL);
+    } else {
+        unb_coro_t *hb = unb_spawn(heartbeat, &r);
+        if (!hb)
+            die("unb_spawn", errno);
+        unb_coro_t *sc = unb_spawn(scenario, &r);
+        if (!sc)
+            die("unb_spawn", errno);
+        int e = unb_join(sc, NULL);
+        if (e == 0)
+            e = unb_join(hb, NULL);
+        if (e != 0)
+            die("unb_join", e);
+    }
 
     size_t ngaps = 0, ticks = 0, over = 0;
     uint64_t max = 0, onset = 0;
@@ -422,13 +444,19 @@ int main(int argc, char **argv)
 {
     const struct scen *chosen[NSCENS * 4];
     size_t nchosen = 0;
-    for (int i = 1; i < argc; i++) {
+    int first = 1;
+    if (argc > 1 && strcmp(argv[1], "--threads") == 0) {
+        threads_mode = true;
+        first = 2;
+    }
+    for (int i = first; i < argc; i++) {
         size_t k;
         for (k = 0; k < NSCENS && strcmp(argv[i], scens[k].name) != 0; k++)
             ;
         if (k == NSCENS || nchosen == sizeof chosen / sizeof chosen[0]) {
             fprintf(stderr,
-                    "usage: %s [idle|fileread|resolver|flock|compute|nanosleep]...\n",
+                    "usage: %s [--threads] [idle|fileread|resolver|flock|compute|"
+                    "nanosleep]...\n",
                     argv[0]);
             return 2;
         }
@@ -458,6 +486,17 @@ int main(int argc, char **argv)
     uint64_t *gaps = malloc(sizeof *gaps * MAX_STAMPS);
     if (!stamps || !gaps)
         die("malloc", ENOMEM);
+
+    if (threads_mode) {
+        for (size_t i = 0; i < nchosen; i++)
+            run_scenario(chosen[i], stamps, gaps);
+        locker_stop();
+        if (big_fd >= 0)
+            close(big_fd);
+        free(stamps);
+        free(gaps);
+        return 0;
+    }
 
     /* Start the runtime, then count its threads. */
     unb_coro_t *co = unb_spawn(nothing, NULL);
