@@ -66,9 +66,10 @@ int unb__plot_wait(struct unb__bucket *b, const void *addr, uintptr_t token,
                    const struct unb__deadline *dl, enum unb__call call);
 
 /* The same, and a signal handler without SA_RESTART (intr.h) may
- * interrupt a coroutine's wait, as it interrupts a futex wait: -EINTR.  A waker that dequeued it meanwhile wakes nobody (its
- * wake-up is the interruption's): the caller passes it on if it must
- * (sem_wait: another waiter may take the value). */
+ * interrupt the wait, a coroutine's or a thread's, as it interrupts a
+ * futex wait: -EINTR.  A waker that dequeued it meanwhile wakes nobody
+ * (its wake-up is the interruption's): the caller passes it on if it
+ * must (sem_wait: another waiter may take the value). */
 int unb__plot_wait_interruptible(struct unb__bucket *b, const void *addr, uintptr_t token,
                                  const struct unb__deadline *dl, enum unb__call call);
 

@@ -245,7 +245,13 @@
  * goes on making marked calls with others waiting, the monitor asks again
  * each tick: a loop of short calls gives way each 0.25 ms (as a busy
  * worker's own watchdog would fire only 0.625 ms after the yield, a
- * heartbeat beside a resolver loop waited up to 5 ms).
+ * heartbeat beside a resolver loop waited up to 5 ms).  The end of a
+ * marked call also yields by itself once a timer of its worker is due:
+ * each park with a deadline leaves the worker's soonest one, in cycles,
+ * with its thread (due_cyc, cycles_at), and the call's end compares it
+ * with the counter (a load when no deadline waits, and an rdtsc of 10 ns
+ * when one does).  So a sleeper's timer fires at the first call's end
+ * after it is due, without waiting for a watchdog and a look.
  *
  * When to look: the watchdog.  Looking at every worker each tick (0.25
  * ms) cost a busy echo server 12% of its throughput: on these machines a
@@ -1172,12 +1178,40 @@ void unb__sched_signal_arrived(bool restart, int sig)
 
 /* ---- finding work --------------------------------------------------------- */
 
+/* The cycle counter and the clock when the runtime started: the counter's
+ * rate, measured over the runtime's life so far (cycles_at). */
+static uint64_t cal_cyc0;
+static int64_t cal_ns0;
+
+/* The cycle count at deadline_ns (CLOCK_MONOTONIC), or 0 while the rate is
+ * not measured yet (the runtime's first 10 ms) or there is no counter. */
+static uint64_t cycles_at(int64_t deadline_ns)
+{
+#if defined(__x86_64__)
+    uint64_t c = cycles();
+    int64_t t = (int64_t)now_ns(), span = t - cal_ns0;
+    if (span < 10000000 || c <= cal_cyc0)
+        return 0;
+    double per_ns = (double)(c - cal_cyc0) / (double)span;
+    int64_t left = deadline_ns > t ? deadline_ns - t : 0;
+    return c + (uint64_t)((double)left * per_ns);
+#else
+    (void)deadline_ns;
+    return 0;
+#endif
+}
+
 void unb__worker_deadline(struct unb__worker *w, int64_t deadline_ns)
 {
     /* A soonest that has passed is forgotten: it fired or was cancelled. */
     if (w && (w->soonest == 0 || deadline_ns < w->soonest ||
-              w->soonest <= (int64_t)now_ns()))
+              w->soonest <= (int64_t)now_ns())) {
         w->soonest = deadline_ns;
+        /* For the ends of marked calls on this thread (sched.h,
+         * unb__rt_timer_due).  After a handoff the hint stays with the old
+         * thread: at worst one yield there that nothing needed. */
+        fresh_m()->st.due_cyc = cycles_at(deadline_ns);
+    }
 }
 
 int64_t unb__sched_precise_wait(void)
@@ -2980,6 +3014,8 @@ static void start_rest(void)
  * left for the calling thread to run. */
 static int start_locked(bool adopt)
 {
+    cal_cyc0 = cycles();
+    cal_ns0 = (int64_t)now_ns();
     unb__real_resolve();
     unb__stack_init();
     unb__config_load();

@@ -147,6 +147,9 @@ struct unb__m_state {
     _Atomic uint32_t beat;      /* progress: switches to another coroutine */
     _Atomic uint32_t yield_req; /* the monitor asks the running coroutine to
                                    yield at the end of its blocking call */
+    uint64_t due_cyc; /* the cycle count at which a timer of the worker's is
+                         due (its soonest park deadline), or 0; this thread's
+                         alone (see unb__rt_block_end) */
 };
 enum { UNB_TAKE_NONE, UNB_TAKE_PENDING, UNB_TAKE_DONE };
 
@@ -188,6 +191,19 @@ static inline void unb__rt_leave(void)
         atomic_store_explicit(&m->depth,
                               atomic_load_explicit(&m->depth, memory_order_relaxed) - 1,
                               memory_order_release);
+}
+
+/* Has the worker's soonest timer come due?  Then the end of a marked call
+ * yields, so that a loop of short calls (page-cached reads, the resolver)
+ * lets a timer fire on time, without waiting for the monitor to ask. */
+static inline bool unb__rt_timer_due(const struct unb__m_state *m)
+{
+#if defined(__x86_64__)
+    return m->due_cyc != 0 && __builtin_ia32_rdtsc() >= m->due_cyc;
+#else
+    (void)m;
+    return false;
+#endif
 }
 
 /*
@@ -232,6 +248,9 @@ static inline void unb__rt_block_end(uint32_t depth)
     } else if (unb_unlikely(
                    atomic_load_explicit(&m->yield_req, memory_order_relaxed))) {
         unb__rt_yield_requested(); /* a safe point: let the others run */
+    } else if (unb_unlikely(unb__rt_timer_due(m))) {
+        m->due_cyc = 0;
+        unb__rt_yield_requested(); /* a timer is due: let it fire */
     }
 }
 

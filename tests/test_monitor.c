@@ -26,7 +26,10 @@
  * (largest gap well under the stall; the 2 ms target is a benchmark, not
  * a test), and the spare threads must be gone again a little after.  As a
  * control, the same raw sleep with UNBLOCK_SPARE_THREADS=0 (in a child
- * process) must stall the heartbeat: the check can fail.
+ * process) must stall the heartbeat: the check can fail.  And with the
+ * monitor off too, a loop of file reads must not stall it: the end of
+ * each read yields once the heartbeat's timer is due (sched.h,
+ * unb__rt_timer_due), with no monitor to ask.
  */
 #define _GNU_SOURCE
 #include "tap.h"
@@ -570,7 +573,51 @@ static int control_child(void)
     return 0;
 }
 
-static void control(const char *self)
+/* The other one: in a child with UNBLOCK_SPARE_THREADS=0, a coroutine
+ * reads an 8 MiB file in 1 MiB calls for 0.5 s.  Prints the largest gap
+ * in ms. */
+static void *pread_loop(void *arg)
+{
+    static char chunk[1 << 20];
+    int fd = *(int *)arg;
+    int64_t end = now_ns() + 500000000;
+    do
+        for (int i = 0; i < 8; i++)
+            if (pread(fd, chunk, sizeof chunk, (off_t)i << 20) != (ssize_t)sizeof chunk)
+                return (void *)1;
+    while (now_ns() < end);
+    return NULL;
+}
+
+static int control_reads_child(void)
+{
+    static char chunk[1 << 20];
+    int fd = mkstemp(file_path);
+    if (fd < 0)
+        return 1;
+    unlink(file_path);
+    for (int i = 0; i < 8; i++) {
+        memset(chunk, (char)i, sizeof chunk);
+        if (write(fd, chunk, sizeof chunk) != (ssize_t)sizeof chunk)
+            return 1;
+    }
+    unb_coro_t *h = unb_spawn(heartbeat, NULL);
+    usleep(20000);
+    atomic_store(&hb.measuring, true);
+    void *failed = NULL;
+    unb_join(unb_spawn(pread_loop, &fd), &failed);
+    atomic_store(&hb.measuring, false);
+    atomic_store(&hb.stop, true);
+    unb_join(h, NULL);
+    if (failed)
+        return 1;
+    printf("%.1f\n", (double)atomic_load(&hb.max_gap_ns) / 1e6);
+    return 0;
+}
+
+/* Runs this program again with `arg`, one worker and no spare threads;
+ * returns the largest gap it printed, or -1. */
+static double control_run(const char *self, const char *arg)
 {
     int out[2];
     if (pipe(out) != 0)
@@ -580,7 +627,7 @@ static void control(const char *self)
         dup2(out[1], 1);
         setenv("UNBLOCK_SPARE_THREADS", "0", 1);
         setenv("UNBLOCK_WORKERS", "1", 1);
-        execl(self, self, "--control", (char *)NULL);
+        execl(self, self, arg, (char *)NULL);
         _exit(127);
     }
     close(out[1]);
@@ -589,7 +636,12 @@ static void control(const char *self)
     close(out[0]);
     int status;
     waitpid(pid, &status, 0);
-    double gap = n > 0 ? atof(buf) : -1;
+    return n > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? atof(buf) : -1;
+}
+
+static void control(const char *self)
+{
+    double gap = control_run(self, "--control");
     note("control: without spare threads the heartbeat's largest gap is %.1f ms", gap);
     if (test_tool()[0]) {
         skip(TOOL_LATENCY, "control: without spare threads a raw 0.5 s sleep stalls "
@@ -599,12 +651,27 @@ static void control(const char *self)
     cmp_ok(gap, >=, 400,
            "control: without spare threads (UNBLOCK_SPARE_THREADS=0) a raw 0.5 s sleep "
            "stalls its worker");
+
+    gap = control_run(self, "--control-reads");
+    note("without spare threads, beside 0.5 s of 1 MiB file reads, the heartbeat's "
+         "largest gap is %.1f ms",
+         gap);
+    if (test_tool()[0]) {
+        skip(TOOL_LATENCY, "without the monitor, a loop of file reads lets a due timer "
+                           "fire");
+        return;
+    }
+    ok(gap > 0 && gap < 100,
+       "without the monitor (UNBLOCK_SPARE_THREADS=0), a loop of file reads lets the "
+       "heartbeat's due timer fire: largest gap under 100 ms, not the loop's 500");
 }
 
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--control") == 0)
         return control_child();
+    if (argc > 1 && strcmp(argv[1], "--control-reads") == 0)
+        return control_reads_child();
     setenv("UNBLOCK_WORKERS", "1", 1);
     unsetenv("UNBLOCK_SPARE_THREADS");
 
