@@ -472,6 +472,19 @@ static const char *tsan_skip(const struct spec *sp)
     return NULL;
 }
 
+/* A run in an extra mode that a tool cannot give, and why. */
+static const char *mode_skip(const struct spec *sp, const struct mode *m)
+{
+    if (m == &threads_native_mode && under_tool("asan") &&
+        strcmp(sp->prog, "cleanup_cancel") == 0)
+        return "glibc's cancellation of a real thread unwinds through the hook's "
+               "instrumented frame without unpoisoning its redzones, and "
+               "AddressSanitizer's own __asan_handle_no_return then reports its "
+               "sigaltstack call on that stale poison (a false stack-buffer-overflow; "
+               "an uninstrumented libunblock leaves no redzones)";
+    return NULL;
+}
+
 static void test_spec(const struct spec *orig)
 {
     const char *why = under_tool("tsan") ? tsan_skip(orig) : NULL;
@@ -514,6 +527,11 @@ static void test_spec(const struct spec *orig)
     for (int i = 0; i < 3; i++) {
         if (!extra[i])
             continue;
+        const char *why_not = mode_skip(sp, extra[i]);
+        if (why_not) {
+            skip(why_not, "%s: %s", name, extra[i]->name);
+            continue;
+        }
         struct run again;
         run_prog(&again, sp->prog, sp->arg, extra[i], 0);
         compare(sp, name, extra[i], &nat, &again);
