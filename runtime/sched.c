@@ -1184,13 +1184,15 @@ static uint64_t cal_cyc0;
 static int64_t cal_ns0;
 
 /* The cycle count at deadline_ns (CLOCK_MONOTONIC), or 0 while the rate is
- * not measured yet (the runtime's first 10 ms) or there is no counter. */
+ * not measured yet (the runtime's first 10 ms), for a deadline more than an
+ * hour away (no use as a hint, and its cycle count could overflow), or
+ * without a counter. */
 static uint64_t cycles_at(int64_t deadline_ns)
 {
 #if defined(__x86_64__)
     uint64_t c = cycles();
     int64_t t = (int64_t)now_ns(), span = t - cal_ns0;
-    if (span < 10000000 || c <= cal_cyc0)
+    if (span < 10000000 || c <= cal_cyc0 || deadline_ns - t > 3600 * INT64_C(1000000000))
         return 0;
     double per_ns = (double)(c - cal_cyc0) / (double)span;
     int64_t left = deadline_ns > t ? deadline_ns - t : 0;
