@@ -245,13 +245,17 @@
  * goes on making marked calls with others waiting, the monitor asks again
  * each tick: a loop of short calls gives way each 0.25 ms (as a busy
  * worker's own watchdog would fire only 0.625 ms after the yield, a
- * heartbeat beside a resolver loop waited up to 5 ms).  The end of a
- * marked call also yields by itself once a timer of its worker is due:
- * each park with a deadline leaves the worker's soonest one, in cycles,
- * with its thread (due_cyc, cycles_at), and the call's end compares it
- * with the counter (a load when no deadline waits, and an rdtsc of 10 ns
- * when one does).  So a sleeper's timer fires at the first call's end
- * after it is due, without waiting for a watchdog and a look.
+ * heartbeat beside a resolver loop waited up to 5 ms).  A marked call
+ * also yields by itself, before it starts and when it ends, once a timer
+ * of its worker is due: each park with a deadline leaves the worker's
+ * soonest one, in cycles, with its thread (due_cyc, cycles_at), and the
+ * call compares it with the counter (a load when no deadline waits, and
+ * an rdtsc of 10 ns each side when one does).  So a sleeper's timer fires
+ * at the first call's end after it is due, without waiting for a watchdog
+ * and a look; and a call that may block long does not start with a timer
+ * already due behind it (a coroutine that computed and then read a file
+ * into a fresh buffer, 3 ms of page faults, kept a heartbeat due before
+ * the read waiting for the read and the handoff's latency on top).
  *
  * When to look: the watchdog.  Looking at every worker each tick (0.25
  * ms) cost a busy echo server 12% of its throughput: on these machines a
@@ -275,8 +279,23 @@
  * default slice the monitor waited for the scheduler's next tick, up to
  * 4 ms, in half of bench_monitor's compute runs.  So the monitor asks for
  * a 0.1 ms slice (Linux 6.12's EEVDF; older kernels ignore it), with which
- * a woken thread preempts at once.  A stuck
- * worker is *handed off*: a spare thread takes the worker over, its queue,
+ * a woken thread preempts at once.  That preempts code in user space
+ * only: a thread inside a long system call (a read taking page faults)
+ * keeps its CPU, on a kernel without preemption, until the call returns
+ * or the next scheduler tick.  And a machine that describes no shared
+ * caches (a Firecracker VM) never looks for an idle CPU at a wake-up: a
+ * thread wakes where it last ran or on its waker's CPU.  So the monitor
+ * keeps itself off the CPUs its workers' threads were last seen on, where
+ * that leaves one (monitor_place: a thread notes its CPU when it arms its
+ * watchdog, the monitor when it reads /proc), and a spare is woken off
+ * the stuck thread's CPU (place_spare); a new spare may start on any CPU,
+ * and the kernel, starting a thread, does look for the idlest.
+ * bench_monitor's file read (the first 1 MiB into a fresh buffer, 3 ms
+ * of page faults): largest gap 3.3-5.0 ms before, 1.4-2.0 ms in most
+ * runs after; in the others the first spare's thread stack waits for the
+ * process's mmap lock, which the stuck thread takes at each fault.
+ *
+ * A stuck worker is *handed off*: a spare thread takes the worker over, its queue,
  * its loop and its caches, and runs it from where it stood.  The stuck
  * coroutine goes on running on the old thread; at its next entry into the
  * runtime (the blocking call's end, or its next hook) it sees that its
@@ -487,6 +506,8 @@ struct unb__m {
     bool idle;                       /* in rt.spares (under rt.spare_lock) */
     bool reserved;                   /* new, taken by spare_get: not in rt.spares */
     bool first_worker;               /* started to run a worker, not as a spare */
+    bool narrowed;                   /* kept off a CPU by the monitor (place_spare) */
+    _Atomic int cpu;                 /* its CPU at its last watchdog arming, or -1 */
     _Atomic pid_t tid;               /* the kernel's id of the thread; 0
                                         until it has started (the monitor
                                         reads it) */
@@ -646,6 +667,7 @@ static void watch_arm(struct unb__worker *w, struct unb__m *m, uint64_t now)
         atomic_store_explicit(&w->watch_cyc, now, memory_order_relaxed);
         atomic_store_explicit(&w->watch_m, m, memory_order_relaxed);
         atomic_store_explicit(&w->watch_cpu, cpu_clock_ns(CLOCK_THREAD_CPUTIME_ID), memory_order_relaxed);
+        atomic_store_explicit(&m->cpu, sched_getcpu(), memory_order_relaxed); /* see monitor_place */
         /* A tick passed: timers and I/O are due a look, however long this
          * worker's coroutines run between switches. */
         __atomic_store_n(&w->poll_due, true, __ATOMIC_RELAXED);
@@ -2171,6 +2193,7 @@ static bool run_worker(struct unb__m *m, struct unb__worker *w)
 
 static bool spare_wait(struct unb__m *m);
 static void spare_taken(struct unb__m *m);
+static void spare_widen(struct unb__m *m);
 
 /* An OS thread's life: run a worker; when it is handed away, wait in the
  * spare pool for another, until a quiet period ends the thread. */
@@ -2182,6 +2205,7 @@ static void *thread_main(void *arg)
         struct unb__worker *w = atomic_load_explicit(&m->w, memory_order_acquire);
         if (w) {
             spare_taken(m);
+            spare_widen(m);
             if (!run_worker(m, w))
                 break;
         }
@@ -2299,6 +2323,84 @@ static long monitor_tick_ns = MONITOR_TICK_NS;
 static double monitor_ns_per_cyc;
 static uint64_t monitor_tick_cyc;
 
+/*
+ * Where the monitor and a spare wake up.  The kernel wakes a thread on the
+ * CPU it last ran on, or on the waker's, and looks for an idle CPU only
+ * among CPUs that share a cache with that one.  A machine that describes
+ * no caches (a Firecracker VM: each CPU its own domain) never looks: the
+ * monitor, woken by a watchdog that fires on a stuck worker's CPU, waited
+ * there behind the worker while the other CPU idled.  A thread computing
+ * in user space is preempted at once (monitor_sched), but one inside a
+ * long system call is not until the call returns or the next scheduler
+ * tick (a kernel without preemption): bench_monitor's first 1 MiB read
+ * into a fresh buffer (2.9 ms of page faults) kept the heartbeat waiting
+ * 3.3 to 5 ms.  So the monitor keeps itself off the CPUs its workers'
+ * threads were last seen on (at their watchdog's arming) where that
+ * leaves one, and a spare given a stuck thread's worker is woken off that
+ * thread's CPU, then takes every CPU back.  All of it only where the
+ * process may use two CPUs or more, and not under valgrind.
+ */
+static cpu_set_t cpus_allowed; /* the process's, when the monitor started */
+static cpu_set_t monitor_cpus; /* the monitor's own */
+static bool cpus_placing;      /* there is a choice to make */
+
+static void cpus_init(void)
+{
+    cpus_placing = false;
+    if (monitor_serialised ||
+        unb__sys3(SYS_sched_getaffinity, 0, sizeof cpus_allowed, (long)&cpus_allowed) <= 0)
+        return;
+    monitor_cpus = cpus_allowed;
+    cpus_placing = CPU_COUNT(&cpus_allowed) > 1;
+}
+
+/* Before the monitor sleeps: off its workers' CPUs, where that leaves one. */
+static void monitor_place(void)
+{
+    if (!cpus_placing)
+        return;
+    cpu_set_t want = cpus_allowed;
+    for (unsigned i = 0; i < rt.nworkers; i++) {
+        struct unb__m *m = atomic_load_explicit(&rt.workers[i].m, memory_order_acquire);
+        int cpu = m ? atomic_load_explicit(&m->cpu, memory_order_relaxed) : -1;
+        if (cpu >= 0 && cpu < CPU_SETSIZE)
+            CPU_CLR(cpu, &want);
+    }
+    if (CPU_COUNT(&want) == 0)
+        want = cpus_allowed;
+    if (CPU_EQUAL(&want, &monitor_cpus))
+        return;
+    if (unb__sys3(SYS_sched_setaffinity, 0, sizeof want, (long)&want) == 0)
+        monitor_cpus = want;
+}
+
+/* Before a spare is woken to take over from thread `from`: off from's CPU
+ * (as the monitor last read it from /proc, or from's watchdog arming).  A
+ * new spare, not started yet, is left to the kernel (m_spawn). */
+static void place_spare(struct unb__m *spare, struct unb__m *from)
+{
+    if (!cpus_placing)
+        return;
+    pid_t tid = atomic_load_explicit(&spare->tid, memory_order_relaxed);
+    int cpu = atomic_load_explicit(&from->cpu, memory_order_relaxed);
+    if (tid <= 0 || cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &cpus_allowed))
+        return;
+    cpu_set_t want = cpus_allowed;
+    CPU_CLR(cpu, &want);
+    if (unb__sys3(SYS_sched_setaffinity, tid, sizeof want, (long)&want) == 0)
+        spare->narrowed = true;
+}
+
+/* A spare that was placed, now running: every CPU again.  It runs on one
+ * of the narrower set, so this moves nothing. */
+static void spare_widen(struct unb__m *m)
+{
+    if (!m->narrowed)
+        return;
+    m->narrowed = false;
+    unb__sys3(SYS_sched_setaffinity, 0, sizeof cpus_allowed, (long)&cpus_allowed);
+}
+
 static void fence_others(void)
 {
     if (unb__rt_fence)
@@ -2318,6 +2420,7 @@ static struct unb__m *m_alloc(void)
     /* In the runtime until it runs a coroutine: the monitor must not take
      * a worker from a thread that has not started running it. */
     atomic_init(&m->st.depth, 1);
+    atomic_init(&m->cpu, -1);
     return m;
 }
 
@@ -2348,6 +2451,10 @@ static int m_spawn(struct unb__m *m)
     /* The scheduler's stack: libev callbacks, and signal handlers that
      * land while no coroutine runs. */
     pthread_attr_setstacksize(&attr, 1u << 20);
+    /* Not the monitor's CPUs (a spare it starts): any, the kernel's
+     * choice of the idlest (see monitor_place). */
+    if (cpus_placing)
+        pthread_attr_setaffinity_np(&attr, sizeof cpus_allowed, &cpus_allowed);
     int e = unb__real_thread_create(&m->thread, &attr, thread_main, m);
     pthread_attr_destroy(&attr);
     if (e == 0)
@@ -2533,6 +2640,7 @@ static bool handoff(struct unb__worker *w, struct unb__m *m, uint32_t b)
     }
     atomic_store_explicit(&m->w, NULL, memory_order_relaxed);
     atomic_store_explicit(&m->st.take, UNB_TAKE_DONE, memory_order_release);
+    place_spare(spare, m);
     spare_give(spare, w);
     atomic_store_explicit(&w->m, spare, memory_order_release);
     atomic_fetch_add_explicit(&rt.handoffs, 1, memory_order_relaxed);
@@ -2546,16 +2654,24 @@ static int64_t thread_cpu_ns(pid_t tid)
     return tid > 0 ? cpu_clock_ns((clockid_t)((~(unsigned)tid << 3) | 6)) : -1;
 }
 
-/* The thread's state letter from /proc (R running or runnable, S or D
- * asleep in the kernel), or 0. */
-static char thread_state(pid_t tid)
+/* The state letter of m's thread from /proc (R running or runnable, S or D
+ * asleep in the kernel), or 0; and the CPU it is on or last ran on, into
+ * m->cpu (field 39, for place_spare). */
+static char thread_state(struct unb__m *m)
 {
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)m->tid);
     if (!unb__read_proc(path, buf, sizeof buf))
         return 0;
     const char *p = strrchr(buf, ')'); /* the name may hold anything */
-    return p && p[1] == ' ' ? p[2] : 0;
+    if (!p || p[1] != ' ')
+        return 0;
+    char st = p[2];
+    for (int field = 3; field < 39 && (p = strchr(p + 1, ' ')) != NULL; field++)
+        ;
+    if (p && p[1] >= '0' && p[1] <= '9')
+        atomic_store_explicit(&m->cpu, atoi(p + 1), memory_order_relaxed);
+    return st;
 }
 
 /*
@@ -2573,7 +2689,7 @@ static char thread_state(pid_t tid)
 static int thread_holds(struct unb__worker *w, struct unb__m *m, uint64_t now,
                         uint64_t *again)
 {
-    char st = thread_state(m->tid);
+    char st = thread_state(m);
     if (st != 'R')
         return st != 0;
     int64_t cpu = thread_cpu_ns(m->tid);
@@ -2658,14 +2774,14 @@ static uint64_t monitor_look(struct unb__worker *w, uint64_t now)
         /* Asleep in the kernel: hand off now.  Running (a short call,
          * one of many): the yield comes first; hand off if it has not
          * come a tick later. */
-        if (thread_state(m->tid) == 'R' && (!w->mon_asked || still < STILL_OTHER * tick)) {
+        if (thread_state(m) == 'R' && (!w->mon_asked || still < STILL_OTHER * tick)) {
             bool asked = w->mon_asked;
             w->mon_asked = true;
             w->mon_calls = true;
             return asked ? stamp + STILL_OTHER * tick : now + tick;
         }
     } else {
-        if (still < STILL_OTHER * tick && thread_state(m->tid) == 'R')
+        if (still < STILL_OTHER * tick && thread_state(m) == 'R')
             return stamp + STILL_OTHER * tick; /* not a computation yet */
         int holds = thread_holds(w, m, now, &again);
         if (holds <= 0)
@@ -2737,12 +2853,21 @@ static void *monitor_main(void *arg)
     prctl(PR_SET_TIMERSLACK, 1000); /* looks on time, within a microsecond */
     monitor_serialised = RUNNING_ON_VALGRIND != 0;
     monitor_sched(!monitor_serialised);
+    /* A thread's first malloc gives it an arena: mappings, under the
+     * process's mmap lock.  Made at a handoff (m_alloc), that waited for
+     * the stuck thread when it was taking page faults (the lock's holder
+     * between them), behind it on its CPU: 1.8 ms in one bench_monitor
+     * fileread run.  So the monitor takes its arena now (volatile: the
+     * compiler drops a malloc that is freed unused). */
+    void *volatile arena = malloc(1);
+    free(arena);
     if (monitor_serialised)
         monitor_tick_ns = (long)MONITOR_TICK_NS * VALGRIND_TICK_FACTOR;
     int efd = atomic_load(&rt.monitor_efd);
     unsigned nw = unb__config.spares ? rt.nworkers : 0; /* none: here for the dump only */
     struct pollfd fds[1 + nw];
     if (nw) {
+        cpus_init();
         watch_calibrate();
         monitor_tick_cyc = (uint64_t)((double)monitor_tick_ns / monitor_ns_per_cyc);
         atomic_store_explicit(&watch_delay_ns, monitor_tick_ns * WATCH_DELAY_HALF_TICKS / 2,
@@ -2768,6 +2893,8 @@ static void *monitor_main(void *arg)
                 next = w->mon_next;
             fds[n++] = (struct pollfd){.fd = w->watch_fd, .events = POLLIN};
         }
+        if (nw)
+            monitor_place();
         struct timespec ts, *timeout = NULL;
         if (next != UINT64_MAX) {
             double left = next > now ? (double)(next - now) * monitor_ns_per_cyc : 0;

@@ -193,9 +193,11 @@ static inline void unb__rt_leave(void)
                               memory_order_release);
 }
 
-/* Has the worker's soonest timer come due?  Then the end of a marked call
- * yields, so that a loop of short calls (page-cached reads, the resolver)
- * lets a timer fire on time, without waiting for the monitor to ask. */
+/* Has the worker's soonest timer come due?  Then a marked call yields
+ * before it starts and when it ends, so that a loop of short calls
+ * (page-cached reads, the resolver) lets a timer fire on time, without
+ * waiting for the monitor to ask, and a long call does not start with a
+ * timer already due behind it. */
 static inline bool unb__rt_timer_due(const struct unb__m_state *m)
 {
 #if defined(__x86_64__)
@@ -272,6 +274,10 @@ static inline void unb__rt_block_end(uint32_t depth)
             r_ = (call);                                                               \
         } else {                                                                       \
             unb__cancel_point();                                                       \
+            if (unb_unlikely(unb__rt_timer_due(m_))) {                                 \
+                m_->due_cyc = 0;                                                       \
+                unb__rt_yield_requested();                                             \
+            }                                                                          \
             unb__rt_block_begin(__func__);                                             \
             r_ = (marked);                                                             \
             unb__rt_block_end(0);                                                      \

@@ -72,6 +72,8 @@ static struct {
     atomic_long ticks;
     atomic_llong max_gap_ns;
     atomic_ullong spares_seen; /* unb_stats spare_threads, largest seen */
+    atomic_llong mark_ns;      /* set by a scenario: ... */
+    atomic_llong after_mark_ns; /* the first tick at or after it */
 } hb;
 
 static void *heartbeat(void *arg)
@@ -81,6 +83,9 @@ static void *heartbeat(void *arg)
     while (!atomic_load(&hb.stop)) {
         usleep(1000);
         int64_t t = now_ns();
+        int64_t mark = atomic_load(&hb.mark_ns);
+        if (mark && t >= mark && !atomic_load(&hb.after_mark_ns))
+            atomic_store(&hb.after_mark_ns, t);
         if (atomic_load(&hb.measuring)) {
             if (t - last > atomic_load(&hb.max_gap_ns))
                 atomic_store(&hb.max_gap_ns, t - last);
@@ -615,6 +620,46 @@ static int control_reads_child(void)
     return 0;
 }
 
+/* The third: in a child with UNBLOCK_SPARE_THREADS=0, a coroutine
+ * computes for 5 ms (the heartbeat's timer comes due meanwhile) and then
+ * waits 300 ms for a child process in waitpid, a marked call.  The call
+ * yields before it starts, so the heartbeat ticks at once, not after the
+ * wait.  Prints, in ms, how long after the call began the heartbeat
+ * ticked. */
+static void *compute_then_wait(void *arg)
+{
+    (void)arg;
+    int64_t end = now_ns() + 5000000;
+    while (now_ns() < end)
+        ;
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct timespec ts = {0, 300000000};
+        syscall(SYS_nanosleep, &ts, NULL);
+        _exit(0);
+    }
+    if (pid < 0)
+        return (void *)1;
+    atomic_store(&hb.mark_ns, now_ns());
+    int status;
+    return waitpid(pid, &status, 0) == pid ? NULL : (void *)1;
+}
+
+static int control_due_child(void)
+{
+    unb_coro_t *h = unb_spawn(heartbeat, NULL);
+    usleep(20000);
+    void *failed = NULL;
+    unb_join(unb_spawn(compute_then_wait, NULL), &failed);
+    atomic_store(&hb.stop, true);
+    unb_join(h, NULL);
+    int64_t mark = atomic_load(&hb.mark_ns), after = atomic_load(&hb.after_mark_ns);
+    if (failed || !mark || !after)
+        return 1;
+    printf("%.1f\n", (double)(after - mark) / 1e6);
+    return 0;
+}
+
 /* Runs this program again with `arg`, one worker and no spare threads;
  * returns the largest gap it printed, or -1. */
 static double control_run(const char *self, const char *arg)
@@ -664,6 +709,14 @@ static void control(const char *self)
     ok(gap > 0 && gap < 100,
        "without the monitor (UNBLOCK_SPARE_THREADS=0), a loop of file reads lets the "
        "heartbeat's due timer fire: largest gap under 100 ms, not the loop's 500");
+
+    double after = control_run(self, "--control-due");
+    note("without spare threads, a waitpid of 300 ms begun with the heartbeat's timer "
+         "due: the heartbeat ticked %.1f ms after the call began",
+         after);
+    ok(after >= 0 && after < 150,
+       "without the monitor, a marked call begun with a timer due lets it fire first: "
+       "the heartbeat ticks within 150 ms of the call's start, not after its 300 ms");
 }
 
 int main(int argc, char **argv)
@@ -672,6 +725,8 @@ int main(int argc, char **argv)
         return control_child();
     if (argc > 1 && strcmp(argv[1], "--control-reads") == 0)
         return control_reads_child();
+    if (argc > 1 && strcmp(argv[1], "--control-due") == 0)
+        return control_due_child();
     setenv("UNBLOCK_WORKERS", "1", 1);
     unsetenv("UNBLOCK_SPARE_THREADS");
 
