@@ -2451,9 +2451,10 @@ static int m_spawn(struct unb__m *m)
     /* The scheduler's stack: libev callbacks, and signal handlers that
      * land while no coroutine runs. */
     pthread_attr_setstacksize(&attr, 1u << 20);
-    /* Not the monitor's CPUs (a spare it starts): any, the kernel's
-     * choice of the idlest (see monitor_place). */
-    if (cpus_placing)
+    /* A spare, which the monitor starts: not the monitor's CPUs but any,
+     * the kernel's choice of the idlest (see monitor_place).  (Workers'
+     * threads are started by others, and inherit theirs.) */
+    if (!m->first_worker && cpus_placing)
         pthread_attr_setaffinity_np(&attr, sizeof cpus_allowed, &cpus_allowed);
     int e = unb__real_thread_create(&m->thread, &attr, thread_main, m);
     pthread_attr_destroy(&attr);
