@@ -208,6 +208,15 @@ static inline bool unb__rt_timer_due(const struct unb__m_state *m)
 #endif
 }
 
+/* Outside the runtime, between calls: a timer is due, let it fire. */
+static inline void unb__rt_yield_if_due(struct unb__m_state *m)
+{
+    if (unb_unlikely(unb__rt_timer_due(m))) {
+        m->due_cyc = 0;
+        unb__rt_yield_requested();
+    }
+}
+
 /*
  * Brackets a call that may block the thread for long (a file read, the
  * resolver, a lock, a wait): while inside, the monitor hands the worker
@@ -250,9 +259,8 @@ static inline void unb__rt_block_end(uint32_t depth)
     } else if (unb_unlikely(
                    atomic_load_explicit(&m->yield_req, memory_order_relaxed))) {
         unb__rt_yield_requested(); /* a safe point: let the others run */
-    } else if (unb_unlikely(unb__rt_timer_due(m))) {
-        m->due_cyc = 0;
-        unb__rt_yield_requested(); /* a timer is due: let it fire */
+    } else {
+        unb__rt_yield_if_due(m);
     }
 }
 
@@ -274,10 +282,7 @@ static inline void unb__rt_block_end(uint32_t depth)
             r_ = (call);                                                               \
         } else {                                                                       \
             unb__cancel_point();                                                       \
-            if (unb_unlikely(unb__rt_timer_due(m_))) {                                 \
-                m_->due_cyc = 0;                                                       \
-                unb__rt_yield_requested();                                             \
-            }                                                                          \
+            unb__rt_yield_if_due(m_);                                                  \
             unb__rt_block_begin(__func__);                                             \
             r_ = (marked);                                                             \
             unb__rt_block_end(0);                                                      \
