@@ -440,6 +440,16 @@ static void *nothing(void *arg)
     return arg;
 }
 
+/* The end of either mode: the lock holder, the file, the buffers. */
+static void finish(uint64_t *stamps, uint64_t *gaps)
+{
+    locker_stop();
+    if (big_fd >= 0)
+        close(big_fd);
+    free(stamps);
+    free(gaps);
+}
+
 int main(int argc, char **argv)
 {
     const struct scen *chosen[NSCENS * 4];
@@ -490,11 +500,7 @@ int main(int argc, char **argv)
     if (threads_mode) {
         for (size_t i = 0; i < nchosen; i++)
             run_scenario(chosen[i], stamps, gaps);
-        locker_stop();
-        if (big_fd >= 0)
-            close(big_fd);
-        free(stamps);
-        free(gaps);
+        finish(stamps, gaps);
         return 0;
     }
 
@@ -532,10 +538,6 @@ int main(int argc, char **argv)
     printf("threads before=%d after=%d peak=%d return_ms=%lld\n", before, after, peak,
            back);
 
-    locker_stop();
-    if (big_fd >= 0)
-        close(big_fd);
-    free(stamps);
-    free(gaps);
+    finish(stamps, gaps);
     return 0;
 }

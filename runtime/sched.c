@@ -2668,7 +2668,8 @@ static char thread_state(struct unb__m *m)
     if (!p || p[1] != ' ')
         return 0;
     char st = p[2];
-    for (int field = 3; field < 39 && (p = strchr(p + 1, ' ')) != NULL; field++)
+    /* p ends on the space before field `field`: 3 (the state) first. */
+    for (int field = 3; field <= 39 && (p = strchr(p + 1, ' ')) != NULL; field++)
         ;
     if (p && p[1] >= '0' && p[1] <= '9')
         atomic_store_explicit(&m->cpu, atoi(p + 1), memory_order_relaxed);
