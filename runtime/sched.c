@@ -889,11 +889,17 @@ bool unb__sched_idle_sigmask(sigset_t *out)
     return true;
 }
 
-/* After a coroutine resumes: its errno, TLS, signal mask and
- * runtime-section depth, on whichever thread it resumes. */
+/* After a coroutine resumes: the action of whoever switched to it, then
+ * the coroutine's errno, TLS, signal mask and runtime-section depth, on
+ * whichever thread it resumes.  The action first, as in coro_main: it is
+ * the switching side's runtime code, so it runs inside that side's
+ * section (the depth still says so: a spare cannot take the worker while
+ * it pushes to the worker's queue or polls its loop) and cannot leave its
+ * errno to the coroutine. */
 static void resumed(struct unb_coro *self, uint32_t depth)
 {
     struct unb__m *m = fresh_m();
+    run_after(m);
     unb_errno = self->saved_errno;
     tls_in(m, self);
     sigmask_in(m, self);
@@ -901,7 +907,6 @@ static void resumed(struct unb_coro *self, uint32_t depth)
      * monitor's acquire load of it that lets a spare take the worker must
      * see every write this thread made to the worker before. */
     atomic_store_explicit(&m->st.depth, depth, memory_order_release);
-    run_after(m);
 }
 
 /*
