@@ -318,7 +318,10 @@
  * Without membarrier, the entry pays a full fence instead.  A thread is
  * inside a section while it runs its scheduler, so an idle worker (asleep
  * in epoll_wait) is never taken; a new spare starts inside one until it
- * runs a coroutine.  A runtime wait that blocks its thread for a pinned
+ * runs a coroutine.  A switch's after action belongs to the section of the
+ * side that switched: the resumed coroutine runs it before it lowers the
+ * depth to its own (a yield's requeue, run after the lowering, once let a
+ * spare and the old thread push to one worker's queue).  A runtime wait that blocks its thread for a pinned
  * coroutine (a futex wait in the parking lot) leaves its section for the
  * duration.  The parking lot's spinlocks are taken inside a section, so a
  * coroutine never moves to another thread while holding one.
