@@ -321,10 +321,11 @@
  * runs a coroutine.  A switch's after action belongs to the section of the
  * side that switched: the resumed coroutine runs it before it lowers the
  * depth to its own (a yield's requeue, run after the lowering, once let a
- * spare and the old thread push to one worker's queue).  A runtime wait that blocks its thread for a pinned
- * coroutine (a futex wait in the parking lot) leaves its section for the
- * duration.  The parking lot's spinlocks are taken inside a section, so a
- * coroutine never moves to another thread while holding one.
+ * spare and the old thread push to one worker's queue).  A runtime wait
+ * that blocks its thread for a pinned coroutine (a futex wait in the
+ * parking lot) leaves its section for the duration.  The parking lot's
+ * spinlocks are taken inside a section, so a coroutine never moves to
+ * another thread while holding one.
  *
  * Spares: at most UNBLOCK_SPARE_THREADS (64 by default; 0 turns the
  * monitor off) beyond the workers; idle ones wait 2 s for a worker to take
