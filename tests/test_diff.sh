@@ -104,16 +104,6 @@ tsan_skip() {
     esac
 }
 
-# Under memcheck only (make test-valgrind), runs with threads native that
-# show the tool rather than the library; each skipped with why.
-threads_skip() {
-    [ "${UNB_TEST_TOOL:-}" = valgrind ] || return 0
-    case $1 in
-    sleep_order)
-        echo "memcheck runs one thread at a time: real threads that wake 40 ms apart while main computes take the tool's lock in its order, not the order of their wake-ups" ;;
-    esac
-}
-
 case_ pipe_blocking 0 1
 case_ pipe_nonblock 0 1
 case_ pipe_epipe 0 1
@@ -264,13 +254,6 @@ for ((i = 0; i < ${#C_NAME[@]}; i++)); do
             diag_file "$base.native.out" 20
             diag_file "$base.native.err" 10
             continue
-        fi
-        if [ "$m" = threads ]; then
-            skip_reason=$(threads_skip "$name")
-            if [ -n "$skip_reason" ]; then
-                echo "ok $n - $desc # SKIP $skip_reason"
-                continue
-            fi
         fi
         p=$base.w$m
         t0=$(now_ms)

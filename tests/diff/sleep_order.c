@@ -2,7 +2,8 @@
  * sleep_order: threads sleeping different lengths wake in order.
  *
  *   - 8 threads, started in a scrambled order, sleep until 20, 60, 100,
- *     ... ms after a common start with nanosleep, usleep, clock_nanosleep (relative and absolute) and
+ *     ... ms after a common start (ten times that under memcheck) with
+ *     nanosleep, usleep, clock_nanosleep (relative and absolute) and
  *     sleep-free poll timeouts in turn; the order in which they record
  *     their wake-ups follows the durations;
  *   - each sleep lasts at least its duration;
@@ -27,7 +28,7 @@ static void *sleeper(void *arg)
      * began: starting eight threads took over 40 ms under ThreadSanitizer
      * on a slow host, and the last started then woke after the first. */
     double t0 = now_ms();
-    long ms = 20 + 40L * id - (long)(t0 - start);
+    long ms = (20 + 40L * id) * diff_slow() - (long)(t0 - start);
     if (ms < 1)
         ms = 1;
     switch (id % 5) {
