@@ -107,7 +107,7 @@ bool unb__io_look(int fd, struct unb__fd *e, int dir, struct unb__io_wait *cw)
         int opt = dir ? SO_SNDTIMEO : SO_RCVTIMEO;
         if (!e->user_nonblock && e->kind == UNB_FD_SOCKET &&
             getsockopt(fd, SOL_SOCKET, opt, &tv, &len) == 0 && len == sizeof tv) {
-            t = (int64_t)tv.tv_sec * 1000000000 + (int64_t)tv.tv_usec * 1000;
+            t = unb__ns(tv.tv_sec, (int64_t)tv.tv_usec * 1000);
             if (dir)
                 e->sndtimeo_ns = t;
             else
@@ -116,7 +116,7 @@ bool unb__io_look(int fd, struct unb__fd *e, int dir, struct unb__io_wait *cw)
         unb_errno = saved;
     }
     cw->nonblock = e->user_nonblock;
-    cw->deadline = !cw->nonblock && t ? unb__now_ns() + t : 0;
+    cw->deadline = !cw->nonblock && t ? unb__ns_after(unb__now_ns(), t) : 0;
     return !cw->nonblock;
 }
 

@@ -84,8 +84,9 @@ static int block_outside(int fd)
     if (!e || e->kind != UNB_FD_SOCKET || e->user_nonblock || !e->sys_nonblock)
         return 0;
     struct pollfd p = {.fd = fd, .events = POLLIN};
-    int64_t t = e->rcvtimeo_ns;
-    int r = UNB_REAL(poll)(&p, 1, t ? (int)((t + 999999) / 1000000) : -1);
+    int64_t t = e->rcvtimeo_ns; /* more ms than poll's int can hold: ppoll */
+    struct timespec ts = {(time_t)(t / 1000000000), (long)(t % 1000000000)};
+    int r = UNB_REAL(ppoll)(&p, 1, t ? &ts : NULL, NULL);
     if (r == 0) {
         unb_errno = EAGAIN;
         return 0;
@@ -194,7 +195,7 @@ static int64_t timeval_ns(const void *v, socklen_t len)
     const struct timeval *tv = v;
     if (tv->tv_sec < 0 || tv->tv_usec < 0 || tv->tv_usec >= 1000000)
         return -1;
-    return (int64_t)tv->tv_sec * 1000000000 + (int64_t)tv->tv_usec * 1000;
+    return unb__ns(tv->tv_sec, (int64_t)tv->tv_usec * 1000);
 }
 
 UNB_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)

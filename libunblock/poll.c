@@ -245,7 +245,7 @@ UNB_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
         r = UNB_REAL(ppoll)(fds, n, ts, NULL);
     } else {
         int64_t deadline =
-            ts ? unb__now_ns() + (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec : 0;
+            ts ? unb__ns_after(unb__now_ns(), unb__ns(ts->tv_sec, ts->tv_nsec)) : 0;
         r = co_poll(fds, n, deadline, true, UNB_CALL_POLL);
     }
     if (mask)
@@ -320,15 +320,18 @@ UNB_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timev
 {
     if (!unb__sched_parkable() || (tv && tv->tv_sec == 0 && tv->tv_usec == 0))
         return UNB_REAL(select)(nfds, rd, wr, ex, tv);
-    /* As the kernel: microseconds past a second carry into the seconds;
-     * only a negative time is invalid. */
-    if (tv && (tv->tv_usec < 0 || tv->tv_sec + tv->tv_usec / 1000000 < 0)) {
-        unb_errno = EINVAL;
-        return -1;
+    /* As the kernel: microseconds past a second carry into the seconds
+     * (wrapping, as it does); only a negative time is invalid. */
+    long sec = 0;
+    if (tv) {
+        __builtin_add_overflow(tv->tv_sec, tv->tv_usec / 1000000, &sec);
+        if (tv->tv_usec < 0 || sec < 0) {
+            unb_errno = EINVAL;
+            return -1;
+        }
     }
-    int64_t deadline = tv ? unb__now_ns() + (int64_t)tv->tv_sec * 1000000000 +
-                                (int64_t)tv->tv_usec * 1000
-                          : 0;
+    int64_t deadline =
+        tv ? unb__ns_after(unb__now_ns(), unb__ns(sec, tv->tv_usec % 1000000 * 1000)) : 0;
     int r = co_select(nfds, rd, wr, ex, deadline, true);
     if (tv) { /* Linux reports the time left */
         int64_t left = deadline - unb__now_ns();
@@ -359,7 +362,7 @@ UNB_EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
         r = UNB_REAL(pselect)(nfds, rd, wr, ex, ts, NULL);
     } else {
         int64_t deadline =
-            ts ? unb__now_ns() + (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec : 0;
+            ts ? unb__ns_after(unb__now_ns(), unb__ns(ts->tv_sec, ts->tv_nsec)) : 0;
         r = co_select(nfds, rd, wr, ex, deadline, true);
     }
     if (mask)

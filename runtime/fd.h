@@ -158,4 +158,27 @@ void unb__fd_fork_child(void);
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t unb__now_ns(void);
 
+/*
+ * sec seconds and nsec nanoseconds in nanoseconds, and the time ns after
+ * `at`, saturating as the kernel does a timeout it cannot represent: a
+ * program may pass tv_sec = LONG_MAX for "forever", and that must be a
+ * wait with no end (INT64_MAX, 292 years), not an overflow into the past.
+ */
+static inline int64_t unb__ns(int64_t sec, int64_t nsec)
+{
+    int64_t r;
+    if (__builtin_mul_overflow(sec, INT64_C(1000000000), &r) ||
+        __builtin_add_overflow(r, nsec, &r))
+        return sec < 0 ? INT64_MIN : INT64_MAX;
+    return r;
+}
+
+static inline int64_t unb__ns_after(int64_t at, int64_t ns)
+{
+    int64_t r;
+    if (__builtin_add_overflow(at, ns, &r))
+        return ns < 0 ? INT64_MIN : INT64_MAX;
+    return r;
+}
+
 #endif

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stddef.h>
 
+#include "fd.h"
 #include "lock.h"
 #include "sys.h"
 
@@ -183,8 +184,7 @@ static void timed_start(struct timed *t, const struct unb__deadline *dl)
         ev_now_update(loop); /* the loop's clock must not lag ours */
         ev_timer_init(&t->u.timer, on_timer, delay > 0 ? delay : 0., 0.);
         ev_timer_start(loop, &t->u.timer);
-        unb__worker_deadline(t->w,
-                             (int64_t)dl->at.tv_sec * 1000000000 + dl->at.tv_nsec);
+        unb__worker_deadline(t->w, unb__ns(dl->at.tv_sec, dl->at.tv_nsec));
     }
     unb__worker_waiting_add(t->w, 1);
 }

@@ -43,6 +43,8 @@ static void uncount(struct sleeper *s)
 }
 
 #define NSEC 1000000000L
+#define TIME_T_MAX ((time_t)INT64_MAX)
+_Static_assert(sizeof(time_t) == sizeof(int64_t), "a 64-bit time_t");
 
 static void fired(struct sleeper *s)
 {
@@ -94,13 +96,17 @@ static struct timespec ts_sub(struct timespec a, struct timespec b)
     return d;
 }
 
+/* a + b for b >= 0, saturating (as the kernel's timespec64_add_safe). */
 static struct timespec ts_add(struct timespec a, struct timespec b)
 {
-    struct timespec s = {a.tv_sec + b.tv_sec, a.tv_nsec + b.tv_nsec};
+    struct timespec s = {0, a.tv_nsec + b.tv_nsec};
     if (s.tv_nsec >= NSEC) {
-        s.tv_sec++;
         s.tv_nsec -= NSEC;
+        if (__builtin_add_overflow(a.tv_sec, 1, &a.tv_sec))
+            return (struct timespec){TIME_T_MAX, NSEC - 1};
     }
+    if (__builtin_add_overflow(a.tv_sec, b.tv_sec, &s.tv_sec))
+        return (struct timespec){TIME_T_MAX, NSEC - 1};
     return s;
 }
 
@@ -143,13 +149,13 @@ static int sleep_in(clockid_t clock, int flags, const struct timespec *req,
         ev_now_update(loop);
         ev_timer_init(&s.u.timer, on_timer, ts_to_double(&delay), 0.);
         ev_timer_start(loop, &s.u.timer);
-        unb__worker_deadline(w, unb__now_ns() + (int64_t)delay.tv_sec * 1000000000 +
-                                    delay.tv_nsec);
+        unb__worker_deadline(w, unb__ns_after(unb__now_ns(),
+                                              unb__ns(delay.tv_sec, delay.tv_nsec)));
     }
     unb__worker_waiting_add(w, 1);
     s.counted = true;
     unb__intr_arm_since(&s.it, restartable, cancel, since);
-    unb__sched_park(NULL, NULL, call, (int64_t)delay.tv_sec * 1000000000 + delay.tv_nsec);
+    unb__sched_park(NULL, NULL, call, unb__ns(delay.tv_sec, delay.tv_nsec));
 
     if (!unb__intr_disarm(&s.it))
         return 0;

@@ -142,6 +142,7 @@ case_ signal_read 0 0
 case_ alarm_calls 0 0
 case_ alarm_calls:die 142 0
 case_ sleep_order 0 1
+case_ huge_timeouts 0 1
 case_ fork_wait 0 1
 case_ fork_exec 0 1
 case_ mutex_kinds 0 1
