@@ -290,10 +290,13 @@
  * watchdog, the monitor when it reads /proc), and a spare is woken off
  * the stuck thread's CPU (place_spare); a new spare may start on any CPU,
  * and the kernel, starting a thread, does look for the idlest.
- * bench_monitor's file read (the first 1 MiB into a fresh buffer, 3 ms
- * of page faults): largest gap 3.3-5.0 ms before, 1.4-2.0 ms in most
- * runs after; in the others the first spare's thread stack waits for the
- * process's mmap lock, which the stuck thread takes at each fault.
+ * bench_monitor's file read (the first 1 MiB into a fresh buffer, 4 to
+ * 6 ms of page faults): largest gap 3.3-5.0 ms before, 1.4-2.0 ms in most
+ * runs after.  In the others, and in every run after another scenario,
+ * the monitor started the first spare thread at the handoff, and after
+ * its clone3 ran nothing until the reader's read returned (perf trace);
+ * so the monitor starts one spare as it starts (spare_prepare): 1.2-1.3
+ * ms in 6 of 6 such runs, against 4.0-5.9 ms.
  *
  * A stuck worker is *handed off*: a spare thread takes the worker over, its queue,
  * its loop and its caches, and runs it from where it stood.  The stuck
@@ -330,6 +333,9 @@
  * Spares: at most UNBLOCK_SPARE_THREADS (64 by default; 0 turns the
  * monitor off) beyond the workers; idle ones wait 2 s for a worker to take
  * over, then exit (the process's initial thread stays).  The monitor
+ * starts the first as it starts (above); a spare takes a malloc arena
+ * only at its first malloc, not as it starts (an arena is 64 MiB of
+ * mappings made under the process's mmap lock).  The monitor
  * also marks a watched worker's poll as due at each look, so timers and
  * I/O wait at most a tick on a worker whose coroutines run long between
  * switches.  (Marking it only on a worker that had not polled since the
@@ -508,7 +514,8 @@ struct unb__m {
     struct unb__m *next;             /* rt.spares, rt.free_m */
     bool initial;                    /* the process's initial thread: stays */
     bool idle;                       /* in rt.spares (under rt.spare_lock) */
-    bool reserved;                   /* new, taken by spare_get: not in rt.spares */
+    bool reserved;                   /* new: spare_wait must not list it (spare_get
+                                      * took it, or spare_prepare listed it) */
     bool first_worker;               /* started to run a worker, not as a spare */
     bool narrowed;                   /* kept off a CPU by the monitor (place_spare) */
     _Atomic int cpu;                 /* its CPU at its last watchdog arming, or -1 */
@@ -1241,8 +1248,9 @@ void unb__worker_deadline(struct unb__worker *w, int64_t deadline_ns)
               w->soonest <= (int64_t)now_ns())) {
         w->soonest = deadline_ns;
         /* For the ends of marked calls on this thread (sched.h,
-         * unb__rt_timer_due).  After a handoff the hint stays with the old
-         * thread: at worst one yield there that nothing needed. */
+         * unb__rt_timer_due).  A handoff gives the spare the worker's
+         * (spare_give); the old thread keeps its own: at worst one yield
+         * there that nothing needed. */
         fresh_m()->st.due_cyc = cycles_at(deadline_ns);
     }
 }
@@ -2158,7 +2166,7 @@ static void thread_setup(struct unb__m *m)
     m->tid = (pid_t)unb__sys3(SYS_gettid, 0, 0, 0);
     if (unb__stack_altstack(&m->altstack) != 0)
         m->altstack = NULL; /* overflows then die without the message */
-    if (atomic_load_explicit(&m->w, memory_order_acquire)) /* a worker's thread */
+    if (m->first_worker) /* a worker's thread, not a spare */
         malloc_bind();
     if (m->first_worker && !m->initial) /* the initial thread: in start_threads */
         sched_batch(m);
@@ -2590,12 +2598,44 @@ static struct unb__m *spare_get(void)
     return m;
 }
 
+/*
+ * A spare thread started ahead of the first handoff, as the monitor
+ * starts.  Started at the handoff instead, on the monitor's thread, a
+ * thread's creation can hold the monitor itself off its CPU: perf trace of
+ * bench_monitor's file read showed the monitor run nothing for 4 ms after
+ * its clone3, until the reader's first read (5.6 ms of page faults into a
+ * fresh buffer, which the kernel does not preempt) returned.  This one
+ * waits in the pool and, unused, ends after the quiet period like any
+ * other.  Within the same bounds as spare_get; nothing if a spare is idle.
+ */
+static void spare_prepare(void)
+{
+    unb__lock(&rt.spare_lock);
+    struct unb__m *m = NULL;
+    if (!rt.spares && rt.nthreads < rt.nworkers + unb__config.spares &&
+        room_for_thread() && (m = m_alloc()) != NULL) {
+        m->reserved = true; /* listed here, as it starts */
+        m->idle = true;
+        m->next = rt.spares;
+        rt.spares = m;
+        if (m_spawn(m) != 0) {
+            rt.spares = m->next;
+            m->next = rt.free_m;
+            rt.free_m = m;
+        }
+    }
+    unb__unlock(&rt.spare_lock);
+}
+
 static void spare_give(struct unb__m *m, struct unb__worker *w)
 {
     /* In the runtime (see m_alloc) until the scheduler runs a coroutine. */
     atomic_store_explicit(&m->st.depth, 1, memory_order_relaxed);
     atomic_store_explicit(&m->st.take, UNB_TAKE_NONE, memory_order_relaxed);
     atomic_store_explicit(&m->st.yield_req, 0, memory_order_relaxed);
+    /* The worker's timer hint, not the one this thread had for another
+     * (its thread, out of the runtime, writes neither now). */
+    m->st.due_cyc = w->soonest ? cycles_at(w->soonest) : 0;
     atomic_store_explicit(&m->w, w, memory_order_release);
     atomic_store_explicit(&m->wake, 1, memory_order_release);
     unb__futex_wake(&m->wake, 1);
@@ -2890,6 +2930,7 @@ static void *monitor_main(void *arg)
             rt.workers[i].mon_next = 0;
             watch_arm(&rt.workers[i], NULL, 0);
         }
+        spare_prepare();
     }
     while (!atomic_load_explicit(&rt.monitor_stop, memory_order_relaxed)) {
         monitor_dump_if_asked();
