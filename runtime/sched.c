@@ -295,10 +295,12 @@
  * runs after.  In the others, and in every run after another scenario,
  * the monitor starts the first spare thread at the handoff, and after
  * its clone3 runs nothing until the reader's read returns (perf trace):
- * 4.0-5.9 ms.  A spare started with the monitor gave 1.2-1.3 ms, but
- * with it a differential program under ASan read a stale errno (the
- * limit in "Thread-local state") once in CI and once in 60 runs, 0 of 60
- * without; not kept until that is understood.
+ * 4.0-5.9 ms.  A spare started with the monitor gave 1.2-1.3 ms, but a
+ * ready spare completes handoffs that a thread's creation let lapse, and
+ * each moves coroutines whose code may hold errno's address (the limit
+ * in "Thread-local state"): scm_rights under ASan beside a busy CI run
+ * read a stale errno in 59 of 120 runs with it, 5 of 120 without.  Not
+ * kept until a handoff keeps such addresses true.
  *
  * A stuck worker is *handed off*: a spare thread takes the worker over, its queue,
  * its loop and its caches, and runs it from where it stood.  The stuck
