@@ -308,6 +308,7 @@ KEY_CALL int setspecific(pthread_key_t key, const void *val)
 struct tls_dtor {
     void (*fn)(void *);
     void *obj;
+    uintptr_t tp; /* the thread pointer then: obj is where it was below it */
     void *module; /* a dlopen reference, or NULL for the program */
     struct tls_dtor *next;
 };
@@ -320,7 +321,8 @@ UNB_EXPORT int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso
     struct tls_dtor *d = malloc(sizeof *d);
     if (!d)
         unb__die("cannot register a thread_local destructor: out of memory");
-    *d = (struct tls_dtor){.fn = fn, .obj = obj, .next = co->tls_dtors};
+    *d = (struct tls_dtor){
+        .fn = fn, .obj = obj, .tp = unb__tls_thread_pointer(), .next = co->tls_dtors};
     Dl_info info;
     struct link_map *lm = NULL;
     if (dso_symbol && dladdr1(dso_symbol, &info, (void **)&lm, RTLD_DL_LINKMAP) && lm &&
@@ -335,7 +337,9 @@ static void run_tls_dtors(struct unb_coro *co)
     struct tls_dtor *d;
     while ((d = co->tls_dtors)) { /* a destructor may register more */
         co->tls_dtors = d->next;
-        d->fn(d->obj);
+        /* A thread_local object is in the blocks of whichever thread the
+         * coroutine runs on now (a handoff may have moved it since). */
+        d->fn(unb__tls_here(d->obj, d->tp));
         if (d->module)
             dlclose(d->module);
         free(d);

@@ -187,6 +187,15 @@ static void relocate(char *saved, const struct region *r, uintptr_t from, uintpt
     }
 }
 
+void *unb__tls_here(void *addr, uintptr_t from)
+{
+    uintptr_t me, v = (uintptr_t)addr;
+    __asm__ volatile("movq %%fs:0, %0" : "=r"(me)); /* fresh: after a switch */
+    if (from == 0 || from == me || v >= from || from - v > span)
+        return addr;
+    return (void *)(v - from + me);
+}
+
 void unb__tls_load(void *area, uintptr_t *tp)
 {
     uintptr_t me = unb__tls_thread_pointer();

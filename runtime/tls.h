@@ -52,4 +52,12 @@ void unb__tls_save(void *area, uintptr_t *tp);
  */
 void unb__tls_load(void *area, uintptr_t *tp);
 
+/*
+ * An address the running coroutine took in its static TLS while it ran on
+ * the thread whose pointer was `from`, where it is now (on the calling
+ * thread); any other address unchanged.  For what the program keeps
+ * outside the blocks on its behalf (C++ thread_local destructors).
+ */
+void *unb__tls_here(void *addr, uintptr_t from);
+
 #endif
