@@ -180,7 +180,8 @@
  * waits for work waits with what every coroutine blocks (sigmask.h).  Compiled code may
  * keep errno's address (glibc declares __errno_location const) or a
  * __thread variable's address across a call that parks, which is why a
- * coroutine must come back to the same thread:
+ * coroutine must come back to the same thread (and why a handoff gives
+ * the worker back to its own thread, "Taking the worker back" below):
  *
  * Affinity
  * --------
@@ -306,10 +307,36 @@
  * its loop and its caches, and runs it from where it stood.  The stuck
  * coroutine goes on running on the old thread; at its next entry into the
  * runtime (the blocking call's end, or its next hook) it sees that its
- * thread lost the worker, switches to the old thread's own scheduler
- * context, whose after action posts it to its worker's mailbox, and the
- * old thread becomes a spare.  A pinned coroutine cannot move: it goes on
- * as a plain thread would until it unpins.
+ * thread lost the worker.  A pinned coroutine cannot move: it goes on as
+ * a plain thread would until it unpins.
+ *
+ * Taking the worker back.  Each worker has a *home* thread, the one
+ * started for it (for worker 0 under the preload, the process's initial
+ * thread), and runs elsewhere only while its home is stuck.  A home that
+ * lost its worker waits for it at that entry (home_wait: w->home_wants,
+ * and a wake-up of the worker's loop), with its coroutine where it
+ * stands: the spare gives the worker back at its next pass through the
+ * scheduler (find_runnable, which every 64th switch and every idle
+ * moment reaches), or the monitor gives it back in place of a spare if
+ * the spare is stuck in its turn (has_work counts the waiting home).  The
+ * spare goes back to the pool.  So the stuck coroutine never moves, and
+ * the others move to the spare and back: their code's cached errno and
+ * __thread addresses are the home's, wrong only while the spare runs them
+ * and right again after.  What stays wrong: addresses that code computed
+ * on the spare (a thread that started there, a function entered there)
+ * and keeps after the worker went home.  Before, the coroutine posted
+ * itself to its worker's mailbox and the old thread became a spare, so a
+ * handoff moved every coroutine of the worker for good, the stuck one
+ * first: tests/preload/errno_handoff.c (errno through an address kept
+ * across a raw nanosleep, a computation and a terminal's read, each
+ * handed off) failed 12 of its 20 checks in each of 6 runs with one
+ * worker (5 or 6 with two), and passes.
+ * A thread other than the home (a spare) that loses the worker still
+ * posts its coroutine to the mailbox and joins the pool.  A spare's
+ * worker pointer (w->m) is set before the spare is woken: set after,
+ * as it was, it could overwrite a spare's quick give back, and the
+ * monitor, taking the worker from a thread that no longer ran it, gave
+ * one worker to two threads (tests/diff/pipe_workers, 1 run in 4).
  *
  * The protocol.  A thread touches its worker only inside a *runtime
  * section* (unb__rt_enter/unb__rt_leave, sched.h; a depth counter that
@@ -477,6 +504,10 @@ struct unb__worker {
     struct unb__worker *idle_next;
     bool in_idle_list;
     bool woken_spinning; /* popped by wakep; spin on wake */
+    /* Its own thread, started for it; others run it only while that one
+     * is stuck (see "Taking the worker back"). */
+    struct unb__m *home_m;
+    _Atomic uint32_t home_wants; /* home_m, back from its call, waits for it */
     /* The watchdog (see "The monitor"), armed by the worker's thread at
      * a switch, at most once a tick; read by the monitor. */
     int watch_fd;                     /* its timerfd, or -1 */
@@ -1419,10 +1450,14 @@ static void go_idle(struct unb__worker *w)
 
 static bool caches_drop(struct unb__worker *w);
 
-/* The next coroutine for w to run, or NULL when the runtime stops. */
+/* The next coroutine for w to run, or NULL when the runtime stops or w's
+ * home thread wants it back. */
 static struct unb_coro *find_runnable(struct unb__worker *w)
 {
     for (;;) {
+        /* w's home thread waits for it (home_wait): run_worker gives it. */
+        if (unb_unlikely(atomic_load_explicit(&w->home_wants, memory_order_relaxed)))
+            return NULL;
         if (unb_unlikely(atomic_load_explicit(&rt.stopping, memory_order_relaxed)))
             return NULL;
         drain_mailbox(w);
@@ -2186,8 +2221,24 @@ static void thread_setup(struct unb__m *m)
     unb__futex_wake(&m->set_up, 1);
 }
 
-/* Runs worker w on thread m until the runtime stops (false) or w is handed
- * to another thread while m is stuck in a coroutine (true). */
+/* Gives worker w to its home thread, which waits for it in home_wait:
+ * from the thread that runs w, between two coroutines, or from the
+ * monitor, in place of a spare.  The home's depth is its own: it waits
+ * inside a section. */
+static void home_give(struct unb__m *home, struct unb__worker *w)
+{
+    atomic_store_explicit(&home->st.take, UNB_TAKE_NONE, memory_order_relaxed);
+    atomic_store_explicit(&home->st.yield_req, 0, memory_order_relaxed);
+    home->st.due_cyc = w->soonest ? cycles_at(w->soonest) : 0;
+    atomic_store_explicit(&home->w, w, memory_order_relaxed);
+    atomic_store_explicit(&w->m, home, memory_order_relaxed);
+    atomic_store_explicit(&home->wake, 1, memory_order_release);
+    unb__futex_wake(&home->wake, 1);
+}
+
+/* Runs worker w on thread m until the runtime stops (false), or w is
+ * handed to another thread while m is stuck in a coroutine, or m (a
+ * spare) gives w back to its home thread (true). */
 static bool run_worker(struct unb__m *m, struct unb__worker *w)
 {
     tls_worker = w;
@@ -2205,6 +2256,11 @@ static bool run_worker(struct unb__m *m, struct unb__worker *w)
         }
     }
     tls_worker = NULL;
+    if (atomic_exchange_explicit(&w->home_wants, 0, memory_order_acquire)) {
+        atomic_store_explicit(&m->w, NULL, memory_order_relaxed);
+        home_give(w->home_m, w);
+        return true;
+    }
     atomic_store_explicit(&w->exited, 1, memory_order_release);
     unb__futex_wake(&w->exited, 1);
     return false;
@@ -2277,6 +2333,35 @@ void unb__rt_yield_requested(void)
     yield_then(requeue_after_poll);
 }
 
+/*
+ * The slow path's end on a worker's home thread: it waits, signals
+ * blocked, until the thread that runs its worker w now gives it back
+ * (between two coroutines, or by the monitor when that thread is stuck
+ * in its turn), and goes on running the coroutine where it stood.
+ */
+static void home_wait(struct unb__m *m, struct unb__worker *w)
+{
+    int saved_errno = unb_errno;
+    uint64_t mask = unb__sigmask_on ? m->kmask : unb__sigmask_read();
+    unb__sigmask_apply(&m->kmask, unb__sigmask_all());
+    /* No coroutine meanwhile: libev's write to the loop's eventfd goes
+     * through our hook, which must make it as a plain thread's. */
+    struct unb_coro *self = tls_cur;
+    tls_cur = NULL;
+    atomic_store_explicit(&w->home_wants, 1, memory_order_release);
+    ev_async_send(w->loop, &w->wake); /* its thread may be asleep in its loop */
+    while (atomic_load_explicit(&m->wake, memory_order_acquire) == 0)
+        unb__futex_wait(&m->wake, 0, NULL);
+    atomic_store_explicit(&m->wake, 0, memory_order_relaxed);
+    UNB_ASSERT(atomic_load_explicit(&m->w, memory_order_relaxed) == w);
+    spare_widen(m); /* the monitor may have placed it */
+    tls_worker = w;
+    tls_cur = self;
+    unb__sigmask_apply(&m->kmask, mask);
+    beat(m, w);
+    unb_errno = saved_errno;
+}
+
 void unb__rt_reclaim(void)
 {
     struct unb__m *m = tls_m;
@@ -2293,10 +2378,15 @@ void unb__rt_reclaim(void)
     if (take == UNB_TAKE_NONE)
         return;
     struct unb_coro *self = tls_cur;
-    UNB_ASSERT(self);  /* a scheduler is always inside the runtime */
+    UNB_ASSERT(self); /* a scheduler is always inside the runtime */
+    struct unb__worker *lost = tls_worker;
     tls_worker = NULL; /* not ours any more */
     if (self->pinned)
         return; /* a pinned coroutine goes on here, as a plain thread would */
+    if (lost && lost->home_m == m) {
+        home_wait(m, lost);
+        return;
+    }
     m->after_fn = rejoin_post;
     m->after_arg = self;
     tls_cur = NULL;
@@ -2609,6 +2699,9 @@ static void spare_give(struct unb__m *m, struct unb__worker *w)
     /* The worker's timer hint, not the one this thread had for another
      * (its thread, out of the runtime, writes neither now). */
     m->st.due_cyc = w->soonest ? cycles_at(w->soonest) : 0;
+    /* w->m before the wake-up: once running, the spare may give w on
+     * (home_give) and set it again. */
+    atomic_store_explicit(&w->m, m, memory_order_release);
     atomic_store_explicit(&m->w, w, memory_order_release);
     atomic_store_explicit(&m->wake, 1, memory_order_release);
     unb__futex_wake(&m->wake, 1);
@@ -2630,6 +2723,7 @@ static bool has_work(struct unb__worker *w)
 {
     if (__atomic_load_n(&w->waiting, __ATOMIC_RELAXED) > 0 ||
         __atomic_load_n(&w->nhomed, __ATOMIC_RELAXED) > 0 ||
+        atomic_load_explicit(&w->home_wants, memory_order_relaxed) ||
         atomic_load_explicit(&w->mailbox, memory_order_relaxed) != NULL)
         return true;
     if (unb__deque_size(&w->runq) <= 0 &&
@@ -2650,22 +2744,30 @@ static bool has_work(struct unb__worker *w)
  */
 static bool handoff(struct unb__worker *w, struct unb__m *m, uint32_t b)
 {
-    struct unb__m *spare = spare_get();
+    /* w's home thread, back from its own call and waiting, before a spare.
+     * Only m's thread (inside a section) or we claim its request, and m's
+     * is outside one once the take is done: the claim below cannot fail. */
+    bool home = atomic_load_explicit(&w->home_wants, memory_order_relaxed);
+    struct unb__m *spare = home ? w->home_m : spare_get();
     if (!spare)
         return false;
     atomic_store_explicit(&m->st.take, UNB_TAKE_PENDING, memory_order_relaxed);
     fence_others();
     if (atomic_load_explicit(&m->st.depth, memory_order_acquire) != 0 ||
-        atomic_load_explicit(&m->st.beat, memory_order_relaxed) != b) {
+        atomic_load_explicit(&m->st.beat, memory_order_relaxed) != b ||
+        (home && !atomic_exchange_explicit(&w->home_wants, 0, memory_order_acquire))) {
         atomic_store_explicit(&m->st.take, UNB_TAKE_NONE, memory_order_release);
-        spare_putback(spare);
+        if (!home)
+            spare_putback(spare);
         return false;
     }
     atomic_store_explicit(&m->w, NULL, memory_order_relaxed);
     atomic_store_explicit(&m->st.take, UNB_TAKE_DONE, memory_order_release);
     place_spare(spare, m);
-    spare_give(spare, w);
-    atomic_store_explicit(&w->m, spare, memory_order_release);
+    if (home)
+        home_give(spare, w);
+    else
+        spare_give(spare, w);
     atomic_fetch_add_explicit(&rt.handoffs, 1, memory_order_relaxed);
     return true;
 }
@@ -3111,7 +3213,9 @@ static int worker_spawn(struct unb__worker *w)
         atomic_store_explicit(&w->m, m, memory_order_release);
         atomic_store_explicit(&m->w, w, memory_order_release);
         m->first_worker = true;
+        w->home_m = m;
         if ((e = m_spawn(m)) != 0) {
+            w->home_m = NULL;
             atomic_store_explicit(&w->m, NULL, memory_order_relaxed);
             m->next = rt.free_m;
             rt.free_m = m;
@@ -3265,6 +3369,7 @@ int unb__sched_run_main(void *(*fn)(void *), void *arg, size_t stack_size)
     if (m) {
         m->initial = true; /* never exits: the process's first thread */
         m->first_worker = true;
+        w->home_m = m;
         m->kmask = unb__sigmask_read();
         atomic_store_explicit(&m->w, w, memory_order_relaxed);
         atomic_store_explicit(&w->m, m, memory_order_release);
@@ -3475,6 +3580,7 @@ void unb__sched_fork_child(void)
      * was handing it away during the fork. */
     atomic_store(&me->st.take, UNB_TAKE_NONE);
     atomic_store(&me->w, self);
+    self->home_m = me; /* the others' threads are started afresh, below */
     if (cur) /* the one coroutine left, homed here (worker_init cleared the counts) */
         atomic_store_explicit(&cur->home->nlive, 1, memory_order_relaxed);
     me->tid = (pid_t)unb__sys3(SYS_gettid, 0, 0, 0); /* the monitor reads /proc by it */

@@ -105,6 +105,7 @@ static const struct spec specs[] = {
     {"cleanup_exit_eh", NULL, 0, NULL, 0, 0, 0, 0},
     {"cond", NULL, 0, NULL, 0, 1, 0, 0},
     {"errno_cached", NULL, 0, NULL, 0, 0, 0, 0},
+    {"errno_handoff", NULL, 0, NULL, 0, 1, 0, 0},
     {"errno_tls", NULL, 0, NULL, 0, 1, 0, 0},
     {"exit", "return", 3, NULL, 0, 0, 0, 0},
     {"exit", "exit-thread", 5, NULL, 0, 1, 0, 0},
