@@ -294,14 +294,16 @@
  * bench_monitor's file read (the first 1 MiB into a fresh buffer, 4 to
  * 6 ms of page faults): largest gap 3.3-5.0 ms before, 1.4-2.0 ms in most
  * runs after.  In the others, and in every run after another scenario,
- * the monitor starts the first spare thread at the handoff, and after
- * its clone3 runs nothing until the reader's read returns (perf trace):
- * 4.0-5.9 ms.  A spare started with the monitor gave 1.2-1.3 ms, but a
- * ready spare completes handoffs that a thread's creation let lapse, and
- * each moves coroutines whose code may hold errno's address (the limit
- * in "Thread-local state"): scm_rights under ASan beside a busy CI run
- * read a stale errno in 59 of 120 runs with it, 5 of 120 without.  Not
- * kept until a handoff keeps such addresses true.
+ * the monitor started the first spare thread at the handoff, and after
+ * its clone3 ran nothing until the reader's read returned (perf trace):
+ * 4.0-5.9 ms.  So the monitor starts one spare as it starts
+ * (spare_prepare): 1.2-1.3 ms.  A ready spare completes handoffs that a
+ * thread's creation let lapse, and while each moved the stuck coroutine
+ * to the spare for good, scm_rights under ASan beside a busy CI run read
+ * a stale errno (the limit in "Thread-local state") in 59 of 120 runs
+ * with it, 5 of 120 without; since the worker goes back to its own
+ * thread ("Taking the worker back"), 0 of 60 with it beside two CPU
+ * hogs (14 of 60 before, interleaved).
  *
  * A stuck worker is *handed off*: a spare thread takes the worker over, its queue,
  * its loop and its caches, and runs it from where it stood.  The stuck
@@ -363,9 +365,10 @@
  *
  * Spares: at most UNBLOCK_SPARE_THREADS (64 by default; 0 turns the
  * monitor off) beyond the workers; idle ones wait 2 s for a worker to take
- * over, then exit (the process's initial thread stays).  A spare takes a
- * malloc arena only at its first malloc, not as it starts (an arena is
- * 64 MiB of mappings made under the process's mmap lock).  The monitor
+ * over, then exit (the process's initial thread stays).  The monitor
+ * starts the first as it starts (above); a spare takes a malloc arena
+ * only at its first malloc, not as it starts (an arena is 64 MiB of
+ * mappings made under the process's mmap lock).  The monitor
  * also marks a watched worker's poll as due at each look, so timers and
  * I/O wait at most a tick on a worker whose coroutines run long between
  * switches.  (Marking it only on a worker that had not polled since the
@@ -548,7 +551,8 @@ struct unb__m {
     struct unb__m *next;             /* rt.spares, rt.free_m */
     bool initial;                    /* the process's initial thread: stays */
     bool idle;                       /* in rt.spares (under rt.spare_lock) */
-    bool reserved;                   /* new, taken by spare_get: not in rt.spares */
+    bool reserved;                   /* new: spare_wait must not list it (spare_get
+                                      * took it, or spare_prepare listed it) */
     bool first_worker;               /* started to run a worker, not as a spare */
     bool narrowed;                   /* kept off a CPU by the monitor (place_spare) */
     _Atomic int cpu;                 /* its CPU at its last watchdog arming, or -1 */
@@ -2690,6 +2694,35 @@ static struct unb__m *spare_get(void)
     return m;
 }
 
+/*
+ * A spare thread started ahead of the first handoff, as the monitor
+ * starts.  Started at the handoff instead, on the monitor's thread, a
+ * thread's creation can hold the monitor itself off its CPU: perf trace of
+ * bench_monitor's file read showed the monitor run nothing for 4 ms after
+ * its clone3, until the reader's first read (5.6 ms of page faults into a
+ * fresh buffer) returned.  This one waits in the pool and, unused, ends
+ * after the quiet period like any other.  Within the same bounds as
+ * spare_get; nothing if a spare is idle.
+ */
+static void spare_prepare(void)
+{
+    unb__lock(&rt.spare_lock);
+    struct unb__m *m = NULL;
+    if (!rt.spares && rt.nthreads < rt.nworkers + unb__config.spares &&
+        room_for_thread() && (m = m_alloc()) != NULL) {
+        m->reserved = true; /* listed here, as it starts */
+        m->idle = true;
+        m->next = rt.spares;
+        rt.spares = m;
+        if (m_spawn(m) != 0) {
+            rt.spares = m->next;
+            m->next = rt.free_m;
+            rt.free_m = m;
+        }
+    }
+    unb__unlock(&rt.spare_lock);
+}
+
 static void spare_give(struct unb__m *m, struct unb__worker *w)
 {
     /* In the runtime (see m_alloc) until the scheduler runs a coroutine. */
@@ -3005,6 +3038,7 @@ static void *monitor_main(void *arg)
             rt.workers[i].mon_next = 0;
             watch_arm(&rt.workers[i], NULL, 0);
         }
+        spare_prepare();
     }
     while (!atomic_load_explicit(&rt.monitor_stop, memory_order_relaxed)) {
         monitor_dump_if_asked();
