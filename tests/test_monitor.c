@@ -571,6 +571,10 @@ static int control_child(void)
     atomic_store(&hb.measuring, true);
     struct scenario sc = {"control", raw_sleep, 0.5, 0, 0, 0};
     unb_join(unb_spawn(raw_sleep, &sc), NULL);
+    /* The join may run before the heartbeat's first tick after the stall,
+     * which is the tick that measures it (once in a make test run, 1.3 ms
+     * was all it saw): let that tick come first. */
+    usleep(5000);
     atomic_store(&hb.measuring, false);
     atomic_store(&hb.stop, true);
     unb_join(h, NULL);
@@ -611,6 +615,7 @@ static int control_reads_child(void)
     atomic_store(&hb.measuring, true);
     void *failed = NULL;
     unb_join(unb_spawn(pread_loop, &fd), &failed);
+    usleep(5000); /* the heartbeat's tick after the stall first (control_child) */
     atomic_store(&hb.measuring, false);
     atomic_store(&hb.stop, true);
     unb_join(h, NULL);
