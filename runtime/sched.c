@@ -1286,7 +1286,7 @@ void unb__worker_deadline(struct unb__worker *w, int64_t deadline_ns)
         w->soonest = deadline_ns;
         /* For the ends of marked calls on this thread (sched.h,
          * unb__rt_timer_due).  A handoff gives the spare the worker's
-         * (spare_give); the old thread keeps its own: at worst one yield
+         * (give); the old thread keeps its own: at worst one yield
          * there that nothing needed. */
         fresh_m()->st.due_cyc = cycles_at(deadline_ns);
     }
@@ -2225,19 +2225,28 @@ static void thread_setup(struct unb__m *m)
     unb__futex_wake(&m->set_up, 1);
 }
 
-/* Gives worker w to its home thread, which waits for it in home_wait:
- * from the thread that runs w, between two coroutines, or from the
- * monitor, in place of a spare.  The home's depth is its own: it waits
- * inside a section. */
-static void home_give(struct unb__m *home, struct unb__worker *w)
+/*
+ * Gives worker w to thread m, which waits for it: a spare in spare_wait,
+ * or w's home thread in home_wait (from the thread that runs w, between
+ * two coroutines, or from the monitor, in place of a spare).  A spare is
+ * in the runtime (see m_alloc) until its scheduler runs a coroutine; the
+ * home's depth is its own, since it waits inside a section.
+ */
+static void give(struct unb__m *m, struct unb__worker *w)
 {
-    atomic_store_explicit(&home->st.take, UNB_TAKE_NONE, memory_order_relaxed);
-    atomic_store_explicit(&home->st.yield_req, 0, memory_order_relaxed);
-    home->st.due_cyc = w->soonest ? cycles_at(w->soonest) : 0;
-    atomic_store_explicit(&home->w, w, memory_order_relaxed);
-    atomic_store_explicit(&w->m, home, memory_order_relaxed);
-    atomic_store_explicit(&home->wake, 1, memory_order_release);
-    unb__futex_wake(&home->wake, 1);
+    if (m != w->home_m)
+        atomic_store_explicit(&m->st.depth, 1, memory_order_relaxed);
+    atomic_store_explicit(&m->st.take, UNB_TAKE_NONE, memory_order_relaxed);
+    atomic_store_explicit(&m->st.yield_req, 0, memory_order_relaxed);
+    /* The worker's timer hint, not the one this thread had for another
+     * (its thread, out of the runtime, writes neither now). */
+    m->st.due_cyc = w->soonest ? cycles_at(w->soonest) : 0;
+    /* w->m before the wake-up: once running, a spare may give w on (to
+     * its home) and set it again. */
+    atomic_store_explicit(&w->m, m, memory_order_release);
+    atomic_store_explicit(&m->w, w, memory_order_release);
+    atomic_store_explicit(&m->wake, 1, memory_order_release);
+    unb__futex_wake(&m->wake, 1);
 }
 
 /* Runs worker w on thread m until the runtime stops (false), or w is
@@ -2262,7 +2271,7 @@ static bool run_worker(struct unb__m *m, struct unb__worker *w)
     tls_worker = NULL;
     if (atomic_exchange_explicit(&w->home_wants, 0, memory_order_acquire)) {
         atomic_store_explicit(&m->w, NULL, memory_order_relaxed);
-        home_give(w->home_m, w);
+        give(w->home_m, w);
         return true;
     }
     atomic_store_explicit(&w->exited, 1, memory_order_release);
@@ -2655,7 +2664,7 @@ static bool room_for_thread(void)
 
 /* A thread to take a worker over: an idle spare, or a new thread within
  * UNBLOCK_SPARE_THREADS and the address space (room_for_thread).  It
- * waits until spare_give. */
+ * waits until give. */
 static struct unb__m *spare_get(void)
 {
     unb__lock(&rt.spare_lock);
@@ -2723,23 +2732,6 @@ static void spare_prepare(void)
     unb__unlock(&rt.spare_lock);
 }
 
-static void spare_give(struct unb__m *m, struct unb__worker *w)
-{
-    /* In the runtime (see m_alloc) until the scheduler runs a coroutine. */
-    atomic_store_explicit(&m->st.depth, 1, memory_order_relaxed);
-    atomic_store_explicit(&m->st.take, UNB_TAKE_NONE, memory_order_relaxed);
-    atomic_store_explicit(&m->st.yield_req, 0, memory_order_relaxed);
-    /* The worker's timer hint, not the one this thread had for another
-     * (its thread, out of the runtime, writes neither now). */
-    m->st.due_cyc = w->soonest ? cycles_at(w->soonest) : 0;
-    /* w->m before the wake-up: once running, the spare may give w on
-     * (home_give) and set it again. */
-    atomic_store_explicit(&w->m, m, memory_order_release);
-    atomic_store_explicit(&m->w, w, memory_order_release);
-    atomic_store_explicit(&m->wake, 1, memory_order_release);
-    unb__futex_wake(&m->wake, 1);
-}
-
 static void spare_putback(struct unb__m *m)
 {
     unb__lock(&rt.spare_lock);
@@ -2797,10 +2789,7 @@ static bool handoff(struct unb__worker *w, struct unb__m *m, uint32_t b)
     atomic_store_explicit(&m->w, NULL, memory_order_relaxed);
     atomic_store_explicit(&m->st.take, UNB_TAKE_DONE, memory_order_release);
     place_spare(spare, m);
-    if (home)
-        home_give(spare, w);
-    else
-        spare_give(spare, w);
+    give(spare, w);
     atomic_fetch_add_explicit(&rt.handoffs, 1, memory_order_relaxed);
     return true;
 }
