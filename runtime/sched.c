@@ -2771,7 +2771,8 @@ static bool handoff(struct unb__worker *w, struct unb__m *m, uint32_t b)
 {
     /* w's home thread, back from its own call and waiting, before a spare.
      * Only m's thread (inside a section) or we claim its request, and m's
-     * is outside one once the take is done: the claim below cannot fail. */
+     * is outside one when the take is done: the claim below is a last
+     * guard, which fails only if m's thread gave w home meanwhile. */
     bool home = atomic_load_explicit(&w->home_wants, memory_order_relaxed);
     struct unb__m *spare = home ? w->home_m : spare_get();
     if (!spare)
