@@ -171,6 +171,13 @@ void unb__tls_save(void *area, uintptr_t *tp)
     unb__tsan_release(me);
 }
 
+/* An address in the static TLS of the thread whose pointer was `from`,
+ * moved to the same place below `to`; any other value unchanged. */
+static inline uintptr_t moved(uintptr_t v, uintptr_t from, uintptr_t to)
+{
+    return v < from && from - v <= span ? v - from + to : v;
+}
+
 /* Moves the words of a region's saved copy that point into the static TLS
  * of the thread whose pointer was `from` to the same place below `to`. */
 static void relocate(char *saved, const struct region *r, uintptr_t from, uintptr_t to)
@@ -178,22 +185,18 @@ static void relocate(char *saved, const struct region *r, uintptr_t from, uintpt
     /* Words aligned as they are in the blocks (tp is aligned to 64). */
     size_t k = (size_t)(-r->off) & 7;
     for (; k + 8 <= r->len; k += 8) {
-        uintptr_t v;
+        uintptr_t v, m;
         memcpy(&v, saved + k, sizeof v);
-        if (v < from && from - v <= span) {
-            v = v - from + to;
-            memcpy(saved + k, &v, sizeof v);
-        }
+        if ((m = moved(v, from, to)) != v)
+            memcpy(saved + k, &m, sizeof m);
     }
 }
 
 void *unb__tls_here(void *addr, uintptr_t from)
 {
-    uintptr_t me, v = (uintptr_t)addr;
+    uintptr_t me;
     __asm__ volatile("movq %%fs:0, %0" : "=r"(me)); /* fresh: after a switch */
-    if (from == 0 || from == me || v >= from || from - v > span)
-        return addr;
-    return (void *)(v - from + me);
+    return from ? (void *)moved((uintptr_t)addr, from, me) : addr;
 }
 
 void unb__tls_load(void *area, uintptr_t *tp)
