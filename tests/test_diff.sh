@@ -158,6 +158,7 @@ case_ dup_sockets 0 1
 case_ fd_flags 0 1
 case_ accept4_flags 0 1
 case_ stdio_socket 0 0
+case_ fd_lowest 0 1
 
 # --------------------------------------------------------------------------
 # Running.

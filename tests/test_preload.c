@@ -122,6 +122,7 @@ static const struct spec specs[] = {
     {"sem", NULL, 0, NULL, 0, 1, 0, 0},
     {"stdio_socket", NULL, 0, NULL, 0, 0, 0, 0},
     {"stuck_calls", NULL, 0, NULL, 0, 1, 0, 0},
+    {"stuck_calls", "no-close-range", 0, NULL, 0, 1, 0, 0},
     {"thread_server", NULL, 0, NULL, 0, 1, 0, 0},
     {"threads_count", NULL, 0, NULL, 0, 0, 0, 0},
     {"tls_counter", NULL, 0, NULL, 0, 1, 0, 0},
