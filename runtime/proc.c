@@ -67,9 +67,9 @@ static struct {
     _Atomic uint32_t asked;    /* requests made: the reader's futex */
     _Atomic uint32_t answered; /* requests answered: the monitor's futex */
     _Atomic bool stop;
-    bool ok;                    /* the answer to request `answered` */
-    char path[PROC_PATH_MAX];   /* the request */
-    char buf[PROC_BUF_MAX];     /* the answer, NUL-terminated */
+    bool ok;                  /* the answer to request `answered` */
+    char path[PROC_PATH_MAX]; /* the request */
+    char buf[PROC_BUF_MAX];   /* the answer, NUL-terminated */
     struct {
         char path[PROC_PATH_MAX];
         int fd; /* in the reader's own table, or -1 */
@@ -102,7 +102,8 @@ static bool cached_read(const char *path, char *buf, size_t size)
                 return false;
             rd.cache[i].fd = (int)fd;
         }
-        long n = unb__sys6(SYS_pread64, rd.cache[i].fd, (long)buf, (long)size - 1, 0, 0, 0);
+        long n =
+            unb__sys6(SYS_pread64, rd.cache[i].fd, (long)buf, (long)size - 1, 0, 0, 0);
         if (n > 0) {
             buf[n] = 0;
             return true;
@@ -134,7 +135,8 @@ static void *reader_main(void *arg)
      * later read then fails as "still at an earlier request", and the
      * monitor hands nothing off: pipe_workers hung under ASan). */
     uint32_t seen = atomic_load_explicit(&rd.asked, memory_order_acquire);
-    atomic_store_explicit(&rd.state, own ? READER_ON : READER_REFUSED, memory_order_release);
+    atomic_store_explicit(&rd.state, own ? READER_ON : READER_REFUSED,
+                          memory_order_release);
     unb__futex_wake(&rd.state, 1);
     if (!own)
         return NULL;
@@ -168,7 +170,8 @@ void unb__proc_start(void (*setup)(void), long wait_ns)
         return;
     }
     uint32_t s;
-    while ((s = atomic_load_explicit(&rd.state, memory_order_acquire)) == READER_STARTING)
+    while ((s = atomic_load_explicit(&rd.state, memory_order_acquire)) ==
+           READER_STARTING)
         unb__futex_wait(&rd.state, s, NULL);
     if (s == READER_REFUSED) {
         unb__real_thread_join(rd.thread, NULL);
@@ -196,7 +199,6 @@ void unb__proc_forget(void)
     atomic_store(&rd.answered, atomic_load(&rd.asked));
     atomic_store(&rd.tid, 0);
 }
-
 
 /* Keeps the reader on the asking thread's CPU, which the asker leaves to
  * it as it waits on the futex: no idle CPU to wake.  Measured over 1,300
@@ -240,7 +242,7 @@ bool unb__proc_read(const char *path, char *buf, size_t size)
         int64_t now = unb__now_ns();
         if (now >= end)
             return false;
-        struct timespec left = {0, (long)(end - now)};
+        struct timespec left = {(end - now) / 1000000000, (end - now) % 1000000000};
         unb__futex_wait(&rd.answered, got, &left);
     }
     if (!rd.ok)

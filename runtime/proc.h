@@ -16,7 +16,6 @@
  * the reads asked until that answer comes: the monitor looks again. */
 void unb__proc_start(void (*setup)(void), long wait_ns);
 
-
 /* Stops the reader and waits for it (the monitor, as it ends). */
 void unb__proc_stop(void);
 
