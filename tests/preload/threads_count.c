@@ -4,7 +4,7 @@
  * "ready" to stderr and reads stdin until a byte or end of file (the
  * runner, tests/test_preload.c, counts the process's OS threads in
  * /proc/PID/status meanwhile: natively 201 or more, under the preload at
- * most UNBLOCK_WORKERS + 4).  Then main sends each thread its number, each
+ * most UNBLOCK_WORKERS + 5).  Then main sends each thread its number, each
  * thread answers with a function of it, and main prints the checksum.
  *
  * Run by hand it waits for a line on stdin (or </dev/null).  Exit status 0
