@@ -39,7 +39,6 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -116,12 +115,11 @@ static bool cached_read(const char *path, char *buf, size_t size)
     return false;
 }
 
+/* Its signals are blocked already: a thread starts with its creator's
+ * mask, and the monitor blocks them all. */
 static void *reader_main(void *arg)
 {
     (void)arg;
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL); /* the program's signals go to workers */
     prctl(PR_SET_NAME, "unblock-proc");
     if (rd.setup)
         rd.setup();
