@@ -180,9 +180,16 @@ static void test_burst_wakeups(void)
      * depends on how often the other worker runs dry, which a loaded
      * machine changes: under 1,000 on a quiet one (the old bound, which
      * CI met), 2,600 to 3,500 at a load average of 7, before and after
-     * session 4's changes alike; so the bound is half the spawns. */
-    cmp_ok(wakeups, <, BURST / 2,
-           "the burst woke workers far fewer times than it spawned (%d)", BURST);
+     * session 4's changes alike; so the bound is half the spawns.  Under
+     * ASan the burst takes 1.9 s instead of about 0.1, and the other
+     * worker runs dry more often: 1,230 to 4,840 with session 14's library
+     * and 1,255 to 5,211 with session 15's, interleaved beside a TSan run,
+     * and 5,841 in a clean-clone CI run; there the bound is three
+     * quarters, which a wake-up per spawn still exceeds. */
+    int bound = under_tool("asan") ? BURST * 3 / 4 : BURST / 2;
+    cmp_ok(wakeups, <, (uint64_t)bound,
+           "the burst woke workers far fewer times than it spawned (%d; bound %d)", BURST,
+           bound);
 }
 
 /* ---- long-lived coroutines started one at a time spread ---------------- */
