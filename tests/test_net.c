@@ -1028,6 +1028,19 @@ static int lowest_free_fd(void)
     return fd;
 }
 
+/* What the fd numbers below `n` are now, on stderr (readlink takes no
+ * number). */
+static void show_fds(int n)
+{
+    for (int i = 0; i < n; i++) {
+        char path[64], what[256];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", i);
+        ssize_t k = readlink(path, what, sizeof what - 1);
+        what[k < 0 ? 0 : k] = 0;
+        diag("  fd %d: %s", i, k < 0 ? "(free)" : what);
+    }
+}
+
 static void test_emfile(void)
 {
     if (under_tool("valgrind")) {
@@ -1056,11 +1069,35 @@ static void test_emfile(void)
         if (c[i].fd < 0)
             BAIL("socket: %s", strerror(errno));
     }
-    int spare = dup(0);
-    int limit = lowest_free_fd(); /* every number below it is in use */
-    struct rlimit low = {(rlim_t)limit, old.rlim_max};
-    if (setrlimit(RLIMIT_NOFILE, &low) != 0)
-        BAIL("setrlimit: %s", strerror(errno));
+    /* The limit at the lowest free number, with `spare` below it: checked,
+     * since a number another thread holds for a moment while this runs
+     * would put the limit too high or `spare` above it.  What held one is
+     * shown (fd_lowest is the test that no runtime thread does). */
+    int spare = -1, limit = -1;
+    for (int attempt = 1;; attempt++) {
+        spare = dup(0);
+        limit = lowest_free_fd(); /* every number below it is in use */
+        struct rlimit low = {(rlim_t)limit, old.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &low) != 0)
+            BAIL("setrlimit: %s", strerror(errno));
+        int probe = dup(0);
+        int probe_err = errno;
+        if (spare >= 0 && spare < limit && probe < 0 && probe_err == EMFILE)
+            break;
+        diag("EMFILE setup, attempt %d: spare fd %d, limit %d, a dup under it gave %d "
+             "(%s): a number was held for a moment; open now:",
+             attempt, spare, limit, probe,
+             probe < 0 ? strerror(probe_err) : "no error");
+        if (probe >= 0)
+            close(probe);
+        if (setrlimit(RLIMIT_NOFILE, &old) != 0)
+            BAIL("setrlimit: %s", strerror(errno));
+        show_fds(limit + 2);
+        close(spare);
+        if (attempt == 5)
+            BAIL("no stable lowest free fd number after 5 attempts");
+        sleep_ms(10);
+    }
     note("RLIMIT_NOFILE soft limit lowered to %d: no fd number is free", limit);
 
     /* Client 0 connects; the server's accept fails with EMFILE, again and
@@ -1072,10 +1109,13 @@ static void test_emfile(void)
     ok(!atomic_load(&c[0].done), "the first client is not served meanwhile");
     close(spare);
     bool served = wait_flag(&c[0].done, 5);
-    ok(served && c[0].echoed,
-       "after one fd is closed, the server accepts the waiting client and echoes "
-       "(connect %ld %s)",
-       c[0].conn.ret, ename(c[0].conn.err));
+    if (!ok(served && c[0].echoed,
+            "after one fd is closed, the server accepts the waiting client and echoes "
+            "(connect %ld %s)",
+            c[0].conn.ret, ename(c[0].conn.err))) {
+        diag("fd %d was freed under a limit of %d; open now:", spare, limit);
+        show_fds(limit + 2);
+    }
 
     /* Client 1: no fd again (the accepted connection took the freed one). */
     int before = atomic_load(&s.emfile);
