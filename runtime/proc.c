@@ -30,8 +30,9 @@
  * ended reads ESRCH; it is closed and opened afresh, once.
  *
  * Where the kernel refuses (before Linux 5.9, or a sandbox that forbids
- * close_range), the reader is not used and the monitor opens the files in
- * the process's table, as it did before.
+ * close_range), or the thread cannot start (no room for it under
+ * RLIMIT_AS as the monitor starts), the reader is not used and the
+ * monitor opens the files in the process's table, as it did before.
  */
 #define _GNU_SOURCE
 #include "proc.h"
@@ -53,6 +54,10 @@
 #define PROC_PATH_MAX 64
 #define PROC_BUF_MAX 1024
 #define PROC_CACHE 16
+/* The reader's stack: it makes a few syscalls and calls nothing deep.
+ * Room for a sanitizer's larger frames; the default (RLIMIT_STACK, 8 MiB)
+ * would be address space counted against RLIMIT_AS for nothing. */
+#define PROC_STACK (256u << 10)
 
 enum { READER_OFF, READER_STARTING, READER_ON, READER_REFUSED };
 
@@ -163,7 +168,12 @@ void unb__proc_start(void (*setup)(void), long wait_ns)
     rd.cpu = -1;
     atomic_store(&rd.stop, false);
     atomic_store(&rd.state, READER_STARTING);
-    if (unb__real_thread_create(&rd.thread, NULL, reader_main, NULL) != 0) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, PROC_STACK);
+    int e = unb__real_thread_create(&rd.thread, &attr, reader_main, NULL);
+    pthread_attr_destroy(&attr);
+    if (e != 0) {
         atomic_store(&rd.state, READER_OFF);
         return;
     }

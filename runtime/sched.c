@@ -2217,8 +2217,14 @@ static void thread_setup(struct unb__m *m)
         m->kmask = unb__sigmask_read();
     }
     m->tid = (pid_t)unb__sys3(SYS_gettid, 0, 0, 0);
-    if (unb__stack_altstack(&m->altstack) != 0)
-        m->altstack = NULL; /* overflows then die without the message */
+    /* Mapped by m_spawn; the initial thread's here.  Without one,
+     * overflows die without the message. */
+    if (!m->altstack && unb__stack_altstack_map(&m->altstack) != 0)
+        m->altstack = NULL;
+    if (m->altstack && unb__stack_altstack_use(m->altstack) != 0) {
+        unb__stack_altstack_unmap(m->altstack);
+        m->altstack = NULL;
+    }
     if (m->first_worker) /* a worker's thread, not a spare */
         malloc_bind();
     if (m->first_worker && !m->initial) /* the initial thread: in start_threads */
@@ -2590,10 +2596,19 @@ static int m_spawn(struct unb__m *m)
      * threads are started by others, and inherit theirs.) */
     if (!m->first_worker && cpus_placing)
         pthread_attr_setaffinity_np(&attr, sizeof cpus_allowed, &cpus_allowed);
+    /* Its signal stack too, here: a thread counted holds all the address
+     * space it will (room_for_thread, and a program that lowers
+     * RLIMIT_AS once the runtime's threads are there, see it). */
+    if (unb__stack_altstack_map(&m->altstack) != 0)
+        m->altstack = NULL; /* thread_setup tries again */
     int e = unb__real_thread_create(&m->thread, &attr, thread_main, m);
     pthread_attr_destroy(&attr);
-    if (e == 0)
+    if (e == 0) {
         m_count(1);
+    } else {
+        unb__stack_altstack_unmap(m->altstack);
+        m->altstack = NULL;
+    }
     return e;
 }
 
@@ -3048,8 +3063,11 @@ static void *monitor_main(void *arg)
             watch_arm(&rt.workers[i], NULL, 0);
         }
         /* /proc without taking the program's numbers; an answer later than
-         * 4 ticks counts as not known. */
-        unb__proc_start(monitor_sched_reader, monitor_tick_ns * 4);
+         * 4 ticks counts as not known.  A thread, so only with room for
+         * one under RLIMIT_AS (a program may have lowered it by now);
+         * without the reader, the monitor reads in the process's table. */
+        if (room_for_thread())
+            unb__proc_start(monitor_sched_reader, monitor_tick_ns * 4);
         spare_prepare();
     }
     while (!atomic_load_explicit(&rt.monitor_stop, memory_order_relaxed)) {

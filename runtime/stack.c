@@ -268,20 +268,20 @@ void unb__stack_install_fault_handler(void)
 
 #define ALTSTACK_SIZE (64 * 1024)
 
-int unb__stack_altstack(void **mem)
+int unb__stack_altstack_map(void **mem)
 {
     void *m = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED)
         return -errno;
-    stack_t ss = {.ss_sp = m, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
-    if (sigaltstack(&ss, NULL) != 0) {
-        int e = errno;
-        munmap(m, ALTSTACK_SIZE);
-        return -e;
-    }
     *mem = m;
     return 0;
+}
+
+int unb__stack_altstack_use(void *mem)
+{
+    stack_t ss = {.ss_sp = mem, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
+    return sigaltstack(&ss, NULL) == 0 ? 0 : -errno;
 }
 
 void unb__stack_altstack_free(void *mem)

@@ -56,14 +56,17 @@ uint64_t unb__stack_count_unguarded(void);
 
 /*
  * Installs the fault handler that reports coroutine stack overflows, once.
- * Every thread that runs coroutines must also call unb__stack_altstack().
+ * Every thread that runs coroutines must also call unb__stack_altstack_use().
  */
 void unb__stack_install_fault_handler(void);
 
-/* Gives the calling thread an alternate signal stack for the fault
- * handler; returns 0 or a negative errno.  unb__stack_altstack_free()
- * undoes it before the thread exits. */
-int unb__stack_altstack(void **mem);
+/* Maps an alternate signal stack for the fault handler, for a thread
+ * about to be started (its creator maps it, so that a thread counted as
+ * started holds all its address space); 0 or a negative errno. */
+int unb__stack_altstack_map(void **mem);
+/* Makes mem the calling thread's alternate signal stack; 0 or a negative
+ * errno.  unb__stack_altstack_free() undoes it before the thread exits. */
+int unb__stack_altstack_use(void *mem);
 void unb__stack_altstack_free(void *mem);
 /* Unmaps the alternate signal stack of a thread that no longer exists (a
  * fork child's copy of another thread's), leaving the caller's alone. */
