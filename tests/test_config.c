@@ -224,7 +224,11 @@ static long vm_size_kb(void)
 }
 
 #define HOLD_MAX 4096
-#define AS_MARGIN (4L << 20) /* room for about 16 default stacks */
+/* Room for about 12 default stacks, and less than the 4 MiB the monitor
+ * wants before it starts a thread (SPARE_ROOM in runtime/sched.c): one it
+ * started as the stacks eat the margin could find no room for ASan's own
+ * maps, and ASan dies of that (1 in 20 runs beside three busy loops). */
+#define AS_MARGIN (3L << 20)
 
 /* Stacks run out under RLIMIT_AS; the runtime survives it. */
 static int child_rlimit(void)
@@ -250,7 +254,25 @@ static int child_rlimit(void)
                 unb_join(w[i], NULL);
     }
     int warm = warm_threads_seen();
+    /* And let the monitor finish starting: after a 2 ms calibration it
+     * starts its /proc reader and one ready spare, threads that need
+     * address space.  Natively a thread that cannot start is only not
+     * there, and one that starts late takes room the stacks below are
+     * measured against; ASan dies instead.  A machine busy enough delayed
+     * the monitor until the stacks had eaten the margin (a CI run's ASan
+     * stage).  The ready spare is the last it starts, counted once its
+     * stacks are mapped; a sanitizer maps more in the thread as it runs,
+     * so wait for VmSize to hold still too. */
+    unb_stats_t st1;
+    for (int ms = 0; ms < 5000 && unb_stats(&st1) == 0 && st1.spare_peak == 0; ms++)
+        usleep(1000);
     long kb = vm_size_kb();
+    for (int still = 0, tries = 0; still < 3 && tries < 200; tries++) {
+        usleep(10000);
+        long now = vm_size_kb();
+        still = now == kb ? still + 1 : 0;
+        kb = now;
+    }
     struct rlimit orig, low;
     if (kb <= 0 || getrlimit(RLIMIT_AS, &orig) != 0)
         return 3;
@@ -271,6 +293,7 @@ static int child_rlimit(void)
     }
     unb_stats_t st_fail;
     unb_stats(&st_fail);
+    long kb_fail = vm_size_kb();
 
     atomic_store(&release_holders, 1);
     int joined_ok = 0;
@@ -294,6 +317,10 @@ static int child_rlimit(void)
                 unb_join(held[i], &res) == 0 && res == (void *)(intptr_t)(i + 1);
     }
 
+    unb_stats_t st_reuse;
+    unb_stats(&st_reuse);
+    long kb_reuse = vm_size_kb();
+
     /* Limit raised back: more stacks than ever held at once can be mapped. */
     int raised = setrlimit(RLIMIT_AS, &orig) == 0;
     atomic_store(&release_holders, 0);
@@ -310,13 +337,17 @@ static int child_rlimit(void)
     snprintf(out, sizeof out,
              "held=%d fail_errno=%s joined_ok=%d reuse_spawned=%d reuse_ok=%d "
              "raised=%d more=%d more_ok=%d alive_at_fail=%" PRIu64
-             " warm_threads=%d workers=%" PRIu64 "\n",
+             " warm_threads=%d workers=%" PRIu64 " handoffs=%" PRIu64 ",%" PRIu64
+             ",%" PRIu64 " spares=%" PRIu64 ",%" PRIu64 ",%" PRIu64
+             " vm_kb=%ld,%ld,%ld\n",
              n,
              err == EAGAIN ? "EAGAIN"
              : err         ? strerror(err)
                            : "none",
              joined_ok, reuse_spawned, reuse_ok, raised, more, more_ok, st_fail.alive,
-             warm, st0.workers);
+             warm, st0.workers, st1.handoffs, st_fail.handoffs, st_reuse.handoffs,
+             st1.spare_threads, st_fail.spare_threads, st_reuse.spare_threads, kb,
+             kb_fail, kb_reuse);
     fputs(out, stdout);
     return 0;
 }
@@ -587,6 +618,16 @@ static void test_rlimit(void)
     note("coroutines held when stacks ran out: %d (workers warmed up: %s of %s)", n,
          kv(c.out, "warm_threads") ? kv(c.out, "warm_threads") : "?",
          kv(c.out, "workers") ? kv(c.out, "workers") : "?");
+    /* kv's buffers last two calls. */
+    char handoffs[64], spares[64];
+    snprintf(handoffs, sizeof handoffs, "%s",
+             kv(c.out, "handoffs") ? kv(c.out, "handoffs") : "?");
+    snprintf(spares, sizeof spares, "%s",
+             kv(c.out, "spares") ? kv(c.out, "spares") : "?");
+    note("handoffs (monitor started, at the failure, after the reuse): %s; spare "
+         "threads: "
+         "%s; VmSize in KiB: %s",
+         handoffs, spares, kv(c.out, "vm_kb") ? kv(c.out, "vm_kb") : "?");
     cmp_ok(n, <, HOLD_MAX, "under RLIMIT_AS, unb_spawn eventually fails");
     is_str(kv(c.out, "fail_errno"), "EAGAIN",
            "unb_spawn fails with errno EAGAIN when no stack can be mapped");
