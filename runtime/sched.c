@@ -3570,6 +3570,14 @@ void unb__sched_fork_child(void)
     unb__plot_reset();
     unb__fd_fork_child();
     struct unb_coro *cur = tls_cur;
+    if (cur) {
+        /* A thread the child does not have may have held its lock at the
+         * fork: the coroutine registering as its joiner (join right after
+         * spawn), or a canceller.  The child's first park spun on it for
+         * ever (fork_exec under ASan).  Nor is the joiner in the child. */
+        atomic_store(&cur->lock, 0);
+        cur->joiner = NULL;
+    }
     registry_fork_child(cur);
     unb__intr_fork_child(cur);
     if (unb__sigmask_on)
