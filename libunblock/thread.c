@@ -77,6 +77,12 @@ void unb__thread_fork_child(void)
 {
     struct unb_coro *co = unb__sched_current();
     atomic_store(&live_threads, co && co->pthread ? 1 : 0);
+    /* Forked by a thread other than main: main is not in the child, so
+     * the process ends, with status 0, when this thread does (as natively,
+     * where the last thread's end is exit(0)).  Before, the child waited
+     * for ever once it returned. */
+    if (co && co->pthread && co != unb__main_coro)
+        atomic_store(&main_exited, true);
     if (co)
         unb__main_coro = co; /* the child's only thread is its main one */
 }

@@ -99,7 +99,7 @@ tsan_skip() {
         echo "natively under ThreadSanitizer a pipe read restarted after an SA_RESTART handler that wrote the byte it waits for hangs (killed by the time limit): no native run to compare with" ;;
     thread_join)
         echo "natively under ThreadSanitizer the program dies by SIGSEGV after its detached threads end: no native run to compare with" ;;
-    fork_wait | fork_exec)
+    fork_wait | fork_exec | fork_thread)
         echo "a fork made in a coroutine: ThreadSanitizer's state in the child (its support for a multi-threaded fork is partial) loses the ordering of the fiber switches and reports the child's own scheduler" ;;
     esac
 }
@@ -145,6 +145,7 @@ case_ sleep_order 0 1
 case_ huge_timeouts 0 1
 case_ fork_wait 0 1
 case_ fork_exec 0 1
+case_ fork_thread 0 1
 case_ mutex_kinds 0 1
 case_ cond_clock 0 1
 case_ sem_calls 0 1
