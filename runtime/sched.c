@@ -2217,10 +2217,10 @@ static void thread_setup(struct unb__m *m)
         m->kmask = unb__sigmask_read();
     }
     m->tid = (pid_t)unb__sys3(SYS_gettid, 0, 0, 0);
-    /* Mapped by m_spawn; the initial thread's here.  Without one,
-     * overflows die without the message. */
-    if (!m->altstack && unb__stack_altstack_map(&m->altstack) != 0)
-        m->altstack = NULL;
+    /* Mapped by m_spawn; the initial thread's here (the map leaves it
+     * NULL on failure).  Without one, overflows die without the message. */
+    if (!m->altstack)
+        unb__stack_altstack_map(&m->altstack);
     if (m->altstack && unb__stack_altstack_use(m->altstack) != 0) {
         unb__stack_altstack_unmap(m->altstack);
         m->altstack = NULL;
@@ -2599,8 +2599,7 @@ static int m_spawn(struct unb__m *m)
     /* Its signal stack too, here: a thread counted holds all the address
      * space it will (room_for_thread, and a program that lowers
      * RLIMIT_AS once the runtime's threads are there, see it). */
-    if (unb__stack_altstack_map(&m->altstack) != 0)
-        m->altstack = NULL; /* thread_setup tries again */
+    unb__stack_altstack_map(&m->altstack); /* if it fails, thread_setup tries again */
     int e = unb__real_thread_create(&m->thread, &attr, thread_main, m);
     pthread_attr_destroy(&attr);
     if (e == 0) {
