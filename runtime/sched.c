@@ -2830,11 +2830,18 @@ static int64_t thread_cpu_ns(pid_t tid)
 
 /* The state letter of m's thread from /proc (R running or runnable, S or D
  * asleep in the kernel), or 0; and the CPU it is on or last ran on, into
- * m->cpu (field 39, for place_spare). */
+ * m->cpu (field 39, for place_spare).  On the way to every handoff of a
+ * thread that stopped switching, so no printf-family call: the monitor
+ * wakes there with cold caches (a virtual CPU back from idle), and
+ * snprintf of the path alone took 85-95 us of bench_monitor's 1.1 ms
+ * from the watchdog's arming to the heartbeat running on the spare (the
+ * TSC read around it, 8 of 8 runs); the hand-made path takes 1 us. */
 static char thread_state(struct unb__m *m)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)m->tid);
+    char path[64], buf[512], *end;
+    end = stpcpy(path, "/proc/self/task/");
+    unb__put_u64(&end, (uint64_t)m->tid);
+    strcpy(end, "/stat");
     if (!unb__proc_read(path, buf, sizeof buf))
         return 0;
     const char *p = strrchr(buf, ')'); /* the name may hold anything */
@@ -2844,8 +2851,12 @@ static char thread_state(struct unb__m *m)
     /* p ends on the space before field `field`: 3 (the state) first. */
     for (int field = 3; field <= 39 && (p = strchr(p + 1, ' ')) != NULL; field++)
         ;
-    if (p && p[1] >= '0' && p[1] <= '9')
-        atomic_store_explicit(&m->cpu, atoi(p + 1), memory_order_relaxed);
+    if (p && p[1] >= '0' && p[1] <= '9') {
+        int cpu = 0;
+        for (p++; *p >= '0' && *p <= '9' && cpu < 1 << 20; p++)
+            cpu = cpu * 10 + (*p - '0');
+        atomic_store_explicit(&m->cpu, cpu, memory_order_relaxed);
+    }
     return st;
 }
 
@@ -2857,32 +2868,41 @@ static char thread_state(struct unb__m *m)
  * measured then).  Runnable but not run (the CPUs are busy with other
  * threads), it is not: another thread would not run the worker's
  * coroutines any sooner, and a handoff would add a thread to CPUs that are
- * already short.  Costs a read of /proc and of the thread's CPU clock,
- * only for a thread that looks stuck.  Returns 1 (holds), 0 (does not:
- * look again) or -1 (not yet known: look again at `*again`).
+ * already short.  The thread's CPU clock is read first: a thread that used
+ * half the window computes, whatever its state, and /proc is not asked (a
+ * round trip to the reader, 90-110 us of a handoff's latency where the
+ * monitor wakes with cold caches).  Only a thread that did not is looked
+ * up in /proc, to tell asleep from not run; `st` is its state if the
+ * caller has just read it, else 0.  Returns 1 (holds), 0 (does not: look
+ * again) or -1 (not yet known: look again at `*again`).
  */
-static int thread_holds(struct unb__worker *w, struct unb__m *m, uint64_t now,
+static int thread_holds(struct unb__worker *w, struct unb__m *m, uint64_t now, char st,
                         uint64_t *again)
 {
-    char st = thread_state(m);
-    if (st != 'R')
-        return st != 0;
     int64_t cpu = thread_cpu_ns(m->tid);
-    if (cpu < 0)
-        return 1;
     int64_t base = w->mon_cpu;
     uint64_t base_cyc = w->mon_cpu_cyc;
     if (base < 0 && atomic_load_explicit(&w->watch_m, memory_order_relaxed) == m) {
         base = atomic_load_explicit(&w->watch_cpu, memory_order_relaxed);
         base_cyc = atomic_load_explicit(&w->watch_cyc, memory_order_relaxed);
     }
+    bool window = cpu >= 0 && base >= 0 && now - base_cyc >= monitor_tick_cyc / 4;
+    if (window &&
+        (double)(cpu - base) >= (double)(now - base_cyc) * monitor_ns_per_cyc / 2)
+        return 1;
+    if (!st)
+        st = thread_state(m);
+    if (st != 'R')
+        return st != 0;
+    if (cpu < 0)
+        return 1;
     w->mon_cpu = cpu;
     w->mon_cpu_cyc = now;
-    if (base < 0 || now - base_cyc < monitor_tick_cyc / 4) {
+    if (!window) {
         *again = now + monitor_tick_cyc / 2; /* a window to measure */
         return -1;
     }
-    return (double)(cpu - base) >= (double)(now - base_cyc) * monitor_ns_per_cyc / 2;
+    return 0;
 }
 
 /*
@@ -2956,9 +2976,10 @@ static uint64_t monitor_look(struct unb__worker *w, uint64_t now)
             return asked ? stamp + STILL_OTHER * tick : now + tick;
         }
     } else {
-        if (still < STILL_OTHER * tick && thread_state(m) == 'R')
+        char st = 0;
+        if (still < STILL_OTHER * tick && (st = thread_state(m)) == 'R')
             return stamp + STILL_OTHER * tick; /* not a computation yet */
-        int holds = thread_holds(w, m, now, &again);
+        int holds = thread_holds(w, m, now, st, &again);
         if (holds <= 0)
             return again; /* preempted, not stuck (or not known yet) */
     }

@@ -139,18 +139,6 @@ uint64_t unb__stack_count_unguarded(void)
 
 /* ---- overflow reports --------------------------------------------------- */
 
-/* Appends the decimal form of v to *p. */
-static void put_u64(char **p, uint64_t v)
-{
-    char tmp[24];
-    int n = 0;
-    do
-        tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    while (n)
-        *(*p)++ = tmp[--n];
-}
-
 static void put_str(char **p, const char *s)
 {
     size_t n = strlen(s);
@@ -162,11 +150,11 @@ void unb__stack_overflow_die(size_t size)
 {
     char msg[256], *p = msg;
     put_str(&p, "libunblock: coroutine stack overflow (stack size ");
-    put_u64(&p, size);
+    unb__put_u64(&p, size);
     put_str(&p, " bytes = ");
-    put_u64(&p, size >> 10);
+    unb__put_u64(&p, size >> 10);
     put_str(&p, " KiB); raise UNBLOCK_STACK_SIZE, e.g. UNBLOCK_STACK_SIZE=");
-    put_u64(&p, (size >> 10) * 4);
+    unb__put_u64(&p, (size >> 10) * 4);
     put_str(&p, "k\n");
     unb__sys3(SYS_write, 2, (long)msg, p - msg);
 
