@@ -272,7 +272,11 @@
  * for 1.5 ticks or more, or sleeps in its loop: then the monitor watches
  * that worker, looking each tick or sooner where a rule says when, until
  * it switches (and so arms its watchdog again) or sleeps in its loop
- * (whose next switch arms it).  An idle worker costs one wake-up after
+ * (whose next switch arms it).  A worker it can do nothing for yet (its
+ * thread inside the runtime, or runnable and not run) it looks at again
+ * after one tick, then two, then four (look_later): on two CPUs shared
+ * with the echo bench's client, preempted workers woke the monitor about
+ * 700 times a second otherwise.  An idle worker costs one wake-up after
  * the last switch.  A computation is handed off 2 to 2.5 ticks after its
  * last switch, a thread asleep in a call 1.5 to 2.5 ticks after.
  * A watchdog fires on the CPU of the thread that armed it, and the kernel
@@ -536,6 +540,7 @@ struct unb__worker {
     uint32_t mon_beat;    /* and that thread's beat then */
     bool mon_asked;       /* a yield was asked of that beat's marked call */
     bool mon_calls;       /* and so of a loop of them: ask each tick */
+    uint8_t mon_backoff;  /* looks it could not act on, that beat (look_later) */
     int64_t mon_cpu;      /* that thread's CPU time at mon_cpu_cyc, or -1 */
     uint64_t mon_cpu_cyc;
     /* Counters: written by the owner only, read by anyone. */
@@ -2906,6 +2911,30 @@ static int thread_holds(struct unb__worker *w, struct unb__m *m, uint64_t now, c
 }
 
 /*
+ * When to look again at a worker whose thread made no switch but cannot
+ * be handed off now: it is inside the runtime (which no handoff may
+ * interrupt), or runnable and not run (the CPUs are busy: see
+ * thread_holds).  Both last as long as the kernel keeps the thread off a
+ * CPU, a scheduler slice of some milliseconds when busy threads outnumber
+ * the CPUs; looked at each tick meanwhile, a preempted worker woke the
+ * monitor a dozen times for nothing, and the echo bench's server (two
+ * workers and the client on two CPUs) woke it about 700 times a second
+ * this way, each a preemption of a busy thread.  So such looks back off:
+ * a tick, two, then four, until the thread switches (a new beat).  A
+ * computation that begins right after such a wait is handed off up to a
+ * millisecond later.
+ */
+#define LOOK_BACKOFF_MAX 2
+
+static uint64_t look_later(struct unb__worker *w, uint64_t now)
+{
+    uint64_t at = now + (monitor_tick_cyc << w->mon_backoff);
+    if (w->mon_backoff < LOOK_BACKOFF_MAX)
+        w->mon_backoff++;
+    return at;
+}
+
+/*
  * One look at worker w, whose watchdog fired (it has not switched for the
  * watchdog's delay less a tick) or which the monitor watches already.
  * Returns when to look again (a cycle count), or 0: w is idle in its loop
@@ -2944,10 +2973,11 @@ static uint64_t monitor_look(struct unb__worker *w, uint64_t now)
         w->mon_m = m;
         w->mon_beat = b;
         w->mon_asked = false;
+        w->mon_backoff = 0;
         w->mon_cpu = -1;
     }
     if (atomic_load_explicit(&m->st.depth, memory_order_relaxed) != 0)
-        return now + tick; /* in the runtime: its own loop, or a switch */
+        return look_later(w, now); /* in the runtime: its own loop, or a switch */
     uint64_t stamp = atomic_load_explicit(&m->stamp, memory_order_relaxed);
     uint64_t still = now - stamp;
     if ((int64_t)still < 0)
@@ -2980,8 +3010,10 @@ static uint64_t monitor_look(struct unb__worker *w, uint64_t now)
         if (still < STILL_OTHER * tick && (st = thread_state(m)) == 'R')
             return stamp + STILL_OTHER * tick; /* not a computation yet */
         int holds = thread_holds(w, m, now, st, &again);
-        if (holds <= 0)
-            return again; /* preempted, not stuck (or not known yet) */
+        if (holds == 0)
+            return look_later(w, now); /* preempted (or not known): not stuck */
+        if (holds < 0)
+            return again; /* a window to measure */
     }
     handoff(w, m, b); /* its new thread arms the watchdog */
     w->mon_calls = false;
