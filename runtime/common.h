@@ -80,9 +80,9 @@ static inline int *unb__errno_fresh(void)
 #define unb_errno (*unb__errno_fresh())
 
 /* Appends the decimal form of v at *p and moves *p past it.  For the
- * paths that must stay small and safe where printf is not: a signal
- * handler's report, and the monitor's look at a stuck thread, where a
- * cold snprintf took 90 us (see thread_state in sched.c). */
+ * paths where printf does not belong: a signal handler's report, and the
+ * monitor's look at a stuck thread, where a process's first snprintf took
+ * 90 us (see thread_state in sched.c). */
 static inline void unb__put_u64(char **p, uint64_t v)
 {
     char tmp[20];

@@ -2836,11 +2836,12 @@ static int64_t thread_cpu_ns(pid_t tid)
 /* The state letter of m's thread from /proc (R running or runnable, S or D
  * asleep in the kernel), or 0; and the CPU it is on or last ran on, into
  * m->cpu (field 39, for place_spare).  On the way to every handoff of a
- * thread that stopped switching, so no printf-family call: the monitor
- * wakes there with cold caches (a virtual CPU back from idle), and
- * snprintf of the path alone took 85-95 us of bench_monitor's 1.1 ms
- * from the watchdog's arming to the heartbeat running on the spare (the
- * TSC read around it, 8 of 8 runs); the hand-made path takes 1 us. */
+ * thread that stopped switching, so no printf-family call: a process's
+ * first one takes about 95 us (its code paged in; 1 us after), and in a
+ * program that had not printed, snprintf of the path was 85-95 us of the
+ * 1.1 ms from the watchdog's arming to the heartbeat running on the spare
+ * in bench_monitor's first handoff (TSC reads around it, 8 of 8 runs).
+ * The hand-made path takes 1 us. */
 static char thread_state(struct unb__m *m)
 {
     char path[64], buf[512], *end;
@@ -2875,8 +2876,9 @@ static char thread_state(struct unb__m *m)
  * coroutines any sooner, and a handoff would add a thread to CPUs that are
  * already short.  The thread's CPU clock is read first: a thread that used
  * half the window computes, whatever its state, and /proc is not asked (a
- * round trip to the reader, 90-110 us of a handoff's latency where the
- * monitor wakes with cold caches).  Only a thread that did not is looked
+ * round trip to the reader: 17 us at the median and 56 us at the 90th
+ * percentile, proc.c, and 90-110 us at a process's first handoff, which
+ * opens the file).  Only a thread that did not is looked
  * up in /proc, to tell asleep from not run; `st` is its state if the
  * caller has just read it, else 0.  Returns 1 (holds), 0 (does not: look
  * again) or -1 (not yet known: look again at `*again`).
